@@ -1,0 +1,375 @@
+// Package config holds every tunable of SPEC §4 in one YAML document with
+// the defaults built in. Load refuses unknown keys and invalid values and
+// names the offending key by its full path (tiers.major.threshold), so a
+// typo is caught at start instead of silently using a default.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"reflect"
+	"sort"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Tier names, lowest to highest. Their order is the pyramid's order.
+const (
+	MassMarket = "mass_market"
+	NonNamed   = "non_named"
+	Named      = "named"
+	Major      = "major"
+)
+
+// TierNames lists the tiers from the bottom of the pyramid to the top.
+var TierNames = [...]string{MassMarket, NonNamed, Named, Major}
+
+// Goal metrics.
+const (
+	AbsoluteSales = "absolute_sales"
+	ShareOfWallet = "share_of_wallet"
+)
+
+// Stage names with a meaning of their own.
+const (
+	ClosedWon  = "closed_won"
+	ClosedLost = "closed_lost"
+)
+
+// Config is the whole configuration. Money is in major units of the
+// reporting currency, ratios are fractions.
+type Config struct {
+	Currency     string             `yaml:"currency"`
+	WindowMonths int                `yaml:"window_months"`
+	Hysteresis   float64            `yaml:"hysteresis"`
+	Quadrant     Quadrant           `yaml:"quadrant"`
+	Tiers        Tiers              `yaml:"tiers"`
+	Stages       map[string]float64 `yaml:"stages"`
+	FXRates      map[string]float64 `yaml:"fx_rates"`
+	// AlertLinkTemplate builds a link for each alert; {account_id} and
+	// {owner_id} are replaced (URL-escaped).
+	AlertLinkTemplate string `yaml:"alert_link_template"`
+}
+
+// Quadrant holds the "high" bounds of the two axes (inclusive).
+type Quadrant struct {
+	CurrentHigh   float64 `yaml:"current_high"`
+	PotentialHigh float64 `yaml:"potential_high"`
+}
+
+// Tiers holds the per-tier parameters.
+type Tiers struct {
+	Major      Tier `yaml:"major"`
+	Named      Tier `yaml:"named"`
+	NonNamed   Tier `yaml:"non_named"`
+	MassMarket Tier `yaml:"mass_market"`
+}
+
+// Tier is one tier's threshold, goal, coverage and neglect limit.
+type Tier struct {
+	Threshold        float64 `yaml:"threshold"`
+	Goal             Goal    `yaml:"goal"`
+	Coverage         string  `yaml:"coverage"`
+	LoadWeight       float64 `yaml:"load_weight"`
+	NeglectAfterDays int     `yaml:"neglect_after_days"`
+}
+
+// Goal is what a tier's accounts are measured on.
+type Goal struct {
+	Metric string  `yaml:"metric"`
+	Target float64 `yaml:"target"`
+}
+
+// Default returns the built-in configuration of SPEC §4.
+func Default() *Config {
+	return &Config{
+		Currency:     "USD",
+		WindowMonths: 12,
+		Hysteresis:   0.10,
+		Quadrant:     Quadrant{CurrentHigh: 500_000, PotentialHigh: 500_000},
+		Tiers: Tiers{
+			Major:      Tier{Threshold: 1_000_000, Goal: Goal{ShareOfWallet, 0.50}, Coverage: "1:1", LoadWeight: 1.0, NeglectAfterDays: 14},
+			Named:      Tier{Threshold: 250_000, Goal: Goal{ShareOfWallet, 0.30}, Coverage: "1:few", LoadWeight: 0.2, NeglectAfterDays: 30},
+			NonNamed:   Tier{Threshold: 25_000, Goal: Goal{AbsoluteSales, 50_000}, Coverage: "1:many", LoadWeight: 0.02, NeglectAfterDays: 45},
+			MassMarket: Tier{Threshold: 0, Goal: Goal{AbsoluteSales, 5_000}, Coverage: "call_center", LoadWeight: 0, NeglectAfterDays: 60},
+		},
+		Stages: map[string]float64{
+			"prospecting": 0.10, "qualification": 0.20, "proposal": 0.50,
+			"negotiation": 0.75, ClosedWon: 1.0, ClosedLost: 0.0,
+		},
+		FXRates: map[string]float64{},
+	}
+}
+
+// Tier returns the parameters of the named tier.
+func (c *Config) Tier(name string) *Tier {
+	switch name {
+	case Major:
+		return &c.Tiers.Major
+	case Named:
+		return &c.Tiers.Named
+	case NonNamed:
+		return &c.Tiers.NonNamed
+	case MassMarket:
+		return &c.Tiers.MassMarket
+	}
+	return nil
+}
+
+// Load reads the YAML file at path over the defaults. An empty path gives
+// the defaults.
+func Load(path string) (*Config, error) {
+	if path == "" {
+		return Default(), nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	c, err := Parse(b)
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	return c, nil
+}
+
+// Parse reads a YAML document over the defaults. Keys that are given
+// replace the default; maps (stages, fx_rates) are replaced whole so a
+// configuration can remove a stage.
+func Parse(b []byte) (*Config, error) {
+	c := Default()
+	if len(bytes.TrimSpace(b)) == 0 {
+		return c, nil
+	}
+	var root yaml.Node
+	if err := yaml.Unmarshal(b, &root); err != nil {
+		return nil, fmt.Errorf("not valid YAML: %w", err)
+	}
+	if len(root.Content) == 0 {
+		return c, nil
+	}
+	doc := root.Content[0]
+	if doc.Kind == yaml.ScalarNode && doc.Tag == "!!null" {
+		return c, nil
+	}
+	if err := checkKeys(doc, reflect.TypeOf(*c), ""); err != nil {
+		return nil, err
+	}
+	// Maps given in the file replace the defaults instead of merging.
+	for i := 0; i+1 < len(doc.Content); i += 2 {
+		switch doc.Content[i].Value {
+		case "stages":
+			c.Stages = nil
+		case "fx_rates":
+			c.FXRates = nil
+		}
+	}
+	if err := doc.Decode(c); err != nil {
+		return nil, fmt.Errorf("%s", strings.TrimPrefix(err.Error(), "yaml: "))
+	}
+	if c.FXRates == nil {
+		c.FXRates = map[string]float64{}
+	}
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// checkKeys walks a mapping node against the struct type t and reports the
+// first key t has no field for, by its full path.
+func checkKeys(n *yaml.Node, t reflect.Type, path string) error {
+	if n.Kind == yaml.AliasNode {
+		n = n.Alias
+	}
+	switch t.Kind() {
+	case reflect.Struct:
+		if n.Kind != yaml.MappingNode {
+			return fmt.Errorf("%s: must be a mapping (line %d)", orRoot(path), n.Line)
+		}
+		fields := map[string]reflect.Type{}
+		for i := range t.NumField() {
+			f := t.Field(i)
+			name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+			fields[name] = f.Type
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k := n.Content[i].Value
+			p := join(path, k)
+			ft, ok := fields[k]
+			if !ok {
+				return fmt.Errorf("%s: unknown key (line %d); known keys here: %s", p, n.Content[i].Line, known(fields))
+			}
+			if err := checkKeys(n.Content[i+1], ft, p); err != nil {
+				return err
+			}
+		}
+	case reflect.Map:
+		if n.Kind != yaml.MappingNode && !(n.Kind == yaml.ScalarNode && n.Tag == "!!null") {
+			return fmt.Errorf("%s: must be a mapping (line %d)", path, n.Line)
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if err := checkKeys(n.Content[i+1], t.Elem(), join(path, n.Content[i].Value)); err != nil {
+				return err
+			}
+		}
+	default:
+		if n.Kind != yaml.ScalarNode {
+			return fmt.Errorf("%s: must be a single value (line %d)", path, n.Line)
+		}
+		// Decode the scalar alone so a type error names its key.
+		v := reflect.New(t)
+		if err := n.Decode(v.Interface()); err != nil {
+			return fmt.Errorf("%s: %q is not a valid %s (line %d)", path, n.Value, t.Kind(), n.Line)
+		}
+	}
+	return nil
+}
+
+func orRoot(p string) string {
+	if p == "" {
+		return "config"
+	}
+	return p
+}
+
+func join(path, k string) string {
+	if path == "" {
+		return k
+	}
+	return path + "." + k
+}
+
+func known(fields map[string]reflect.Type) string {
+	names := make([]string, 0, len(fields))
+	for k := range fields {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	return strings.Join(names, ", ")
+}
+
+// Validate checks every value and names the first bad one by its path.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(path, format string, a ...any) {
+		errs = append(errs, fmt.Errorf("%s: "+format, append([]any{path}, a...)...))
+	}
+	if !isCurrency(c.Currency) {
+		bad("currency", "%q is not a three-letter ISO 4217 code", c.Currency)
+	}
+	if c.WindowMonths < 1 || c.WindowMonths > 120 {
+		bad("window_months", "%d is outside 1..120", c.WindowMonths)
+	}
+	if !(c.Hysteresis >= 0 && c.Hysteresis < 1) {
+		bad("hysteresis", "%v is outside 0..1 (exclusive of 1)", c.Hysteresis)
+	}
+	money := func(path string, v float64) {
+		if math.IsNaN(v) || v < 0 || v > 1e13 {
+			bad(path, "%v must be a non-negative amount <= 1e13", v)
+		}
+	}
+	money("quadrant.current_high", c.Quadrant.CurrentHigh)
+	money("quadrant.potential_high", c.Quadrant.PotentialHigh)
+	prev := -1.0
+	for _, name := range TierNames {
+		t := c.Tier(name)
+		p := "tiers." + name
+		money(p+".threshold", t.Threshold)
+		if name == MassMarket && t.Threshold != 0 {
+			bad(p+".threshold", "must be 0: every account is at least mass_market")
+		}
+		if name != MassMarket && t.Threshold <= prev {
+			bad(p+".threshold", "%v must be above the tier below it (%v)", t.Threshold, prev)
+		}
+		prev = t.Threshold
+		switch t.Goal.Metric {
+		case ShareOfWallet:
+			if !(t.Goal.Target > 0 && t.Goal.Target <= 1) {
+				bad(p+".goal.target", "%v: a share_of_wallet target must be in (0, 1]", t.Goal.Target)
+			}
+		case AbsoluteSales:
+			if !(t.Goal.Target > 0 && t.Goal.Target <= 1e13) {
+				bad(p+".goal.target", "%v: an absolute_sales target must be a positive amount", t.Goal.Target)
+			}
+		default:
+			bad(p+".goal.metric", "%q must be absolute_sales or share_of_wallet", t.Goal.Metric)
+		}
+		if strings.TrimSpace(t.Coverage) == "" {
+			bad(p+".coverage", "must not be empty")
+		}
+		if !(t.LoadWeight >= 0 && t.LoadWeight <= 1) {
+			bad(p+".load_weight", "%v is outside 0..1", t.LoadWeight)
+		}
+		if t.NeglectAfterDays < 1 || t.NeglectAfterDays > 3650 {
+			bad(p+".neglect_after_days", "%d is outside 1..3650", t.NeglectAfterDays)
+		}
+	}
+	for _, s := range []string{ClosedWon, ClosedLost} {
+		if _, ok := c.Stages[s]; !ok {
+			bad("stages."+s, "is required")
+		}
+	}
+	for _, s := range sortedKeys(c.Stages) {
+		if p := c.Stages[s]; !(p >= 0 && p <= 1) {
+			bad("stages."+s, "probability %v is outside 0..1", p)
+		}
+		if s == "" {
+			bad("stages", "a stage name must not be empty")
+		}
+	}
+	if p, ok := c.Stages[ClosedWon]; ok && p != 1 {
+		bad("stages."+ClosedWon, "probability must be 1")
+	}
+	if p, ok := c.Stages[ClosedLost]; ok && p != 0 {
+		bad("stages."+ClosedLost, "probability must be 0")
+	}
+	for _, cur := range sortedKeys(c.FXRates) {
+		if !isCurrency(cur) {
+			bad("fx_rates."+cur, "%q is not a three-letter ISO 4217 code", cur)
+		}
+		if r := c.FXRates[cur]; !(r > 0 && r < 1e6) {
+			bad("fx_rates."+cur, "rate %v must be positive", r)
+		}
+	}
+	if t := c.AlertLinkTemplate; t != "" && !strings.Contains(t, "{account_id}") {
+		bad("alert_link_template", "must contain {account_id}")
+	}
+	return errors.Join(errs...)
+}
+
+func isCurrency(s string) bool {
+	if len(s) != 3 {
+		return false
+	}
+	for i := 0; i < 3; i++ {
+		if s[i] < 'A' || s[i] > 'Z' {
+			return false
+		}
+	}
+	return true
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// YAML renders the effective configuration.
+func (c *Config) YAML() ([]byte, error) {
+	var b bytes.Buffer
+	enc := yaml.NewEncoder(&b)
+	enc.SetIndent(2)
+	if err := enc.Encode(c); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), enc.Close()
+}

@@ -1,0 +1,478 @@
+// Package event decodes and validates the CRM events of SPEC §1.
+//
+// Decode is the single entry point for outside input, in replay and in
+// streaming alike. It never panics; every rejection is an *Error carrying a
+// short Reason (for counters and dead-letter headers) and a message a person
+// can act on, such as `opportunity "o-9": probability 1.4 is outside 0..1`.
+// Amounts are converted to integer cents of the reporting currency here, so
+// the scoring core sees only exact money.
+package event
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/pyramid-crm/pyramid/config"
+	"github.com/pyramid-crm/pyramid/money"
+)
+
+// Type is an event type.
+type Type uint8
+
+// Event types.
+const (
+	Order Type = iota + 1
+	Opportunity
+	Activity
+	Account
+)
+
+var typeNames = [...]string{"", "order", "opportunity", "activity", "account"}
+
+func (t Type) String() string {
+	if int(t) < len(typeNames) {
+		return typeNames[t]
+	}
+	return "unknown"
+}
+
+// Types lists every event type, for metrics labels.
+var Types = []Type{Order, Opportunity, Activity, Account}
+
+// MaxSize is the largest accepted encoded event.
+const MaxSize = 1 << 20
+
+// minTime is the earliest accepted occurred_at (year 2000).
+var minTime = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano()
+
+// maxTime keeps nanosecond timestamps far from int64 overflow.
+var maxTime = time.Date(2200, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano()
+
+// Field is an optional account-profile field: absent, explicitly null
+// (clear it), or set to V.
+type Field[T any] struct {
+	Set  bool // present in the event (as a value or null)
+	Null bool // present as null: clear the field
+	V    T
+}
+
+// Event is one decoded, valid event. Times are Unix nanoseconds UTC; money
+// is in cents of the reporting currency.
+type Event struct {
+	ID         string
+	Type       Type
+	AccountID  string
+	OccurredAt int64
+
+	// order and opportunity
+	OpportunityID string
+	Amount        money.Cents
+	// order
+	OrderID string
+	// opportunity
+	Stage   string
+	ProbPPM int64 // probability in millionths; the stage default when absent
+
+	// activity
+	Kind    string
+	OwnerID string // activity: the rep who made the touch
+
+	// account
+	Name         Field[string]
+	Owner        Field[string]
+	Wallet       Field[money.Cents]
+	TierOverride Field[string]
+	SnoozeUntil  Field[int64]
+}
+
+// Time returns OccurredAt as a time.Time in UTC.
+func (e *Event) Time() time.Time { return time.Unix(0, e.OccurredAt).UTC() }
+
+// Reasons for rejecting an event, used as metric labels and in summaries.
+const (
+	ReasonTooLarge        = "too_large"
+	ReasonNotJSON         = "not_json"
+	ReasonMissingField    = "missing_field"
+	ReasonInvalidField    = "invalid_field"
+	ReasonUnknownType     = "unknown_type"
+	ReasonUnknownStage    = "unknown_stage"
+	ReasonUnknownCurrency = "unknown_currency"
+	ReasonFuture          = "future_event"
+)
+
+// Reasons lists every rejection reason.
+var Reasons = []string{ReasonTooLarge, ReasonNotJSON, ReasonMissingField, ReasonInvalidField,
+	ReasonUnknownType, ReasonUnknownStage, ReasonUnknownCurrency, ReasonFuture}
+
+// Error is a rejected event.
+type Error struct {
+	Reason string // one of the Reason constants
+	Msg    string // one line a person can act on
+}
+
+func (e *Error) Error() string { return e.Msg }
+
+// ReasonOf returns the rejection reason of err, or "" when err is no *Error.
+func ReasonOf(err error) string {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Reason
+	}
+	return ""
+}
+
+// Decoder validates events against a configuration (stages, currencies).
+type Decoder struct {
+	stages   map[string]int64 // stage -> default probability in ppm
+	fx       map[string]int64 // currency -> rate in ppm
+	currency string
+}
+
+// NewDecoder builds a decoder for cfg.
+func NewDecoder(cfg *config.Config) *Decoder {
+	d := &Decoder{stages: map[string]int64{}, fx: map[string]int64{}, currency: cfg.Currency}
+	for s, p := range cfg.Stages {
+		ppm, _ := money.ParseRatio(fmt.Sprint(p))
+		d.stages[s] = ppm
+	}
+	for c, r := range cfg.FXRates {
+		ppm, _ := money.ParseRatio(fmt.Sprint(r))
+		d.fx[c] = ppm
+	}
+	return d
+}
+
+// Decode parses and validates one encoded event.
+func (d *Decoder) Decode(b []byte) (Event, error) {
+	var ev Event
+	if len(b) > MaxSize {
+		return ev, &Error{ReasonTooLarge, fmt.Sprintf("event is %d bytes; the limit is %d (1 MiB)", len(b), MaxSize)}
+	}
+	var r raw
+	sc := scanner{b: b}
+	if err := sc.object(r.set); err != nil {
+		return ev, &Error{ReasonNotJSON, "not a JSON object: " + err.Error()}
+	}
+	err := d.build(&r, &ev)
+	return ev, err
+}
+
+// raw holds the scanned top-level fields we know; later duplicates win, as
+// in encoding/json.
+type raw struct {
+	eventID, typ, accountID, occurredAt                    value
+	orderID, amount, currency, opportunityID               value
+	stage, probability, kind, ownerID                      value
+	name, wallet, tierOverride, snoozeUntil                value
+}
+
+func (r *raw) set(key string, v value) error {
+	switch key {
+	case "event_id":
+		r.eventID = v
+	case "type":
+		r.typ = v
+	case "account_id":
+		r.accountID = v
+	case "occurred_at":
+		r.occurredAt = v
+	case "order_id":
+		r.orderID = v
+	case "amount":
+		r.amount = v
+	case "currency":
+		r.currency = v
+	case "opportunity_id":
+		r.opportunityID = v
+	case "stage":
+		r.stage = v
+	case "probability":
+		r.probability = v
+	case "kind":
+		r.kind = v
+	case "owner_id":
+		r.ownerID = v
+	case "name":
+		r.name = v
+	case "wallet":
+		r.wallet = v
+	case "tier_override":
+		r.tierOverride = v
+	case "snooze_until", "snooze_alerts_until":
+		r.snoozeUntil = v
+	}
+	return nil
+}
+
+
+func (d *Decoder) build(r *raw, ev *Event) error {
+	// The subject names the event in messages as well as we know it so far.
+	subj := "event"
+	if r.eventID.kind == kString && r.eventID.str != "" {
+		subj = fmt.Sprintf("event %q", trunc(r.eventID.str))
+	}
+	fail := func(reason, format string, a ...any) error {
+		return &Error{reason, subj + ": " + fmt.Sprintf(format, a...)}
+	}
+	req := func(name string, v value) (string, error) {
+		switch v.kind {
+		case kNone, kNull:
+			return "", fail(ReasonMissingField, "%s is required", name)
+		case kString:
+			return v.str, nil
+		default:
+			return "", fail(ReasonInvalidField, "%s must be a string, not %s", name, v.kind)
+		}
+	}
+	var err error
+	if ev.ID, err = req("event_id", r.eventID); err != nil {
+		return err
+	}
+	if n := len(ev.ID); n == 0 || n > 128 {
+		return fail(ReasonInvalidField, "event_id must be 1 to 128 bytes, not %d", n)
+	}
+	typ, err := req("type", r.typ)
+	if err != nil {
+		return err
+	}
+	switch typ {
+	case "order":
+		ev.Type = Order
+	case "opportunity":
+		ev.Type = Opportunity
+	case "activity":
+		ev.Type = Activity
+	case "account":
+		ev.Type = Account
+	default:
+		return fail(ReasonUnknownType, "type %q is not one of order, opportunity, activity, account", trunc(typ))
+	}
+	if ev.AccountID, err = req("account_id", r.accountID); err != nil {
+		return err
+	}
+	if n := len(ev.AccountID); n == 0 || n > 128 {
+		return fail(ReasonInvalidField, "account_id must be 1 to 128 bytes, not %d", n)
+	}
+	if hasControl(ev.AccountID) {
+		return fail(ReasonInvalidField, "account_id %q contains a control character", trunc(ev.AccountID))
+	}
+	at, err := req("occurred_at", r.occurredAt)
+	if err != nil {
+		return err
+	}
+	if ev.OccurredAt, err = parseTime(at); err != nil {
+		return fail(ReasonInvalidField, "occurred_at %q %v", trunc(at), err)
+	}
+
+	switch ev.Type {
+	case Order:
+		if ev.OrderID, err = req("order_id", r.orderID); err != nil {
+			return err
+		}
+		subj = fmt.Sprintf("order %q", trunc(ev.OrderID))
+		if ev.Amount, err = d.amount(r.amount, r.currency, true, fail); err != nil {
+			return err
+		}
+		if ev.OpportunityID, err = optString("opportunity_id", r.opportunityID, fail); err != nil {
+			return err
+		}
+	case Opportunity:
+		if ev.OpportunityID, err = req("opportunity_id", r.opportunityID); err != nil {
+			return err
+		}
+		subj = fmt.Sprintf("opportunity %q", trunc(ev.OpportunityID))
+		if ev.Stage, err = req("stage", r.stage); err != nil {
+			return err
+		}
+		def, ok := d.stages[ev.Stage]
+		if !ok {
+			return fail(ReasonUnknownStage, "stage %q is not a configured stage (%s)", trunc(ev.Stage), strings.Join(d.stageNames(), ", "))
+		}
+		if ev.Amount, err = d.amount(r.amount, r.currency, false, fail); err != nil {
+			return err
+		}
+		ev.ProbPPM = def
+		switch r.probability.kind {
+		case kNone, kNull:
+		case kNumber:
+			p, perr := money.ParseRatio(string(r.probability.raw))
+			if perr != nil || p < 0 || p > 1_000_000 {
+				return fail(ReasonInvalidField, "probability %s is outside 0..1", r.probability.raw)
+			}
+			ev.ProbPPM = p
+		default:
+			return fail(ReasonInvalidField, "probability must be a number, not %s", r.probability.kind)
+		}
+	case Activity:
+		if ev.Kind, err = req("kind", r.kind); err != nil {
+			return err
+		}
+		if ev.OwnerID, err = optString("owner_id", r.ownerID, fail); err != nil {
+			return err
+		}
+	case Account:
+		subj = fmt.Sprintf("account %q", trunc(ev.AccountID))
+		if ev.Name, err = strField("name", r.name, fail); err != nil {
+			return err
+		}
+		if ev.Owner, err = strField("owner_id", r.ownerID, fail); err != nil {
+			return err
+		}
+		if ev.TierOverride, err = strField("tier_override", r.tierOverride, fail); err != nil {
+			return err
+		}
+		if t := ev.TierOverride; t.Set && !t.Null {
+			switch t.V {
+			case config.Major, config.Named, config.NonNamed, config.MassMarket:
+			default:
+				return fail(ReasonInvalidField, "tier_override %q is not one of major, named, non_named, mass_market", trunc(t.V))
+			}
+		}
+		switch v := r.wallet; v.kind {
+		case kNone:
+		case kNull:
+			ev.Wallet = Field[money.Cents]{Set: true, Null: true}
+		case kNumber:
+			c, perr := money.Parse(string(v.raw))
+			if perr != nil {
+				return fail(ReasonInvalidField, "wallet %s %v", v.raw, perr)
+			}
+			if c < 0 {
+				return fail(ReasonInvalidField, "wallet %s must be >= 0", v.raw)
+			}
+			// The wallet is in the reporting currency, or the event's currency.
+			if c, err = d.convert(c, r.currency, fail); err != nil {
+				return err
+			}
+			ev.Wallet = Field[money.Cents]{Set: true, V: c}
+		default:
+			return fail(ReasonInvalidField, "wallet must be a number or null, not %s", v.kind)
+		}
+		switch v := r.snoozeUntil; v.kind {
+		case kNone:
+		case kNull:
+			ev.SnoozeUntil = Field[int64]{Set: true, Null: true}
+		case kString:
+			t, perr := parseTime(v.str)
+			if perr != nil {
+				return fail(ReasonInvalidField, "snooze_alerts_until %q %v", trunc(v.str), perr)
+			}
+			ev.SnoozeUntil = Field[int64]{Set: true, V: t}
+		default:
+			return fail(ReasonInvalidField, "snooze_alerts_until must be an RFC 3339 string or null, not %s", v.kind)
+		}
+	}
+	return nil
+}
+
+func (d *Decoder) amount(v, cur value, signed bool, fail func(string, string, ...any) error) (money.Cents, error) {
+	switch v.kind {
+	case kNone, kNull:
+		return 0, fail(ReasonMissingField, "amount is required")
+	case kNumber:
+	default:
+		return 0, fail(ReasonInvalidField, "amount must be a number, not %s", v.kind)
+	}
+	c, err := money.Parse(string(v.raw))
+	if err != nil {
+		return 0, fail(ReasonInvalidField, "amount %s %v", v.raw, err)
+	}
+	if !signed && c < 0 {
+		return 0, fail(ReasonInvalidField, "amount %s must be >= 0", v.raw)
+	}
+	return d.convert(c, cur, fail)
+}
+
+func (d *Decoder) convert(c money.Cents, cur value, fail func(string, string, ...any) error) (money.Cents, error) {
+	switch cur.kind {
+	case kNone, kNull:
+		return c, nil
+	case kString:
+	default:
+		return 0, fail(ReasonInvalidField, "currency must be a string, not %s", cur.kind)
+	}
+	if cur.str == d.currency {
+		return c, nil
+	}
+	rate, ok := d.fx[cur.str]
+	if !ok {
+		return 0, fail(ReasonUnknownCurrency, "currency %q has no rate in fx_rates (reporting currency %s)", trunc(cur.str), d.currency)
+	}
+	out := money.MulPPM(c, rate)
+	if out > money.MaxAbs || out < -money.MaxAbs {
+		return 0, fail(ReasonInvalidField, "amount %s %s is too large once converted to %s", c, cur.str, d.currency)
+	}
+	return out, nil
+}
+
+func (d *Decoder) stageNames() []string {
+	names := make([]string, 0, len(d.stages))
+	for s := range d.stages {
+		names = append(names, s)
+	}
+	sort.Strings(names)
+	return names
+}
+
+func optString(name string, v value, fail func(string, string, ...any) error) (string, error) {
+	switch v.kind {
+	case kNone, kNull:
+		return "", nil
+	case kString:
+		return v.str, nil
+	}
+	return "", fail(ReasonInvalidField, "%s must be a string, not %s", name, v.kind)
+}
+
+func strField(name string, v value, fail func(string, string, ...any) error) (Field[string], error) {
+	switch v.kind {
+	case kNone:
+		return Field[string]{}, nil
+	case kNull:
+		return Field[string]{Set: true, Null: true}, nil
+	case kString:
+		return Field[string]{Set: true, V: v.str}, nil
+	}
+	return Field[string]{}, fail(ReasonInvalidField, "%s must be a string or null, not %s", name, v.kind)
+}
+
+func parseTime(s string) (int64, error) {
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return 0, errors.New("is not an RFC 3339 timestamp (e.g. 2026-03-01T12:00:00Z)")
+	}
+	n := t.UnixNano()
+	if n < minTime || t.Year() < 2000 {
+		return 0, errors.New("is before the year 2000")
+	}
+	if n > maxTime || t.Year() >= 2200 {
+		return 0, errors.New("is after the year 2200")
+	}
+	return n, nil
+}
+
+func hasControl(s string) bool {
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
+			return true
+		}
+	}
+	return false
+}
+
+// trunc keeps echoed values short enough for a log line or a header.
+func trunc(s string) string {
+	const max = 64
+	if len(s) <= max {
+		return s
+	}
+	cut := max
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
+}

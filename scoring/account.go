@@ -1,0 +1,283 @@
+package scoring
+
+import (
+	"time"
+
+	"github.com/pyramid-crm/pyramid/config"
+	"github.com/pyramid-crm/pyramid/event"
+	"github.com/pyramid-crm/pyramid/money"
+)
+
+// Profile fields, each last-writer-wins on its own timestamp.
+const (
+	fName = iota
+	fOwner
+	fWallet
+	fOverride
+	fSnooze
+	nFields
+)
+
+// dedupDepth is how many recent event ids an account remembers (SPEC §1).
+const dedupDepth = 16
+
+// Account is the whole state of one account. It is small on purpose: the
+// reason text, the figures and the snapshot are all derived on demand.
+type Account struct {
+	ID      string
+	Version uint64 // snapshots emitted so far
+	Tier    Tier
+
+	reasonKind  uint8
+	reasonFrom  Tier
+	reasonValue money.Cents
+
+	override  Tier
+	hasWallet bool
+	name      string
+	owner     string
+	wallet    money.Cents
+	snooze    int64
+	at        [nFields]int64 // occurred_at of the value each field holds
+
+	firstAt   int64 // earliest event time seen
+	lastTouch int64 // latest touch time; 0 before any touch
+	touchKind string
+
+	months []monthSum // order sums per calendar month, sorted
+	opps   []opp
+
+	seen     []uint64 // hashes of recent event ids, a ring once full
+	seenNext uint8
+
+	alertMoment int64 // when the open alert's neglect began; 0 = none open
+	alertTouch  int64 // last_touch_at the open alert was computed from
+
+	digest uint64 // hash of the last emitted snapshot's content
+}
+
+type monthSum struct {
+	month int32 // year*12 + month-1
+	cents money.Cents
+}
+
+// opp is an opportunity: the last upsert's state plus the sum of orders that
+// invoice it. at == 0 marks a placeholder known only from orders.
+type opp struct {
+	id       string
+	stage    string
+	amount   money.Cents
+	invoiced money.Cents
+	at       int64
+	ppm      int64
+}
+
+// Name, Owner and the other accessors expose profile fields read-only.
+func (a *Account) Name() string { return a.name }
+
+// Owner returns the account's rep.
+func (a *Account) Owner() string { return a.owner }
+
+// Wallet returns the customer's yearly category spend, if known.
+func (a *Account) Wallet() (money.Cents, bool) { return a.wallet, a.hasWallet }
+
+// Override returns the pinned tier, or TierNone.
+func (a *Account) Override() Tier { return a.override }
+
+// SnoozeUntil returns the snooze deadline (Unix ns), or 0.
+func (a *Account) SnoozeUntil() int64 { return a.snooze }
+
+// LastTouchAt returns the latest touch, or the first event's time before any.
+func (a *Account) LastTouchAt() int64 {
+	if a.lastTouch != 0 {
+		return a.lastTouch
+	}
+	return a.firstAt
+}
+
+// LastTouchKind is the activity kind of the last touch, or the event type.
+func (a *Account) LastTouchKind() string { return a.touchKind }
+
+// AlertOpen reports whether a neglect alert is open and since when.
+func (a *Account) AlertOpen() (moment int64, open bool) { return a.alertMoment, a.alertMoment != 0 }
+
+// Opportunity is a read-only view of one opportunity.
+type Opportunity struct {
+	ID          string
+	Stage       string
+	Amount      money.Cents
+	Invoiced    money.Cents
+	Probability float64
+	UpdatedAt   int64
+}
+
+// Opportunities lists the account's opportunities with a known stage.
+func (a *Account) Opportunities() []Opportunity {
+	out := make([]Opportunity, 0, len(a.opps))
+	for _, o := range a.opps {
+		if o.at == 0 {
+			continue
+		}
+		out = append(out, Opportunity{o.id, o.stage, o.amount, o.invoiced, float64(o.ppm) / 1e6, o.at})
+	}
+	return out
+}
+
+func monthOf(ns int64) int32 {
+	t := time.Unix(0, ns).UTC()
+	return int32(t.Year()*12 + int(t.Month()) - 1)
+}
+
+func hashID(s string) uint64 {
+	h := uint64(14695981039346656037)
+	for i := 0; i < len(s); i++ {
+		h ^= uint64(s[i])
+		h *= 1099511628211
+	}
+	return h
+}
+
+// seenBefore reports whether the event id is among the last 16 applied.
+func (a *Account) seenBefore(h uint64) bool {
+	for _, s := range a.seen {
+		if s == h {
+			return true
+		}
+	}
+	return false
+}
+
+func (a *Account) remember(h uint64) {
+	if len(a.seen) < dedupDepth {
+		if a.seen == nil {
+			a.seen = make([]uint64, 0, 4)
+		}
+		a.seen = append(a.seen, h)
+		return
+	}
+	a.seen[a.seenNext] = h
+	a.seenNext = (a.seenNext + 1) % dedupDepth
+}
+
+func (a *Account) findOpp(id string) *opp {
+	for i := range a.opps {
+		if a.opps[i].id == id {
+			return &a.opps[i]
+		}
+	}
+	a.opps = append(a.opps, opp{id: id})
+	return &a.opps[len(a.opps)-1]
+}
+
+func (a *Account) addMonth(m int32, c money.Cents) {
+	i := len(a.months)
+	for i > 0 && a.months[i-1].month > m {
+		i--
+	}
+	if i > 0 && a.months[i-1].month == m {
+		a.months[i-1].cents += c
+		return
+	}
+	a.months = append(a.months, monthSum{})
+	copy(a.months[i+1:], a.months[i:])
+	a.months[i] = monthSum{m, c}
+}
+
+// isTouch reports whether an event type counts as a touch (SPEC §3).
+func isTouch(t event.Type) bool { return t != event.Account }
+
+// mutate applies ev's facts to the state. intern dedups repeated strings.
+func (a *Account) mutate(ev *event.Event, intern func(string) string) {
+	t := ev.OccurredAt
+	if a.firstAt == 0 || t < a.firstAt {
+		a.firstAt = t
+	}
+	if isTouch(ev.Type) && t > a.lastTouch {
+		a.lastTouch = t
+		if ev.Type == event.Activity {
+			a.touchKind = intern(ev.Kind)
+		} else {
+			a.touchKind = ev.Type.String()
+		}
+	}
+	switch ev.Type {
+	case event.Order:
+		a.addMonth(monthOf(t), ev.Amount)
+		if ev.OpportunityID != "" {
+			a.findOpp(ev.OpportunityID).invoiced += ev.Amount
+		}
+	case event.Opportunity:
+		o := a.findOpp(ev.OpportunityID)
+		if t >= o.at {
+			o.at, o.stage, o.amount, o.ppm = t, intern(ev.Stage), ev.Amount, ev.ProbPPM
+		}
+	case event.Account:
+		lww(a, fName, t, ev.Name.Set, func() { a.name = ev.Name.V })
+		lww(a, fOwner, t, ev.Owner.Set, func() { a.owner = intern(ev.Owner.V) })
+		lww(a, fWallet, t, ev.Wallet.Set, func() { a.wallet, a.hasWallet = ev.Wallet.V, !ev.Wallet.Null })
+		lww(a, fOverride, t, ev.TierOverride.Set, func() { a.override = ParseTier(ev.TierOverride.V) })
+		lww(a, fSnooze, t, ev.SnoozeUntil.Set, func() { a.snooze = ev.SnoozeUntil.V })
+	}
+}
+
+// lww applies one profile field when the event is at least as new as the
+// value held; ties go to the later event in the log.
+func lww(a *Account, f int, t int64, set bool, apply func()) {
+	if set && t >= a.at[f] {
+		a.at[f] = t
+		apply()
+	}
+}
+
+// Figures are an account's derived values at one evaluation time.
+type Figures struct {
+	OrdersInWindow   money.Cents
+	Backlog          money.Cents
+	Current          money.Cents
+	WeightedPipeline money.Cents
+	WalletHeadroom   money.Cents
+	Potential        money.Cents
+	OpenOpps         int
+}
+
+// Value is the tiering value: current plus potential.
+func (f *Figures) Value() money.Cents { return f.Current + f.Potential }
+
+// Figures computes SPEC §3 at asOf (Unix ns).
+func (a *Account) Figures(p *Params, asOf int64) Figures {
+	var f Figures
+	hi := monthOf(asOf)
+	lo := hi - int32(p.windowMonths) + 1
+	for _, m := range a.months {
+		if m.month >= lo && m.month <= hi {
+			f.OrdersInWindow += m.cents
+		}
+	}
+	for i := range a.opps {
+		o := &a.opps[i]
+		switch {
+		case o.at == 0:
+		case o.stage == config.ClosedWon:
+			if m := monthOf(o.at); m >= lo && m <= hi && o.amount > o.invoiced {
+				f.Backlog += o.amount - o.invoiced
+			}
+		case o.stage == config.ClosedLost:
+		default:
+			f.OpenOpps++
+			f.WeightedPipeline += money.MulPPMSmall(o.amount, o.ppm)
+		}
+	}
+	f.Current = max(0, f.OrdersInWindow+f.Backlog)
+	if a.hasWallet {
+		f.WalletHeadroom = max(0, a.wallet-f.Current)
+	}
+	f.Potential = max(f.WeightedPipeline, f.WalletHeadroom)
+	return f
+}
+
+// neglected applies SPEC §4's neglect rule at asOf.
+func (a *Account) neglected(p *Params, f *Figures, asOf int64) bool {
+	return f.Potential >= p.potentialHigh &&
+		asOf-a.LastTouchAt() > p.tiers[a.Tier].neglect &&
+		a.snooze <= asOf
+}

@@ -1,0 +1,380 @@
+package scoring
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"math"
+	"net/url"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/pyramid-crm/pyramid/event"
+	"github.com/pyramid-crm/pyramid/money"
+)
+
+// Engine owns a set of accounts and applies events to them. It is not safe
+// for concurrent use: the streaming pipeline runs one engine per partition,
+// which also keeps every account's events in log order.
+type Engine struct {
+	p        *Params
+	accounts map[string]*Account
+	strs     map[string]string
+}
+
+// NewEngine returns an empty engine.
+func NewEngine(p *Params) *Engine {
+	return &Engine{p: p, accounts: map[string]*Account{}, strs: map[string]string{}}
+}
+
+// Params returns the engine's compiled configuration.
+func (e *Engine) Params() *Params { return e.p }
+
+// Len returns the number of accounts.
+func (e *Engine) Len() int { return len(e.accounts) }
+
+// Account returns the account with id, or nil.
+func (e *Engine) Account(id string) *Account { return e.accounts[id] }
+
+// Put adds or replaces an account, as when restoring from a changelog.
+func (e *Engine) Put(a *Account) { e.accounts[a.ID] = a }
+
+// Remove forgets an account.
+func (e *Engine) Remove(id string) { delete(e.accounts, id) }
+
+// IDs returns every account id in sorted order.
+func (e *Engine) IDs() []string {
+	ids := make([]string, 0, len(e.accounts))
+	for id := range e.accounts {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	return ids
+}
+
+// intern returns one shared copy of repeated strings (stages, owners,
+// activity kinds) so a million events do not hold a million copies. It is
+// bounded so hostile input cannot grow it without limit.
+func (e *Engine) intern(s string) string {
+	if v, ok := e.strs[s]; ok {
+		return v
+	}
+	if len(e.strs) < 1<<16 && len(s) <= 64 {
+		e.strs[s] = s
+	}
+	return s
+}
+
+// Output collects what an Apply or Evaluate produced. Reuse it across calls
+// with Reset to avoid allocations.
+type Output struct {
+	Changes []TierChange
+	Alerts  []Alert
+}
+
+// Reset empties o, keeping its capacity.
+func (o *Output) Reset() {
+	o.Changes = o.Changes[:0]
+	o.Alerts = o.Alerts[:0]
+}
+
+// Result says what Apply did with an event.
+type Result uint8
+
+// Results of Apply.
+const (
+	Applied Result = iota + 1
+	Duplicate
+)
+
+// Apply applies one valid event and re-evaluates its account at asOf (Unix
+// ns). It returns the account and Duplicate when the event id was among the
+// account's last 16, in which case nothing changed. Every applied event adds
+// one snapshot version.
+func (e *Engine) Apply(ev *event.Event, asOf int64, out *Output) (*Account, Result) {
+	a := e.accounts[ev.AccountID]
+	if a == nil {
+		a = &Account{ID: ev.AccountID}
+		e.accounts[a.ID] = a
+	}
+	h := hashID(ev.ID)
+	if a.seenBefore(h) {
+		return a, Duplicate
+	}
+	a.remember(h)
+	// A touch can end a neglect that nobody watched happen (the process was
+	// down, or this is a replay): judge the account at the touch's own time
+	// first, so the episode is recorded whenever the processor looks.
+	if isTouch(ev.Type) && a.Tier != TierNone && a.alertMoment == 0 && ev.OccurredAt > a.LastTouchAt() {
+		f := a.Figures(e.p, ev.OccurredAt)
+		if a.neglected(e.p, &f, ev.OccurredAt) {
+			e.openAlert(a, &f, ev.OccurredAt, out)
+		}
+	}
+	a.mutate(ev, e.intern)
+	a.Version++
+	e.evaluate(a, asOf, ev, out)
+	return a, Applied
+}
+
+// Evaluate re-evaluates an account at asOf without an event, as the clock
+// moves. It returns true, and adds a snapshot version, when anything in the
+// snapshot other than as_of changed.
+func (e *Engine) Evaluate(a *Account, asOf int64, out *Output) bool {
+	if a.Tier == TierNone {
+		return false
+	}
+	if e.evaluate(a, asOf, nil, out) {
+		a.Version++
+		return true
+	}
+	return false
+}
+
+// evaluate moves the tier, opens and resolves alerts, and returns whether
+// the snapshot content changed. ev is the cause, or nil for the clock.
+func (e *Engine) evaluate(a *Account, asOf int64, ev *event.Event, out *Output) bool {
+	p := e.p
+	f := a.Figures(p, asOf)
+	version := a.Version
+	causeAt, eventID := asOf, ""
+	if ev != nil {
+		causeAt, eventID = ev.OccurredAt, ev.ID
+	} else {
+		version++ // a clock-caused change becomes the next version
+	}
+	value := f.Value()
+	if next, kind := p.nextTier(a.Tier, a.override, value); kind != reasonNone {
+		out.Changes = append(out.Changes, TierChange{
+			AccountID: a.ID, Version: version, ChangedAt: causeAt,
+			From: a.Tier, To: next, Reason: p.reason(kind, value, a.Tier, next),
+			Current: f.Current, Potential: f.Potential, EventID: eventID,
+		})
+		a.reasonKind, a.reasonFrom, a.reasonValue, a.Tier = kind, a.Tier, value, next
+	}
+	neglected := a.neglected(p, &f, asOf)
+	if a.alertMoment != 0 && (!neglected || a.alertTouch != a.LastTouchAt()) {
+		e.resolveAlert(a, &f, causeAt, out)
+	}
+	if neglected && a.alertMoment == 0 {
+		e.openAlert(a, &f, asOf, out)
+	}
+	d := a.contentDigest(&f, neglected)
+	changed := d != a.digest
+	a.digest = d
+	return changed
+}
+
+// contentDigest hashes everything a snapshot shows except as_of and
+// version, to tell whether a clock-driven re-evaluation changed anything.
+func (a *Account) contentDigest(f *Figures, neglected bool) uint64 {
+	h := uint64(14695981039346656037)
+	mix := func(v uint64) {
+		for i := 0; i < 8; i++ {
+			h ^= v & 0xff
+			h *= 1099511628211
+			v >>= 8
+		}
+	}
+	mix(uint64(f.Current))
+	mix(uint64(f.Potential))
+	mix(uint64(f.WeightedPipeline))
+	mix(uint64(f.OpenOpps))
+	mix(uint64(a.wallet))
+	mix(uint64(a.LastTouchAt()))
+	mix(uint64(a.reasonValue))
+	flags := uint64(a.Tier) | uint64(a.reasonKind)<<8 | uint64(a.reasonFrom)<<16 | uint64(a.override)<<24
+	if a.hasWallet {
+		flags |= 1 << 32
+	}
+	if neglected {
+		flags |= 1 << 33
+	}
+	mix(flags)
+	mix(hashID(a.owner))
+	return h
+}
+
+// Alert kinds and statuses.
+const (
+	KindNeglected  = "neglected"
+	StatusOpen     = "open"
+	StatusResolved = "resolved"
+)
+
+func (e *Engine) openAlert(a *Account, f *Figures, asOf int64, out *Output) {
+	lt := a.LastTouchAt()
+	a.alertMoment = lt + e.p.tiers[a.Tier].neglect
+	a.alertTouch = lt
+	out.Alerts = append(out.Alerts, e.alert(a, f, StatusOpen, 0, asOf))
+}
+
+func (e *Engine) resolveAlert(a *Account, f *Figures, at int64, out *Output) {
+	al := e.alert(a, f, StatusResolved, at, at)
+	// The record describes the episode that ends: its moment and touch.
+	al.OpenedAt, al.LastTouchAt = a.alertMoment, a.alertTouch
+	al.AlertID = AlertID(a.ID, KindNeglected, a.alertMoment)
+	al.DaysSinceTouch = int((at - a.alertTouch) / int64(24*time.Hour))
+	a.alertMoment, a.alertTouch = 0, 0
+	out.Alerts = append(out.Alerts, al)
+}
+
+func (e *Engine) alert(a *Account, f *Figures, status string, resolvedAt, now int64) Alert {
+	lt := a.LastTouchAt()
+	moment := a.alertMoment
+	return Alert{
+		AlertID:        AlertID(a.ID, KindNeglected, moment),
+		AccountID:      a.ID,
+		Kind:           KindNeglected,
+		Status:         status,
+		OpenedAt:       moment,
+		ResolvedAt:     resolvedAt,
+		Tier:           a.Tier,
+		OwnerID:        a.owner,
+		Potential:      f.Potential,
+		LastTouchAt:    lt,
+		AccountName:    a.name,
+		LastTouchKind:  a.touchKind,
+		DaysSinceTouch: int((now - lt) / int64(24*time.Hour)),
+		Link:           e.link(a),
+	}
+}
+
+func (e *Engine) link(a *Account) string {
+	t := e.p.cfg.AlertLinkTemplate
+	if t == "" {
+		return ""
+	}
+	return strings.NewReplacer("{account_id}", url.PathEscape(a.ID), "{owner_id}", url.PathEscape(a.owner)).Replace(t)
+}
+
+// AlertID is the deterministic id of SPEC §5: a hash of the account, the
+// kind and the moment the account became neglected.
+func AlertID(accountID, kind string, moment int64) string {
+	h := sha256.New()
+	h.Write([]byte(accountID))
+	h.Write([]byte{0})
+	h.Write([]byte(kind))
+	h.Write([]byte{0})
+	h.Write([]byte(time.Unix(0, moment).UTC().Format(time.RFC3339Nano)))
+	return hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+// TierReason renders why the account holds its tier.
+func (e *Engine) TierReason(a *Account) string {
+	to := a.Tier
+	return e.p.reason(a.reasonKind, a.reasonValue, a.reasonFrom, to)
+}
+
+// Snapshot builds the SPEC §5 snapshot of a at asOf. It does not change a.
+func (e *Engine) Snapshot(a *Account, asOf int64) Snapshot {
+	p := e.p
+	f := a.Figures(p, asOf)
+	tp := &p.tiers[a.Tier]
+	s := Snapshot{
+		AccountID: a.ID, Version: a.Version, AsOf: asOf,
+		Tier: a.Tier, TierReason: e.TierReason(a), Quadrant: p.quadrant(&f),
+		CurrentValue: f.Current, PotentialValue: f.Potential, WeightedPipeline: f.WeightedPipeline,
+		Wallet: a.wallet, HasWallet: a.hasWallet,
+		CoverageModel: tp.coverage, OwnerID: a.owner, LastTouchAt: a.LastTouchAt(),
+		Neglected: a.neglected(p, &f, asOf), OpenOpportunities: f.OpenOpps, Overridden: a.override != TierNone,
+		Name: a.name,
+	}
+	if a.hasWallet && a.wallet > 0 {
+		s.ShareOfWallet, s.HasShare = ratio(float64(f.Current)/float64(a.wallet)), true
+	}
+	if tp.shareGoal {
+		s.GoalMetric, s.GoalTarget = "share_of_wallet", tp.target
+		if s.HasShare {
+			s.GoalActual, s.GoalAttainment, s.HasGoalActual = s.ShareOfWallet, ratio(float64(f.Current)/float64(a.wallet)/tp.target), true
+		}
+	} else {
+		s.GoalMetric, s.GoalTarget = "absolute_sales", tp.target
+		s.GoalActual, s.GoalAttainment, s.HasGoalActual = f.Current.Float(), ratio(float64(f.Current)/float64(tp.targetCents)), true
+	}
+	switch {
+	case !s.HasGoalActual:
+		s.GoalStatus = GoalWalletUnknown
+	case s.GoalAttainment >= 1:
+		s.GoalStatus = GoalMet
+	default:
+		s.GoalStatus = GoalBehind
+	}
+	return s
+}
+
+func (p *Params) quadrant(f *Figures) string {
+	hc, hp := f.Current >= p.currentHigh, f.Potential >= p.potentialHigh
+	switch {
+	case hc && hp:
+		return HighCurrentHighPotential
+	case hc:
+		return HighCurrentLowPotential
+	case hp:
+		return LowCurrentHighPotential
+	}
+	return LowCurrentLowPotential
+}
+
+// ratio rounds to four decimals, the precision ratios are reported with.
+func ratio(v float64) float64 { return math.Round(v*1e4) / 1e4 }
+
+// Snapshot is an account's published state (SPEC §5).
+type Snapshot struct {
+	AccountID         string
+	Version           uint64
+	AsOf              int64
+	Tier              Tier
+	TierReason        string
+	Quadrant          string
+	CurrentValue      money.Cents
+	PotentialValue    money.Cents
+	WeightedPipeline  money.Cents
+	Wallet            money.Cents
+	HasWallet         bool
+	ShareOfWallet     float64
+	HasShare          bool
+	GoalMetric        string
+	GoalTarget        float64
+	GoalActual        float64
+	GoalAttainment    float64
+	HasGoalActual     bool
+	GoalStatus        string
+	CoverageModel     string
+	OwnerID           string
+	LastTouchAt       int64
+	Neglected         bool
+	OpenOpportunities int
+	Overridden        bool
+	Name              string // not a snapshot column; used by the HTTP API
+}
+
+// TierChange records one move between tiers (SPEC §5).
+type TierChange struct {
+	AccountID string
+	Version   uint64
+	ChangedAt int64
+	From, To  Tier
+	Reason    string
+	Current   money.Cents
+	Potential money.Cents
+	EventID   string // empty when the clock caused the change
+}
+
+// Alert is one neglect alert record (SPEC §5, plus what a rep needs).
+type Alert struct {
+	AlertID        string
+	AccountID      string
+	Kind           string
+	Status         string
+	OpenedAt       int64
+	ResolvedAt     int64 // 0 while open
+	Tier           Tier
+	OwnerID        string
+	Potential      money.Cents
+	LastTouchAt    int64
+	AccountName    string
+	LastTouchKind  string
+	DaysSinceTouch int
+	Link           string
+}

@@ -1,0 +1,203 @@
+package scoring
+
+import (
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/pyramid-crm/pyramid/config"
+	"github.com/pyramid-crm/pyramid/money"
+)
+
+// Tier is a level of the pyramid; higher is bigger. TierNone is an account
+// that has not been classified yet.
+type Tier uint8
+
+// Tiers, bottom to top.
+const (
+	TierNone Tier = iota
+	MassMarket
+	NonNamed
+	Named
+	Major
+)
+
+var tierNames = [...]string{"none", config.MassMarket, config.NonNamed, config.Named, config.Major}
+
+func (t Tier) String() string {
+	if int(t) < len(tierNames) {
+		return tierNames[t]
+	}
+	return "invalid"
+}
+
+// ParseTier maps a tier name to its Tier; unknown names give TierNone.
+func ParseTier(s string) Tier {
+	for i, n := range tierNames {
+		if i > 0 && n == s {
+			return Tier(i)
+		}
+	}
+	return TierNone
+}
+
+// AllTiers lists the real tiers bottom to top.
+var AllTiers = []Tier{MassMarket, NonNamed, Named, Major}
+
+// Quadrant names.
+const (
+	LowCurrentLowPotential   = "low_current_low_potential"
+	HighCurrentLowPotential  = "high_current_low_potential"
+	LowCurrentHighPotential  = "low_current_high_potential"
+	HighCurrentHighPotential = "high_current_high_potential"
+)
+
+// Quadrants lists the four quadrants.
+var Quadrants = []string{LowCurrentLowPotential, HighCurrentLowPotential, LowCurrentHighPotential, HighCurrentHighPotential}
+
+// Goal statuses.
+const (
+	GoalMet           = "met"
+	GoalBehind        = "behind"
+	GoalWalletUnknown = "wallet_unknown"
+)
+
+// tierParams is one tier's configuration in exact units.
+type tierParams struct {
+	threshold money.Cents
+	// floor is threshold × (1 − hysteresis): below it an account leaves the tier.
+	floor       money.Cents
+	shareGoal   bool
+	target      float64
+	targetCents money.Cents
+	coverage    string
+	loadWeight  float64
+	neglect     int64 // nanoseconds without a touch before neglect
+}
+
+// Params is a configuration compiled for scoring: money in cents, durations
+// in nanoseconds. It is immutable and shared by all accounts.
+type Params struct {
+	cfg           *config.Config
+	windowMonths  int
+	hysteresisPct string
+	currentHigh   money.Cents
+	potentialHigh money.Cents
+	tiers         [5]tierParams // indexed by Tier; [0] unused
+	stageProb     map[string]int64
+}
+
+// NewParams compiles cfg, which must already be valid.
+func NewParams(cfg *config.Config) *Params {
+	p := &Params{
+		cfg:           cfg,
+		windowMonths:  cfg.WindowMonths,
+		hysteresisPct: trimPct(cfg.Hysteresis * 100),
+		currentHigh:   units(cfg.Quadrant.CurrentHigh),
+		potentialHigh: units(cfg.Quadrant.PotentialHigh),
+		stageProb:     map[string]int64{},
+	}
+	for _, t := range AllTiers {
+		c := cfg.Tier(t.String())
+		th := units(c.Threshold)
+		p.tiers[t] = tierParams{
+			threshold:   th,
+			floor:       money.Cents(math.Round(float64(th) * (1 - cfg.Hysteresis))),
+			shareGoal:   c.Goal.Metric == config.ShareOfWallet,
+			target:      c.Goal.Target,
+			targetCents: units(c.Goal.Target),
+			coverage:    c.Coverage,
+			loadWeight:  c.LoadWeight,
+			neglect:     int64(c.NeglectAfterDays) * int64(24*time.Hour),
+		}
+	}
+	return p
+}
+
+// Config returns the configuration the parameters were compiled from.
+func (p *Params) Config() *config.Config { return p.cfg }
+
+// NeglectLimit returns how long an account of tier t may go untouched.
+func (p *Params) NeglectLimit(t Tier) time.Duration { return time.Duration(p.tiers[t].neglect) }
+
+// Threshold returns tier t's entry threshold.
+func (p *Params) Threshold(t Tier) money.Cents { return p.tiers[t].threshold }
+
+// LoadWeight returns the rep load one account of tier t adds.
+func (p *Params) LoadWeight(t Tier) float64 { return p.tiers[t].loadWeight }
+
+// Coverage returns tier t's coverage model.
+func (p *Params) Coverage(t Tier) string { return p.tiers[t].coverage }
+
+func units(v float64) money.Cents { return money.Cents(math.Round(v * 100)) }
+
+func trimPct(v float64) string {
+	s := fmt.Sprintf("%.2f", v)
+	for s[len(s)-1] == '0' {
+		s = s[:len(s)-1]
+	}
+	if s[len(s)-1] == '.' {
+		s = s[:len(s)-1]
+	}
+	return s + "%"
+}
+
+// qualify returns the highest tier whose threshold value reaches.
+func (p *Params) qualify(value money.Cents) Tier {
+	for t := Major; t > MassMarket; t-- {
+		if value >= p.tiers[t].threshold {
+			return t
+		}
+	}
+	return MassMarket
+}
+
+// Reason kinds: why an account holds its tier. The text is rebuilt from
+// the kind and the value so state stays small.
+const (
+	reasonNone uint8 = iota
+	reasonUp         // value reached the tier's threshold
+	reasonBelow      // value below the next tier up (initial mass_market etc.)
+	reasonDown       // value fell below the old tier's floor
+	reasonOverride   // pinned by tier_override
+)
+
+// reason renders a tier change explanation.
+func (p *Params) reason(kind uint8, value money.Cents, from, to Tier) string {
+	switch kind {
+	case reasonUp:
+		return fmt.Sprintf("value %s >= %s threshold %s", value.Grouped(), to, p.tiers[to].threshold.Grouped())
+	case reasonBelow:
+		return fmt.Sprintf("value %s < %s threshold %s", value.Grouped(), to+1, p.tiers[to+1].threshold.Grouped())
+	case reasonDown:
+		return fmt.Sprintf("value %s < %s threshold %s less %s hysteresis = %s", value.Grouped(), from,
+			p.tiers[from].threshold.Grouped(), p.hysteresisPct, p.tiers[from].floor.Grouped())
+	case reasonOverride:
+		return fmt.Sprintf("tier_override set to %s", to)
+	}
+	return ""
+}
+
+// nextTier applies the hysteresis rule of SPEC §4 and returns the new tier
+// and why, or the current tier and reasonNone when nothing moves.
+func (p *Params) nextTier(cur, override Tier, value money.Cents) (Tier, uint8) {
+	if override != TierNone {
+		if override != cur {
+			return override, reasonOverride
+		}
+		return cur, reasonNone
+	}
+	q := p.qualify(value)
+	switch {
+	case cur == TierNone:
+		if q == MassMarket {
+			return q, reasonBelow
+		}
+		return q, reasonUp
+	case q > cur:
+		return q, reasonUp
+	case q < cur && value < p.tiers[cur].floor:
+		return q, reasonDown
+	}
+	return cur, reasonNone
+}
