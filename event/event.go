@@ -164,10 +164,10 @@ func (d *Decoder) Decode(b []byte) (Event, error) {
 // raw holds the scanned top-level fields we know; later duplicates win, as
 // in encoding/json.
 type raw struct {
-	eventID, typ, accountID, occurredAt                    value
-	orderID, amount, currency, opportunityID               value
-	stage, probability, kind, ownerID                      value
-	name, wallet, tierOverride, snoozeUntil                value
+	eventID, typ, accountID, occurredAt      value
+	orderID, amount, currency, opportunityID value
+	stage, probability, kind, ownerID        value
+	name, wallet, tierOverride, snoozeUntil  value
 }
 
 func (r *raw) set(key string, v value) error {
@@ -207,7 +207,6 @@ func (r *raw) set(key string, v value) error {
 	}
 	return nil
 }
-
 
 func (d *Decoder) build(r *raw, ev *Event) error {
 	// The subject names the event in messages as well as we know it so far.

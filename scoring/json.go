@@ -29,12 +29,15 @@ func (w *jw) key(k string) {
 	w.b = append(w.b, '"', ':')
 }
 
-func (w *jw) str(k, v string) { w.key(k); w.b = appendString(w.b, v) }
+func (w *jw) str(k, v string)               { w.key(k); w.b = appendString(w.b, v) }
 func (w *jw) money(k string, c money.Cents) { w.key(k); w.b = c.Append(w.b) }
-func (w *jw) uint(k string, v uint64)      { w.key(k); w.b = strconv.AppendUint(w.b, v, 10) }
-func (w *jw) int(k string, v int64)        { w.key(k); w.b = strconv.AppendInt(w.b, v, 10) }
-func (w *jw) bool(k string, v bool)        { w.key(k); w.b = strconv.AppendBool(w.b, v) }
-func (w *jw) time(k string, ns int64)      { w.key(k); w.b = append(append(append(w.b, '"'), FormatTime(ns)...), '"') }
+func (w *jw) uint(k string, v uint64)       { w.key(k); w.b = strconv.AppendUint(w.b, v, 10) }
+func (w *jw) int(k string, v int64)         { w.key(k); w.b = strconv.AppendInt(w.b, v, 10) }
+func (w *jw) bool(k string, v bool)         { w.key(k); w.b = strconv.AppendBool(w.b, v) }
+func (w *jw) time(k string, ns int64) {
+	w.key(k)
+	w.b = append(append(append(w.b, '"'), FormatTime(ns)...), '"')
+}
 func (w *jw) ratio(k string, v float64, ok bool) {
 	w.key(k)
 	if !ok {

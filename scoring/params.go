@@ -155,11 +155,11 @@ func (p *Params) qualify(value money.Cents) Tier {
 // Reason kinds: why an account holds its tier. The text is rebuilt from
 // the kind and the value so state stays small.
 const (
-	reasonNone uint8 = iota
-	reasonUp         // value reached the tier's threshold
-	reasonBelow      // value below the next tier up (initial mass_market etc.)
-	reasonDown       // value fell below the old tier's floor
-	reasonOverride   // pinned by tier_override
+	reasonNone     uint8 = iota
+	reasonUp             // value reached the tier's threshold
+	reasonBelow          // value below the next tier up (initial mass_market etc.)
+	reasonDown           // value fell below the old tier's floor
+	reasonOverride       // pinned by tier_override
 )
 
 // reason renders a tier change explanation.
