@@ -1,0 +1,283 @@
+// Package replay runs the scoring core over a JSONL file of events, offline:
+// the backtest a revenue-operations team runs before switching a tier
+// configuration on. It applies events in file order with the evaluation
+// clock of SPEC §2 (the largest occurred_at seen so far), evaluates every
+// account once more at the end at --as-of, and writes one snapshot per
+// account sorted by account_id, every tier change, and every alert with its
+// final status. Bad lines are reported with their line number and skipped.
+package replay
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/pyramid-crm/pyramid/config"
+	"github.com/pyramid-crm/pyramid/event"
+	"github.com/pyramid-crm/pyramid/scoring"
+)
+
+// Options configures a replay. Nil writers discard that output.
+type Options struct {
+	Config  *config.Config
+	AsOf    time.Time // zero: the largest occurred_at in the input
+	Input   io.Reader
+	Output  io.Writer // snapshots, JSONL
+	Changes io.Writer // tier changes, JSONL
+	Alerts  io.Writer // alerts with their final status, JSONL
+	Errors  io.Writer // bad lines and the summary
+	// Progress, when set, is called about once a second with lines read.
+	Progress func(lines int64)
+	// Now is the wall clock for progress reporting only.
+	Now func() time.Time
+}
+
+// Summary counts what a replay did.
+type Summary struct {
+	Read       int64
+	Applied    int64
+	Duplicates int64
+	Rejected   map[string]int64
+	Accounts   int
+	AsOf       time.Time
+}
+
+// RejectedTotal sums rejections over reasons.
+func (s *Summary) RejectedTotal() int64 {
+	var n int64
+	for _, v := range s.Rejected {
+		n += v
+	}
+	return n
+}
+
+// String renders the summary line printed at the end of stderr.
+func (s *Summary) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "replay summary: read %d, applied %d, duplicates %d, rejected %d", s.Read, s.Applied, s.Duplicates, s.RejectedTotal())
+	if len(s.Rejected) > 0 {
+		reasons := make([]string, 0, len(s.Rejected))
+		for r := range s.Rejected {
+			reasons = append(reasons, r)
+		}
+		sort.Strings(reasons)
+		b.WriteString(" (")
+		for i, r := range reasons {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			fmt.Fprintf(&b, "%s %d", r, s.Rejected[r])
+		}
+		b.WriteString(")")
+	}
+	fmt.Fprintf(&b, ", accounts %d, as_of %s", s.Accounts, s.AsOf.UTC().Format(time.RFC3339))
+	return b.String()
+}
+
+// Result is what a replay leaves behind for callers that want more than the
+// files: the engine with every account, and the clock it ended at.
+type Result struct {
+	Engine *scoring.Engine
+	AsOf   int64
+}
+
+// Run replays opts.Input. It returns an error only when reading or writing
+// fails; bad events are reported and counted.
+func Run(opts Options) (*Summary, *Result, error) {
+	if opts.Config == nil {
+		opts.Config = config.Default()
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	dec := event.NewDecoder(opts.Config)
+	eng := scoring.NewEngine(scoring.NewParams(opts.Config))
+	sum := &Summary{Rejected: map[string]int64{}}
+	out := writers{snap: bufio.NewWriterSize(orDiscard(opts.Output), 1<<16),
+		chg: bufio.NewWriterSize(orDiscard(opts.Changes), 1<<16), errs: orDiscard(opts.Errors)}
+	alerts := newAlertLog()
+
+	var clock int64
+	var o scoring.Output
+	var buf []byte
+	lines := newLineReader(opts.Input)
+	lastProgress := opts.Now()
+	for {
+		line, tooLong, err := lines.next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return sum, nil, fmt.Errorf("reading input: %w", err)
+		}
+		n := lines.n
+		if opts.Progress != nil && n%65536 == 0 {
+			if now := opts.Now(); now.Sub(lastProgress) >= time.Second {
+				opts.Progress(n)
+				lastProgress = now
+			}
+		}
+		if !tooLong && len(bytes.TrimSpace(line)) == 0 {
+			continue
+		}
+		sum.Read++
+		var ev event.Event
+		if tooLong {
+			err = &event.Error{Reason: event.ReasonTooLarge, Msg: fmt.Sprintf("event is larger than %d bytes (1 MiB)", event.MaxSize)}
+		} else {
+			ev, err = dec.Decode(line)
+		}
+		if err != nil {
+			sum.Rejected[event.ReasonOf(err)]++
+			fmt.Fprintf(out.errs, "line %d: %v\n", n, err)
+			continue
+		}
+		clock = max(clock, ev.OccurredAt)
+		o.Reset()
+		if _, res := eng.Apply(&ev, clock, &o); res == scoring.Duplicate {
+			sum.Duplicates++
+			continue
+		}
+		sum.Applied++
+		if buf, err = out.emit(&o, alerts, buf); err != nil {
+			return sum, nil, err
+		}
+	}
+
+	asOf := clock
+	if !opts.AsOf.IsZero() {
+		asOf = opts.AsOf.UnixNano()
+	}
+	if asOf == 0 {
+		asOf = opts.Now().UnixNano() // empty input: nothing depends on it
+	}
+	ids := eng.IDs()
+	for _, id := range ids {
+		a := eng.Account(id)
+		o.Reset()
+		eng.Evaluate(a, asOf, &o)
+		var err error
+		if buf, err = out.emit(&o, alerts, buf); err != nil {
+			return sum, nil, err
+		}
+		s := eng.Snapshot(a, asOf)
+		buf = append(s.AppendJSON(buf[:0]), '\n')
+		if _, err := out.snap.Write(buf); err != nil {
+			return sum, nil, fmt.Errorf("writing snapshots: %w", err)
+		}
+	}
+	if opts.Alerts != nil {
+		w := bufio.NewWriter(opts.Alerts)
+		for _, a := range alerts.list {
+			buf = append(a.AppendJSON(buf[:0]), '\n')
+			if _, err := w.Write(buf); err != nil {
+				return sum, nil, fmt.Errorf("writing alerts: %w", err)
+			}
+		}
+		if err := w.Flush(); err != nil {
+			return sum, nil, fmt.Errorf("writing alerts: %w", err)
+		}
+	}
+	if err := out.snap.Flush(); err != nil {
+		return sum, nil, fmt.Errorf("writing snapshots: %w", err)
+	}
+	if err := out.chg.Flush(); err != nil {
+		return sum, nil, fmt.Errorf("writing tier changes: %w", err)
+	}
+	sum.Accounts = len(ids)
+	sum.AsOf = time.Unix(0, asOf).UTC()
+	return sum, &Result{Engine: eng, AsOf: asOf}, nil
+}
+
+type writers struct {
+	snap, chg *bufio.Writer
+	errs      io.Writer
+}
+
+func (w *writers) emit(o *scoring.Output, alerts *alertLog, buf []byte) ([]byte, error) {
+	for i := range o.Changes {
+		buf = append(o.Changes[i].AppendJSON(buf[:0]), '\n')
+		if _, err := w.chg.Write(buf); err != nil {
+			return buf, fmt.Errorf("writing tier changes: %w", err)
+		}
+	}
+	for i := range o.Alerts {
+		alerts.put(o.Alerts[i])
+	}
+	return buf, nil
+}
+
+// alertLog keeps every alert once, in order of first appearance, with the
+// latest status it reached.
+type alertLog struct {
+	list  []scoring.Alert
+	index map[string]int
+}
+
+func newAlertLog() *alertLog { return &alertLog{index: map[string]int{}} }
+
+func (l *alertLog) put(a scoring.Alert) {
+	if i, ok := l.index[a.AlertID]; ok {
+		l.list[i] = a
+		return
+	}
+	l.index[a.AlertID] = len(l.list)
+	l.list = append(l.list, a)
+}
+
+func orDiscard(w io.Writer) io.Writer {
+	if w == nil {
+		return io.Discard
+	}
+	return w
+}
+
+// lineReader yields lines without their newline. A line longer than the
+// event size limit is reported once as tooLong and skipped to its end, so
+// one huge line costs no more than a buffer.
+type lineReader struct {
+	r *bufio.Reader
+	n int64 // current line number, 1-based
+}
+
+func newLineReader(r io.Reader) *lineReader {
+	return &lineReader{r: bufio.NewReaderSize(r, 1<<20)}
+}
+
+func (l *lineReader) next() (line []byte, tooLong bool, err error) {
+	line, err = l.r.ReadSlice('\n')
+	if err == nil || (err == io.EOF && len(line) > 0) {
+		l.n++
+		return trimEOL(line), false, nil
+	}
+	if !errors.Is(err, bufio.ErrBufferFull) {
+		return nil, false, err
+	}
+	// Longer than the buffer (1 MiB): collect up to the limit, then skip.
+	l.n++
+	long := append([]byte(nil), line...)
+	for errors.Is(err, bufio.ErrBufferFull) {
+		line, err = l.r.ReadSlice('\n')
+		if len(long) <= event.MaxSize+1 {
+			long = append(long, line...)
+		}
+	}
+	if err != nil && err != io.EOF {
+		return nil, false, err
+	}
+	long = trimEOL(long)
+	if len(long) > event.MaxSize {
+		return nil, true, nil
+	}
+	return long, false, nil
+}
+
+func trimEOL(b []byte) []byte {
+	b = bytes.TrimSuffix(b, []byte{'\n'})
+	return bytes.TrimSuffix(b, []byte{'\r'})
+}
