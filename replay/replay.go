@@ -4,7 +4,13 @@
 // clock of SPEC §2 (the largest occurred_at seen so far), evaluates every
 // account once more at the end at --as-of, and writes one snapshot per
 // account sorted by account_id, every tier change, and every alert with its
-// final status. Bad lines are reported with their line number and skipped.
+// final status.
+//
+// The clock while reading is the largest occurred_at seen so far for the
+// event's own account (scoring.EventTime), not across all accounts: tier
+// hysteresis is path-dependent, and a global clock would let one account's
+// events change another account's history. The final evaluation uses one
+// clock for all: --as-of, or the largest occurred_at in the whole input. Bad lines are reported with their line number and skipped.
 package replay
 
 import (
@@ -139,7 +145,7 @@ func Run(opts Options) (*Summary, *Result, error) {
 		}
 		clock = max(clock, ev.OccurredAt)
 		o.Reset()
-		if _, res := eng.Apply(&ev, clock, &o); res == scoring.Duplicate {
+		if _, res := eng.Apply(&ev, scoring.EventTime, &o); res == scoring.Duplicate {
 			sum.Duplicates++
 			continue
 		}

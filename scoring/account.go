@@ -41,6 +41,7 @@ type Account struct {
 	at        [nFields]int64 // occurred_at of the value each field holds
 
 	firstAt   int64 // earliest event time seen
+	lastAt    int64 // latest event time seen (the replay clock of this account)
 	lastTouch int64 // latest touch time; 0 before any touch
 	touchKind string
 
@@ -192,6 +193,7 @@ func (a *Account) mutate(ev *event.Event, intern func(string) string) {
 	if a.firstAt == 0 || t < a.firstAt {
 		a.firstAt = t
 	}
+	a.lastAt = max(a.lastAt, t)
 	if isTouch(ev.Type) && t > a.lastTouch {
 		a.lastTouch = t
 		if ev.Type == event.Activity {

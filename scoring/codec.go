@@ -19,7 +19,7 @@ import (
 //	id, version, tier, reason kind, reason from, reason value
 //	override, flags (bit0 wallet known)
 //	name, owner, wallet, snooze, at[5]
-//	firstAt, lastTouch, touchKind
+//	firstAt, lastAt, lastTouch, touchKind
 //	n months, then (month, cents) each
 //	n opps, then (id, stage, amount, invoiced, at, ppm) each
 //	n seen (fixed 8 bytes each), seenNext
@@ -50,6 +50,7 @@ func MarshalAccount(dst []byte, a *Account) []byte {
 		w.svar(t)
 	}
 	w.svar(a.firstAt)
+	w.svar(a.lastAt)
 	w.svar(a.lastTouch)
 	w.str(a.touchKind)
 	w.uvar(uint64(len(a.months)))
@@ -111,6 +112,7 @@ func decodeV1(b []byte) (*Account, error) {
 		a.at[i] = r.svar()
 	}
 	a.firstAt = r.svar()
+	a.lastAt = r.svar()
 	a.lastTouch = r.svar()
 	a.touchKind = r.str()
 	if n := r.count(2); n > 0 {

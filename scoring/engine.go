@@ -87,8 +87,13 @@ const (
 	Duplicate
 )
 
+// EventTime, passed to Apply as asOf, evaluates the account at the largest
+// occurred_at seen for that account so far: the replay clock. It keeps each
+// account's history independent of how other accounts' events interleave.
+const EventTime int64 = 0
+
 // Apply applies one valid event and re-evaluates its account at asOf (Unix
-// ns). It returns the account and Duplicate when the event id was among the
+// ns, or EventTime). It returns the account and Duplicate when the event id was among the
 // account's last 16, in which case nothing changed. Every applied event adds
 // one snapshot version.
 func (e *Engine) Apply(ev *event.Event, asOf int64, out *Output) (*Account, Result) {
@@ -113,6 +118,9 @@ func (e *Engine) Apply(ev *event.Event, asOf int64, out *Output) (*Account, Resu
 	}
 	a.mutate(ev, e.intern)
 	a.Version++
+	if asOf == EventTime {
+		asOf = a.lastAt
+	}
 	e.evaluate(a, asOf, ev, out)
 	return a, Applied
 }

@@ -1,0 +1,130 @@
+package scoring_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/pyramid-crm/pyramid/scoring"
+)
+
+const day = 24 * time.Hour
+
+// bigAccount makes a major, high-potential account last touched at t0.
+func bigAccount(w *world, t0 string) {
+	w.account("a", t0, `"wallet":5000000,"owner_id":"rep-1","name":"Acme"`)
+	w.touch("a", t0)
+}
+
+func at(s string, d time.Duration) string {
+	return time.Unix(0, ts(s)).Add(d).UTC().Format(time.RFC3339)
+}
+
+func TestAlertLifecycle(t *testing.T) {
+	const t0 = "2026-01-01T00:00:00Z"
+	limit := 14 * day // major
+	moment := ts(t0) + int64(limit)
+
+	t.Run("touch exactly at the limit is not neglected", func(t *testing.T) {
+		w := newWorld(t, nil)
+		bigAccount(w, t0)
+		if s := w.eval("a", at(t0, limit)); s.Neglected || len(w.alerts) != 0 {
+			t.Fatalf("neglected at exactly the limit: %+v", w.alerts)
+		}
+		if s := w.eval("a", at(t0, limit+time.Second)); !s.Neglected || len(w.alerts) != 1 {
+			t.Fatalf("not neglected one second past the limit")
+		}
+		a := w.alerts[0]
+		if a.Status != scoring.StatusOpen || a.OpenedAt != moment || a.AlertID != scoring.AlertID("a", "neglected", moment) || a.Tier != scoring.Major || a.OwnerID != "rep-1" || a.AccountName != "Acme" || a.LastTouchKind != "call" {
+			t.Fatalf("open alert = %+v", a)
+		}
+	})
+
+	t.Run("opened once, at a moment independent of when we look", func(t *testing.T) {
+		early, late := newWorld(t, nil), newWorld(t, nil)
+		bigAccount(early, t0)
+		bigAccount(late, t0)
+		early.eval("a", at(t0, 15*day))
+		early.eval("a", at(t0, 16*day))
+		early.eval("a", at(t0, 40*day))
+		late.eval("a", at(t0, 40*day))
+		if len(early.alerts) != 1 || len(late.alerts) != 1 || early.alerts[0].AlertID != late.alerts[0].AlertID || early.alerts[0].OpenedAt != moment {
+			t.Fatalf("early %+v\nlate %+v", early.alerts, late.alerts)
+		}
+	})
+
+	t.Run("a touch resolves; re-opening gets a new id", func(t *testing.T) {
+		w := newWorld(t, nil)
+		bigAccount(w, t0)
+		w.eval("a", at(t0, 20*day))
+		w.touch("a", at(t0, 21*day))
+		if len(w.alerts) != 2 || w.alerts[1].Status != scoring.StatusResolved || w.alerts[1].ResolvedAt != ts(at(t0, 21*day)) || w.alerts[1].AlertID != w.alerts[0].AlertID {
+			t.Fatalf("resolve on touch: %+v", w.alerts)
+		}
+		w.eval("a", at(t0, 40*day))
+		if len(w.alerts) != 3 || w.alerts[2].Status != scoring.StatusOpen || w.alerts[2].AlertID == w.alerts[0].AlertID || w.alerts[2].OpenedAt != ts(at(t0, 35*day)) {
+			t.Fatalf("re-open: %+v", w.alerts)
+		}
+	})
+
+	t.Run("a neglect nobody watched is recorded when the touch arrives", func(t *testing.T) {
+		w := newWorld(t, nil)
+		bigAccount(w, t0)
+		w.touch("a", at(t0, 30*day)) // no evaluation in between
+		if len(w.alerts) != 2 || w.alerts[0].Status != scoring.StatusOpen || w.alerts[0].OpenedAt != moment || w.alerts[1].Status != scoring.StatusResolved {
+			t.Fatalf("unwatched episode: %+v", w.alerts)
+		}
+	})
+
+	t.Run("snooze resolves and holds; expiry re-opens the same episode", func(t *testing.T) {
+		w := newWorld(t, nil)
+		bigAccount(w, t0)
+		w.eval("a", at(t0, 20*day))
+		w.apply("a", at(t0, 21*day), "", `"type":"account","snooze_alerts_until":"`+at(t0, 30*day)+`"`)
+		if len(w.alerts) != 2 || w.alerts[1].Status != scoring.StatusResolved {
+			t.Fatalf("snooze did not resolve: %+v", w.alerts)
+		}
+		if s := w.eval("a", at(t0, 29*day)); s.Neglected || len(w.alerts) != 2 {
+			t.Fatalf("alert while snoozed")
+		}
+		w.eval("a", at(t0, 31*day))
+		if len(w.alerts) != 3 || w.alerts[2].Status != scoring.StatusOpen || w.alerts[2].OpenedAt != moment {
+			t.Fatalf("after snooze: %+v", w.alerts)
+		}
+	})
+
+	t.Run("potential dropping resolves", func(t *testing.T) {
+		w := newWorld(t, nil)
+		bigAccount(w, t0)
+		w.eval("a", at(t0, 20*day))
+		w.apply("a", at(t0, 20*day), at(t0, 21*day), `"type":"account","wallet":100000`) // not a touch
+		if len(w.alerts) != 2 || w.alerts[1].Status != scoring.StatusResolved {
+			t.Fatalf("potential drop: %+v", w.alerts)
+		}
+	})
+
+	t.Run("tier change while open: stays open if still neglected, resolves if the new limit is not exceeded", func(t *testing.T) {
+		w := newWorld(t, nil)
+		bigAccount(w, t0)
+		w.eval("a", at(t0, 20*day))
+		// Override to named (limit 30 days): 20 days untouched is fine there.
+		w.apply("a", at(t0, 20*day), at(t0, 20*day), `"type":"account","tier_override":"named"`)
+		if len(w.alerts) != 2 || w.alerts[1].Status != scoring.StatusResolved {
+			t.Fatalf("override to a longer limit should resolve: %+v", w.alerts)
+		}
+		w2 := newWorld(t, nil)
+		bigAccount(w2, t0)
+		w2.eval("a", at(t0, 40*day))
+		w2.apply("a", at(t0, 40*day), at(t0, 40*day), `"type":"account","tier_override":"named"`)
+		if len(w2.alerts) != 1 || w2.alerts[0].Status != scoring.StatusOpen {
+			t.Fatalf("still neglected under named: %+v", w2.alerts)
+		}
+	})
+
+	t.Run("low potential is never neglected", func(t *testing.T) {
+		w := newWorld(t, nil)
+		w.order("a", t0, "2000000", "") // major, but no potential
+		if s := w.eval("a", at(t0, 100*day)); s.Neglected || len(w.alerts) != 0 {
+			t.Fatalf("low-potential account alerted")
+		}
+	})
+}
