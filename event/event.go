@@ -146,7 +146,10 @@ func NewDecoder(cfg *config.Config) *Decoder {
 	return d
 }
 
-// Decode parses and validates one encoded event.
+// Decode parses and validates one encoded event. The string fields of the
+// returned Event may share memory with b: they stay valid as long as b is
+// not modified, so a caller that reuses its buffer must copy what it keeps
+// (scoring.Engine copies everything it retains).
 func (d *Decoder) Decode(b []byte) (Event, error) {
 	var ev Event
 	if len(b) > MaxSize {
@@ -209,12 +212,17 @@ func (r *raw) set(key string, v value) error {
 }
 
 func (d *Decoder) build(r *raw, ev *Event) error {
-	// The subject names the event in messages as well as we know it so far.
-	subj := "event"
-	if r.eventID.kind == kString && r.eventID.str != "" {
-		subj = fmt.Sprintf("event %q", trunc(r.eventID.str))
+	// The subject names the event in messages as well as we know it so far;
+	// it is only formatted when something fails.
+	subjKind, subjID := "event", ""
+	if r.eventID.kind == kString {
+		subjID = r.eventID.str
 	}
 	fail := func(reason, format string, a ...any) error {
+		subj := subjKind
+		if subjID != "" {
+			subj = fmt.Sprintf("%s %q", subjKind, trunc(subjID))
+		}
 		return &Error{reason, subj + ": " + fmt.Sprintf(format, a...)}
 	}
 	req := func(name string, v value) (string, error) {
@@ -272,7 +280,7 @@ func (d *Decoder) build(r *raw, ev *Event) error {
 		if ev.OrderID, err = req("order_id", r.orderID); err != nil {
 			return err
 		}
-		subj = fmt.Sprintf("order %q", trunc(ev.OrderID))
+		subjKind, subjID = "order", ev.OrderID
 		if ev.Amount, err = d.amount(r.amount, r.currency, true, fail); err != nil {
 			return err
 		}
@@ -283,7 +291,7 @@ func (d *Decoder) build(r *raw, ev *Event) error {
 		if ev.OpportunityID, err = req("opportunity_id", r.opportunityID); err != nil {
 			return err
 		}
-		subj = fmt.Sprintf("opportunity %q", trunc(ev.OpportunityID))
+		subjKind, subjID = "opportunity", ev.OpportunityID
 		if ev.Stage, err = req("stage", r.stage); err != nil {
 			return err
 		}
@@ -314,7 +322,7 @@ func (d *Decoder) build(r *raw, ev *Event) error {
 			return err
 		}
 	case Account:
-		subj = fmt.Sprintf("account %q", trunc(ev.AccountID))
+		subjKind, subjID = "account", ev.AccountID
 		if ev.Name, err = strField("name", r.name, fail); err != nil {
 			return err
 		}
@@ -440,6 +448,9 @@ func strField(name string, v value, fail func(string, string, ...any) error) (Fi
 }
 
 func parseTime(s string) (int64, error) {
+	if n, ok := parseTimeFast(s); ok {
+		return n, nil
+	}
 	t, err := time.Parse(time.RFC3339Nano, s)
 	if err != nil {
 		return 0, errors.New("is not an RFC 3339 timestamp (e.g. 2026-03-01T12:00:00Z)")
@@ -474,4 +485,32 @@ func trunc(s string) string {
 		cut--
 	}
 	return s[:cut] + "…"
+}
+
+// parseTimeFast handles the common form 2006-01-02T15:04:05Z without the
+// general parser; anything else (offsets, fractions, bad input) falls back.
+func parseTimeFast(s string) (int64, bool) {
+	if len(s) != 20 || s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' || s[16] != ':' || s[19] != 'Z' {
+		return 0, false
+	}
+	num := func(i, n int) int {
+		v := 0
+		for _, c := range []byte(s[i : i+n]) {
+			if c < '0' || c > '9' {
+				return -1
+			}
+			v = v*10 + int(c-'0')
+		}
+		return v
+	}
+	year, month, day := num(0, 4), num(5, 2), num(8, 2)
+	hour, minute, sec := num(11, 2), num(14, 2), num(17, 2)
+	if year < 2000 || year >= 2200 || month < 1 || month > 12 || day < 1 || hour > 23 || minute > 59 || sec > 59 || hour < 0 || minute < 0 || sec < 0 {
+		return 0, false
+	}
+	t := time.Date(year, time.Month(month), day, hour, minute, sec, 0, time.UTC)
+	if t.Day() != day { // 2026-02-30 normalises to March: let time.Parse reject it
+		return 0, false
+	}
+	return t.UnixNano(), true
 }

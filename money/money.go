@@ -8,7 +8,6 @@ package money
 
 import (
 	"errors"
-	"fmt"
 	"math/big"
 	"strconv"
 )
@@ -244,21 +243,24 @@ func (c Cents) Append(b []byte) []byte {
 }
 
 // Grouped formats c for people: 1,120,000.00.
-func (c Cents) Grouped() string {
+func (c Cents) Grouped() string { return string(c.AppendGrouped(nil)) }
+
+// AppendGrouped appends the grouped form of c to b.
+func (c Cents) AppendGrouped(b []byte) []byte {
 	v := int64(c)
-	sign := ""
 	if v < 0 {
-		sign, v = "-", -v
+		b = append(b, '-')
+		v = -v
 	}
-	whole := strconv.FormatInt(v/100, 10)
-	out := make([]byte, 0, len(whole)+len(whole)/3+4)
+	var digits [24]byte
+	whole := strconv.AppendInt(digits[:0], v/100, 10)
 	for i := range len(whole) {
 		if i > 0 && (len(whole)-i)%3 == 0 {
-			out = append(out, ',')
+			b = append(b, ',')
 		}
-		out = append(out, whole[i])
+		b = append(b, whole[i])
 	}
-	return fmt.Sprintf("%s%s.%02d", sign, out, v%100)
+	return append(b, '.', byte('0'+v%100/10), byte('0'+v%10))
 }
 
 // Float returns c in major units as a float64, for ratios only.

@@ -1,6 +1,7 @@
 package scoring
 
 import (
+	"strings"
 	"time"
 
 	"github.com/pyramid-crm/pyramid/config"
@@ -166,7 +167,7 @@ func (a *Account) findOpp(id string) *opp {
 			return &a.opps[i]
 		}
 	}
-	a.opps = append(a.opps, opp{id: id})
+	a.opps = append(a.opps, opp{id: strings.Clone(id)})
 	return &a.opps[len(a.opps)-1]
 }
 
@@ -214,7 +215,7 @@ func (a *Account) mutate(ev *event.Event, intern func(string) string) {
 			o.at, o.stage, o.amount, o.ppm = t, intern(ev.Stage), ev.Amount, ev.ProbPPM
 		}
 	case event.Account:
-		lww(a, fName, t, ev.Name.Set, func() { a.name = ev.Name.V })
+		lww(a, fName, t, ev.Name.Set, func() { a.name = strings.Clone(ev.Name.V) })
 		lww(a, fOwner, t, ev.Owner.Set, func() { a.owner = intern(ev.Owner.V) })
 		lww(a, fWallet, t, ev.Wallet.Set, func() { a.wallet, a.hasWallet = ev.Wallet.V, !ev.Wallet.Null })
 		lww(a, fOverride, t, ev.TierOverride.Set, func() { a.override = ParseTier(ev.TierOverride.V) })

@@ -2,6 +2,7 @@ package scoring
 
 import (
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"math"
 	"net/url"
@@ -59,6 +60,7 @@ func (e *Engine) intern(s string) string {
 	if v, ok := e.strs[s]; ok {
 		return v
 	}
+	s = strings.Clone(s) // event strings alias the input buffer
 	if len(e.strs) < 1<<16 && len(s) <= 64 {
 		e.strs[s] = s
 	}
@@ -99,7 +101,7 @@ const EventTime int64 = 0
 func (e *Engine) Apply(ev *event.Event, asOf int64, out *Output) (*Account, Result) {
 	a := e.accounts[ev.AccountID]
 	if a == nil {
-		a = &Account{ID: ev.AccountID}
+		a = &Account{ID: strings.Clone(ev.AccountID)}
 		e.accounts[a.ID] = a
 	}
 	h := hashID(ev.ID)
@@ -156,7 +158,7 @@ func (e *Engine) evaluate(a *Account, asOf int64, ev *event.Event, out *Output) 
 		out.Changes = append(out.Changes, TierChange{
 			AccountID: a.ID, Version: version, ChangedAt: causeAt,
 			From: a.Tier, To: next, Reason: p.reason(kind, value, a.Tier, next),
-			Current: f.Current, Potential: f.Potential, EventID: eventID,
+			Current: f.Current, Potential: f.Potential, EventID: strings.Clone(eventID),
 		})
 		a.reasonKind, a.reasonFrom, a.reasonValue, a.Tier = kind, a.Tier, value, next
 	}
@@ -256,16 +258,20 @@ func (e *Engine) link(a *Account) string {
 	return strings.NewReplacer("{account_id}", url.PathEscape(a.ID), "{owner_id}", url.PathEscape(a.owner)).Replace(t)
 }
 
-// AlertID is the deterministic id of SPEC §5: a hash of the account, the
-// kind and the moment the account became neglected.
+// AlertID is the deterministic id of SPEC §5: the first 128 bits of
+// SHA-256 over the account id, the kind and the moment the account became
+// neglected (Unix ns, big-endian), in hex.
 func AlertID(accountID, kind string, moment int64) string {
 	h := sha256.New()
 	h.Write([]byte(accountID))
 	h.Write([]byte{0})
 	h.Write([]byte(kind))
 	h.Write([]byte{0})
-	h.Write([]byte(time.Unix(0, moment).UTC().Format(time.RFC3339Nano)))
-	return hex.EncodeToString(h.Sum(nil)[:16])
+	var m [8]byte
+	binary.BigEndian.PutUint64(m[:], uint64(moment))
+	h.Write(m[:])
+	var sum [sha256.Size]byte
+	return hex.EncodeToString(h.Sum(sum[:0])[:16])
 }
 
 // TierReason renders why the account holds its tier.

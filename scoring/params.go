@@ -162,20 +162,30 @@ const (
 	reasonOverride       // pinned by tier_override
 )
 
-// reason renders a tier change explanation.
+// reason renders a tier change explanation, e.g.
+// "value 1,120,000.00 >= major threshold 1,000,000.00".
 func (p *Params) reason(kind uint8, value money.Cents, from, to Tier) string {
+	b := make([]byte, 0, 96)
+	val := func() { b = value.AppendGrouped(append(b, "value "...)) }
 	switch kind {
 	case reasonUp:
-		return fmt.Sprintf("value %s >= %s threshold %s", value.Grouped(), to, p.tiers[to].threshold.Grouped())
+		val()
+		b = append(append(append(b, " >= "...), to.String()...), " threshold "...)
+		b = p.tiers[to].threshold.AppendGrouped(b)
 	case reasonBelow:
-		return fmt.Sprintf("value %s < %s threshold %s", value.Grouped(), to+1, p.tiers[to+1].threshold.Grouped())
+		val()
+		b = append(append(append(b, " < "...), (to+1).String()...), " threshold "...)
+		b = p.tiers[to+1].threshold.AppendGrouped(b)
 	case reasonDown:
-		return fmt.Sprintf("value %s < %s threshold %s less %s hysteresis = %s", value.Grouped(), from,
-			p.tiers[from].threshold.Grouped(), p.hysteresisPct, p.tiers[from].floor.Grouped())
+		val()
+		b = append(append(append(b, " < "...), from.String()...), " threshold "...)
+		b = p.tiers[from].threshold.AppendGrouped(b)
+		b = append(append(append(b, " less "...), p.hysteresisPct...), " hysteresis = "...)
+		b = p.tiers[from].floor.AppendGrouped(b)
 	case reasonOverride:
-		return fmt.Sprintf("tier_override set to %s", to)
+		b = append(append(b, "tier_override set to "...), to.String()...)
 	}
-	return ""
+	return string(b)
 }
 
 // nextTier applies the hysteresis rule of SPEC §4 and returns the new tier
