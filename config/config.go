@@ -12,6 +12,7 @@ import (
 	"os"
 	"reflect"
 	"sort"
+	"strconv"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -363,13 +364,30 @@ func sortedKeys[V any](m map[string]V) []string {
 	return keys
 }
 
-// YAML renders the effective configuration.
+// YAML renders the effective configuration, with plain decimals (1000000,
+// not 1e+06) so it can be pasted back into a config file as it is.
 func (c *Config) YAML() ([]byte, error) {
+	var n yaml.Node
+	if err := n.Encode(c); err != nil {
+		return nil, err
+	}
+	plainFloats(&n)
 	var b bytes.Buffer
 	enc := yaml.NewEncoder(&b)
 	enc.SetIndent(2)
-	if err := enc.Encode(c); err != nil {
+	if err := enc.Encode(&n); err != nil {
 		return nil, err
 	}
 	return b.Bytes(), enc.Close()
+}
+
+func plainFloats(n *yaml.Node) {
+	if n.Kind == yaml.ScalarNode && n.Tag == "!!float" {
+		if v, err := strconv.ParseFloat(n.Value, 64); err == nil {
+			n.Value, n.Tag = strconv.FormatFloat(v, 'f', -1, 64), ""
+		}
+	}
+	for _, c := range n.Content {
+		plainFloats(c)
+	}
 }
