@@ -1,6 +1,8 @@
 package metrics
 
 import (
+	"os"
+	"strings"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -40,6 +42,19 @@ func TestNamesMatchRegistered(t *testing.T) {
 	for n := range got {
 		if !want[n] {
 			t.Errorf("%s is registered but missing from Names", n)
+		}
+	}
+}
+
+// The README's metrics table lists every metric.
+func TestREADMEListsEveryMetric(t *testing.T) {
+	b, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range Names {
+		if !strings.Contains(string(b), "`"+n+"`") {
+			t.Errorf("README.md does not document %s", n)
 		}
 	}
 }
