@@ -123,6 +123,10 @@ func (p *Params) NeglectLimit(t Tier) time.Duration { return time.Duration(p.tie
 // Threshold returns tier t's entry threshold.
 func (p *Params) Threshold(t Tier) money.Cents { return p.tiers[t].threshold }
 
+// Floor returns threshold × (1 − hysteresis) of tier t: an account of that
+// tier leaves it only when its value falls below the floor.
+func (p *Params) Floor(t Tier) money.Cents { return p.tiers[t].floor }
+
 // LoadWeight returns the rep load one account of tier t adds.
 func (p *Params) LoadWeight(t Tier) float64 { return p.tiers[t].loadWeight }
 

@@ -1,0 +1,142 @@
+// Package logging builds the service's slog.Logger from the -log-level and
+// -log-format flags, and keeps secrets out of log lines. Services log JSON
+// by default so log shippers can parse every line; "auto" gives people at
+// a terminal readable text instead.
+package logging
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"os"
+	"regexp"
+	"strings"
+)
+
+// Formats accepted by New.
+const (
+	FormatJSON = "json"
+	FormatText = "text"
+	FormatAuto = "auto"
+)
+
+// New returns a logger writing to w at level (debug, info, warn, error) in
+// format (json, text, auto). auto picks text when w is a terminal and JSON
+// otherwise. An empty level means info and an empty format means auto.
+func New(w io.Writer, level, format string) (*slog.Logger, error) {
+	lv, err := ParseLevel(level)
+	if err != nil {
+		return nil, err
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch strings.ToLower(strings.TrimSpace(format)) {
+	case FormatJSON:
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	case FormatText:
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case FormatAuto, "":
+		if IsTerminal(w) {
+			return slog.New(slog.NewTextHandler(w, opts)), nil
+		}
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("log format %q is not one of json, text, auto", format)
+}
+
+// ParseLevel maps a level name to its slog.Level; the error names the bad
+// value and the accepted ones.
+func ParseLevel(s string) (slog.Level, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "debug":
+		return slog.LevelDebug, nil
+	case "info", "":
+		return slog.LevelInfo, nil
+	case "warn", "warning":
+		return slog.LevelWarn, nil
+	case "error":
+		return slog.LevelError, nil
+	}
+	return 0, fmt.Errorf("log level %q is not one of debug, info, warn, error", s)
+}
+
+// IsTerminal reports whether w is a character device such as a terminal.
+// Pipes, files and buffers are not.
+func IsTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok || f == nil {
+		return false
+	}
+	st, err := f.Stat()
+	if err != nil {
+		return false
+	}
+	return st.Mode()&os.ModeCharDevice != 0
+}
+
+// Redact returns dsn with any password replaced by ***, so connection
+// strings can be logged: clickhouse://user:secret@host:9000/db becomes
+// clickhouse://user:***@host:9000/db. Query parameters named like a
+// secret (password, secret, token, …) are masked too. Input that does not
+// parse as a URL is searched for a user:pass@ form by hand; when even that
+// fails, the whole value is masked rather than risk leaking it.
+func Redact(dsn string) string {
+	if dsn == "" {
+		return ""
+	}
+	if strings.Contains(dsn, "://") {
+		if u, err := url.Parse(dsn); err == nil && (u.Host != "" || u.User != nil) {
+			if _, has := u.User.Password(); u.User != nil && has {
+				u.User = url.UserPassword(u.User.Username(), "***")
+			}
+			if u.RawQuery != "" {
+				q := u.Query()
+				masked := false
+				for k := range q {
+					if secretKey(k) {
+						q.Set(k, "***")
+						masked = true
+					}
+				}
+				if masked {
+					u.RawQuery = q.Encode()
+				}
+			}
+			// String escapes the '*' of the mask; put it back for readability.
+			return strings.Replace(u.String(), "%2A%2A%2A", "***", -1)
+		}
+	}
+	return redactByHand(dsn)
+}
+
+// redactByHand handles what url.Parse refuses, such as a password with a
+// bare '%' or '#', or a DSN without a scheme (user:pass@tcp(host)/db).
+func redactByHand(dsn string) string {
+	dsn = keyValueSecret.ReplaceAllString(dsn, "${1}***")
+	at := strings.LastIndex(dsn, "@")
+	if at < 0 {
+		return dsn
+	}
+	start := 0
+	if i := strings.Index(dsn[:at], "://"); i >= 0 {
+		start = i + 3
+	}
+	colon := strings.Index(dsn[start:at], ":")
+	if colon < 0 {
+		return dsn // a user without a password
+	}
+	return dsn[:start+colon+1] + "***" + dsn[at:]
+}
+
+func secretKey(k string) bool {
+	k = strings.ToLower(k)
+	for _, w := range []string{"password", "passwd", "pwd", "secret", "token", "apikey", "api_key"} {
+		if strings.Contains(k, w) {
+			return true
+		}
+	}
+	return false
+}
+
+// keyValueSecret finds secrets in key=value DSNs (host=db password=x).
+var keyValueSecret = regexp.MustCompile(`(?i)((?:password|passwd|pwd|secret|token|api_?key)\s*=\s*)('[^']*'|"[^"]*"|[^\s;&]+)`)
