@@ -92,7 +92,6 @@ type neglect struct {
 	OpenAlert      json.RawMessage `json:"open_alert"`
 }
 
-
 func units(v float64) money.Cents { return money.Cents(math.Round(v * 100)) }
 
 // explain says why the account sits where it does, quoting the
