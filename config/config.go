@@ -214,6 +214,11 @@ func checkKeys(n *yaml.Node, t reflect.Type, path string) error {
 			return fmt.Errorf("%s: must be a mapping (line %d)", path, n.Line)
 		}
 		for i := 0; i+1 < len(n.Content); i += 2 {
+			// yaml.v3 drops a null key (`~:` or `null:`) from a Go map
+			// without a word; refuse it instead of losing the entry.
+			if k := n.Content[i]; k.Kind != yaml.ScalarNode || k.ShortTag() == "!!null" {
+				return fmt.Errorf("%s: %q is not a valid key (line %d)", path, k.Value, k.Line)
+			}
 			if err := checkKeys(n.Content[i+1], t.Elem(), join(path, n.Content[i].Value)); err != nil {
 				return err
 			}
@@ -226,6 +231,13 @@ func checkKeys(n *yaml.Node, t reflect.Type, path string) error {
 		v := reflect.New(t)
 		if err := n.Decode(v.Interface()); err != nil {
 			return fmt.Errorf("%s: %q is not a valid %s (line %d)", path, n.Value, t.Kind(), n.Line)
+		}
+		// yaml.v3 truncates a float into an int field (1.5 becomes 1).
+		if t.Kind() == reflect.Int && n.ShortTag() == "!!float" {
+			var f float64
+			if err := n.Decode(&f); err != nil || f != math.Trunc(f) {
+				return fmt.Errorf("%s: %q is not a whole number (line %d)", path, n.Value, n.Line)
+			}
 		}
 	}
 	return nil

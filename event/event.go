@@ -11,7 +11,9 @@ package event
 import (
 	"errors"
 	"fmt"
+	"math/big"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -127,21 +129,24 @@ func ReasonOf(err error) string {
 
 // Decoder validates events against a configuration (stages, currencies).
 type Decoder struct {
-	stages   map[string]int64 // stage -> default probability in ppm
-	fx       map[string]int64 // currency -> rate in ppm
+	stages   map[string]int64    // stage -> default probability in ppm
+	fx       map[string]*big.Rat // currency -> exact decimal rate
 	currency string
 }
 
 // NewDecoder builds a decoder for cfg.
 func NewDecoder(cfg *config.Config) *Decoder {
-	d := &Decoder{stages: map[string]int64{}, fx: map[string]int64{}, currency: cfg.Currency}
+	d := &Decoder{stages: map[string]int64{}, fx: map[string]*big.Rat{}, currency: cfg.Currency}
 	for s, p := range cfg.Stages {
 		ppm, _ := money.ParseRatio(fmt.Sprint(p))
 		d.stages[s] = ppm
 	}
 	for c, r := range cfg.FXRates {
-		ppm, _ := money.ParseRatio(fmt.Sprint(r))
-		d.fx[c] = ppm
+		// The shortest decimal that reads back as r: the rate as written
+		// in the file. Millionths would lose small rates (VND, IDR).
+		if rat, ok := new(big.Rat).SetString(strconv.FormatFloat(r, 'g', -1, 64)); ok {
+			d.fx[c] = rat
+		}
 	}
 	return d
 }
@@ -205,7 +210,7 @@ func (r *raw) set(key string, v value) error {
 		r.wallet = v
 	case "tier_override":
 		r.tierOverride = v
-	case "snooze_until", "snooze_alerts_until":
+	case "snooze_alerts_until":
 		r.snoozeUntil = v
 	}
 	return nil
@@ -409,11 +414,27 @@ func (d *Decoder) convert(c money.Cents, cur value, fail func(string, string, ..
 	if !ok {
 		return 0, fail(ReasonUnknownCurrency, "currency %q has no rate in fx_rates (reporting currency %s)", trunc(cur.str), d.currency)
 	}
-	out := money.MulPPM(c, rate)
-	if out > money.MaxAbs || out < -money.MaxAbs {
+	out, ok := mulRate(c, rate)
+	if !ok || out > money.MaxAbs || out < -money.MaxAbs {
 		return 0, fail(ReasonInvalidField, "amount %s %s is too large once converted to %s", c, cur.str, d.currency)
 	}
 	return out, nil
+}
+
+// mulRate returns c × rate rounded half-to-even, and false when the result
+// does not fit in an int64.
+func mulRate(c money.Cents, rate *big.Rat) (money.Cents, bool) {
+	n := new(big.Int).Mul(big.NewInt(int64(c)), rate.Num())
+	den := rate.Denom()
+	q, r := new(big.Int).QuoRem(n, den, new(big.Int))
+	r.Abs(r).Lsh(r, 1)
+	if cmp := r.Cmp(den); cmp > 0 || cmp == 0 && q.Bit(0) == 1 {
+		q.Add(q, big.NewInt(int64(n.Sign())))
+	}
+	if !q.IsInt64() {
+		return 0, false
+	}
+	return money.Cents(q.Int64()), true
 }
 
 func (d *Decoder) stageNames() []string {

@@ -286,6 +286,19 @@ func TestCommonFieldRules(t *testing.T) {
 		{"occurred_at year 1999", with(activity(), "occurred_at", `"1999-12-31T23:59:59Z"`), event.ReasonInvalidField, []string{"occurred_at", "2000"}},
 		{"occurred_at 2000 by offset only", with(activity(), "occurred_at", `"2000-01-01T00:30:00+01:00"`), event.ReasonInvalidField, []string{"occurred_at", "2000"}},
 		{"occurred_at 2000-01-01Z", with(activity(), "occurred_at", `"2000-01-01T00:00:00Z"`), "", nil},
+		{"occurred_at Feb 29 of a common year", with(activity(), "occurred_at", `"2026-02-29T00:00:00Z"`), event.ReasonInvalidField, []string{"occurred_at", "RFC 3339"}},
+		{"occurred_at Feb 29 of a leap year", with(activity(), "occurred_at", `"2024-02-29T00:00:00Z"`), "", nil},
+		{"occurred_at April 31", with(activity(), "occurred_at", `"2026-04-31T00:00:00Z"`), event.ReasonInvalidField, []string{"occurred_at"}},
+		{"occurred_at day 0", with(activity(), "occurred_at", `"2026-04-00T00:00:00Z"`), event.ReasonInvalidField, []string{"occurred_at"}},
+		{"occurred_at hour 24", with(activity(), "occurred_at", `"2026-03-01T24:00:00Z"`), event.ReasonInvalidField, []string{"occurred_at"}},
+		{"occurred_at minute 60", with(activity(), "occurred_at", `"2026-03-01T12:60:00Z"`), event.ReasonInvalidField, []string{"occurred_at"}},
+		{"occurred_at second 60", with(activity(), "occurred_at", `"2026-03-01T12:00:60Z"`), event.ReasonInvalidField, []string{"occurred_at"}},
+		{"occurred_at signed field", with(activity(), "occurred_at", `"2026-03-01T12:-1:00Z"`), event.ReasonInvalidField, []string{"occurred_at"}},
+		{"occurred_at one-digit month", with(activity(), "occurred_at", `"2026-3-01T12:00:00Z"`), event.ReasonInvalidField, []string{"occurred_at"}},
+		{"occurred_at lowercase t", with(activity(), "occurred_at", `"2026-03-01t12:00:00Z"`), event.ReasonInvalidField, []string{"occurred_at"}},
+		{"occurred_at trailing space", with(activity(), "occurred_at", `"2026-03-01T12:00:00Z "`), event.ReasonInvalidField, []string{"occurred_at"}},
+		{"occurred_at 2199", with(activity(), "occurred_at", `"2199-12-31T23:59:59Z"`), "", nil},
+		{"occurred_at 2200", with(activity(), "occurred_at", `"2200-01-01T00:00:00Z"`), event.ReasonInvalidField, []string{"occurred_at", "2200"}},
 		{"occurred_at year 9999", with(activity(), "occurred_at", `"9999-01-01T00:00:00Z"`), event.ReasonInvalidField, []string{"occurred_at"}},
 	}
 	for _, tt := range tests {
@@ -312,6 +325,10 @@ func TestOccurredAt(t *testing.T) {
 		{"2026-03-01T12:00:00.5Z", time.Date(2026, 3, 1, 12, 0, 0, 500_000_000, time.UTC)},
 		{"2026-03-01T12:00:00.123456789Z", time.Date(2026, 3, 1, 12, 0, 0, 123456789, time.UTC)},
 		{"2026-03-01T12:00:00.123+01:00", time.Date(2026, 3, 1, 11, 0, 0, 123_000_000, time.UTC)},
+		{"2024-02-29T23:59:59Z", time.Date(2024, 2, 29, 23, 59, 59, 0, time.UTC)},
+		{"2000-01-01T00:00:00Z", time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)},
+		{"2026-12-31T23:59:59Z", time.Date(2026, 12, 31, 23, 59, 59, 0, time.UTC)},
+		{"2026-03-01T12:00:00+00:00", time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)},
 	}
 	for _, tt := range tests {
 		ev := mustDecode(t, obj(with(activity(), "occurred_at", `"`+tt.in+`"`)))
@@ -587,7 +604,10 @@ func TestNotJSON(t *testing.T) {
 	}
 	for name, in := range tests {
 		t.Run(name, func(t *testing.T) {
-			if json.Valid([]byte(in)) && !strings.Contains(name, "UTF-8") {
+			// JSON that is not an object, and invalid UTF-8 (which json.Valid
+			// tolerates), are the only valid-JSON inputs here.
+			notObject := strings.HasPrefix(name, "bare") || name == "null"
+			if json.Valid([]byte(in)) && !notObject && !strings.Contains(name, "UTF-8") {
 				t.Fatalf("test input is valid JSON: %q", in)
 			}
 			wantReject(t, in, event.ReasonNotJSON, "not a JSON object")
@@ -739,6 +759,51 @@ func TestNoPanicOnPrefixes(t *testing.T) {
 				t.Errorf("prefix %q accepted", b)
 			}
 			_, _ = event.NewDecoder(config.Default()).Decode(b)
+		}
+	}
+}
+
+func TestFXConversionExact(t *testing.T) {
+	cfg := config.Default()
+	cfg.Currency = "LBP"
+	cfg.FXRates = map[string]float64{"USD": 89500, "VND": 0.0000393, "XAU": 1e-7, "CHF": 1.23456789}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	d := event.NewDecoder(cfg)
+	tests := []struct {
+		amount, currency string
+		want             money.Cents
+		reason           string
+	}{
+		{"1", "USD", 8950000, ""},
+		{"-0.01", "USD", -89500, ""},
+		// Rates below a millionth keep their precision: 1,000,000 VND × 0.0000393.
+		{"1000000", "VND", 3930, ""},
+		{"1000000000", "XAU", 10000, ""},
+		{"0.05", "XAU", 0, ""},
+		// 100.00 × 1.23456789 = 123.456789 → 123.46
+		{"100", "CHF", 12346, ""},
+		{"-100", "CHF", -12346, ""},
+		// The limit applies after conversion: 1e15 cents / 89500 = 11173184357.54.
+		{"111731843.57", "USD", 999999999951500, ""},
+		{"111731843.58", "USD", 0, event.ReasonInvalidField},
+		// 2,061,088,723,319.50 USD × 89500 overflows int64 cents; it once
+		// wrapped around to -266.16 and was accepted.
+		{"2061088723319.50", "USD", 0, event.ReasonInvalidField},
+		{"1e13", "USD", 0, event.ReasonInvalidField},
+	}
+	for _, tt := range tests {
+		in := obj(with(with(order(tt.amount), "currency", `"`+tt.currency+`"`), "account_id", `"a"`))
+		ev, err := d.Decode([]byte(in))
+		if tt.reason != "" {
+			if event.ReasonOf(err) != tt.reason {
+				t.Errorf("%s %s: got %v (%v), want %s", tt.amount, tt.currency, ev.Amount, err, tt.reason)
+			}
+			continue
+		}
+		if err != nil || ev.Amount != tt.want {
+			t.Errorf("%s %s = %d cents (%v), want %d", tt.amount, tt.currency, ev.Amount, err, tt.want)
 		}
 	}
 }

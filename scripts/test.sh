@@ -15,6 +15,7 @@ if [ -z "${PYRAMID_TEST_CLICKHOUSE_DSN:-}" ] && [ -f scripts/clickhouse.sh ] &&
   started=$(mktemp -d /tmp/pyramid-ch.XXXXXX)
   PYRAMID_TEST_CLICKHOUSE_DSN=$(bash scripts/clickhouse.sh start "$started")
   export PYRAMID_TEST_CLICKHOUSE_DSN
+  export PYRAMID_TEST_CLICKHOUSE_DIR="$started"
   echo "test.sh: ClickHouse started for this run: $PYRAMID_TEST_CLICKHOUSE_DSN"
 fi
 

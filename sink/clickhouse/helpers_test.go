@@ -1,0 +1,121 @@
+package clickhouse
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"net/url"
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+)
+
+// testDSN returns the server to test against: PYRAMID_TEST_CLICKHOUSE_DSN
+// (scripts/test.sh starts one). Without it the test skips, except under
+// CI=true, where a skipped integration test would hide a broken build.
+func testDSN(t testing.TB) string {
+	t.Helper()
+	dsn := os.Getenv("PYRAMID_TEST_CLICKHOUSE_DSN")
+	if dsn == "" {
+		msg := "PYRAMID_TEST_CLICKHOUSE_DSN is not set; run scripts/test.sh, or: " +
+			"DIR=$(mktemp -d); export PYRAMID_TEST_CLICKHOUSE_DSN=$(bash scripts/clickhouse.sh start $DIR)"
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	return dsn
+}
+
+var nonIdent = regexp.MustCompile(`[^a-zA-Z0-9_]+`)
+
+// withDatabase returns dsn pointing at database db.
+func withDatabase(t testing.TB, dsn, db string) string {
+	t.Helper()
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatalf("bad DSN: %v", err)
+	}
+	u.Path = "/" + db
+	return u.String()
+}
+
+// freshDB creates a database of its own for the test, dropped at the end,
+// and returns a DSN for it and a connection to it.
+func freshDB(t testing.TB, dsn string) (string, driver.Conn) {
+	t.Helper()
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	name := strings.ToLower(nonIdent.ReplaceAllString(t.Name(), "_"))
+	if len(name) > 40 {
+		name = name[:40]
+	}
+	db := "pyramid_test_" + name + "_" + hex.EncodeToString(b[:])
+	dbDSN := withDatabase(t, dsn, db)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := CreateDatabase(ctx, dbDSN); err != nil {
+		t.Fatalf("create database: %v", err)
+	}
+	conn, err := Open(dbDSN, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if !t.Failed() {
+			_ = conn.Exec(ctx, "DROP DATABASE IF EXISTS "+quoteIdent(db))
+		} else {
+			t.Logf("kept database %s for inspection", db)
+		}
+		conn.Close()
+	})
+	return dbDSN, conn
+}
+
+// migrated returns a fresh, migrated database.
+func migrated(t testing.TB) (string, driver.Conn) {
+	t.Helper()
+	dsn, conn := freshDB(t, testDSN(t))
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if _, err := Migrate(ctx, conn); err != nil {
+		t.Fatalf("migrate: %v", err)
+	}
+	return dsn, conn
+}
+
+// newSink returns a sink on dsn with short retry intervals.
+func newSink(t testing.TB, dsn string, opts Options) *Sink {
+	t.Helper()
+	opts.DSN = dsn
+	if opts.RetryInitial == 0 {
+		opts.RetryInitial = 50 * time.Millisecond
+	}
+	if opts.RetryMax == 0 {
+		opts.RetryMax = 500 * time.Millisecond
+	}
+	if opts.AttemptTimeout == 0 {
+		opts.AttemptTimeout = 10 * time.Second
+	}
+	s, err := New(context.Background(), opts, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func queryUint(t testing.TB, conn driver.Conn, q string) uint64 {
+	t.Helper()
+	var n uint64
+	if err := conn.QueryRow(context.Background(), q).Scan(&n); err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+	return n
+}

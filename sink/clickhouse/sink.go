@@ -1,0 +1,383 @@
+package clickhouse
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	ch "github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/cenkalti/backoff/v4"
+	"github.com/shopspring/decimal"
+
+	"github.com/pyramid-crm/pyramid/config"
+	"github.com/pyramid-crm/pyramid/metrics"
+	"github.com/pyramid-crm/pyramid/money"
+	"github.com/pyramid-crm/pyramid/scoring"
+	"github.com/pyramid-crm/pyramid/sink"
+)
+
+// Table names.
+const (
+	TableSnapshots = "account_snapshots"
+	TableChanges   = "tier_changes"
+	TableAlerts    = "account_alerts"
+)
+
+// Column lists, in the order rows are appended. INSERTs always name their
+// columns so a column added by a later migration does not break old writers.
+const (
+	snapshotColumns = "account_id, version, as_of, tier, tier_reason, quadrant, current_value, potential_value, " +
+		"weighted_pipeline, wallet, share_of_wallet, goal_metric, goal_target, goal_actual, goal_attainment, " +
+		"goal_status, coverage_model, owner_id, last_touch_at, neglected, open_opportunities, overridden, " +
+		"coverage_load, account_name"
+	changeColumns = "account_id, version, changed_at, from_tier, to_tier, reason, current_value, potential_value, event_id"
+	alertColumns  = "alert_id, account_id, kind, status, opened_at, resolved_at, tier, owner_id, potential_value, " +
+		"last_touch_at, account_name, last_touch_kind, days_since_touch, link, row_version"
+)
+
+// Options configures a Sink.
+type Options struct {
+	// DSN is clickhouse://user:password@host:9000/database?dial_timeout=5s
+	// (the native protocol; see clickhouse-go's ParseDSN for parameters).
+	DSN string
+	// AttemptTimeout bounds one insert attempt: connect, send, and wait for
+	// the server's acknowledgement. Default 30 s.
+	AttemptTimeout time.Duration
+	// RetryInitial and RetryMax bound the backoff between attempts.
+	// Defaults 200 ms and 30 s.
+	RetryInitial, RetryMax time.Duration
+	// LoadWeight gives the rep load one account of a tier carries; it is
+	// written into account_snapshots.coverage_load, which rep_coverage
+	// sums. Pass (*scoring.Params).LoadWeight. Nil: the built-in defaults.
+	LoadWeight func(scoring.Tier) float64
+	// Migrate applies the schema migrations in New, retrying errors that
+	// can heal until ctx ends.
+	Migrate bool
+}
+
+// Sink writes batches to ClickHouse. It implements sink.Sink and is safe
+// for concurrent use.
+type Sink struct {
+	conn driver.Conn
+	opt  Options
+	m    *metrics.Metrics
+	log  *slog.Logger
+
+	mu      sync.Mutex
+	lastErr error
+}
+
+var _ sink.Sink = (*Sink)(nil)
+
+// New opens a connection pool to opts.DSN (connections are made lazily, so
+// New succeeds while the server is down unless opts.Migrate is set). m and
+// log may be nil.
+func New(ctx context.Context, opts Options, m *metrics.Metrics, log *slog.Logger) (*Sink, error) {
+	if opts.AttemptTimeout <= 0 {
+		opts.AttemptTimeout = 30 * time.Second
+	}
+	if opts.RetryInitial <= 0 {
+		opts.RetryInitial = 200 * time.Millisecond
+	}
+	if opts.RetryMax <= 0 {
+		opts.RetryMax = 30 * time.Second
+	}
+	if opts.LoadWeight == nil {
+		opts.LoadWeight = scoring.NewParams(config.Default()).LoadWeight
+	}
+	if m == nil {
+		m = metrics.New(nil)
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	conn, err := Open(opts.DSN, opts.AttemptTimeout)
+	if err != nil {
+		return nil, err
+	}
+	s := &Sink{conn: conn, opt: opts, m: m, log: log.With("component", "clickhouse", "dsn", Redact(opts.DSN))}
+	if opts.Migrate {
+		err := s.retry(ctx, "migrate", func(ctx context.Context) error {
+			applied, err := Migrate(ctx, conn)
+			if len(applied) > 0 {
+				s.log.Info("schema migrated", "applied", applied)
+			}
+			return err
+		}, false)
+		if err != nil {
+			conn.Close()
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// Open returns a native-protocol connection pool for dsn. Connections are
+// made on first use; dialTimeout bounds each dial (0: the DSN's or the
+// driver's default).
+func Open(dsn string, dialTimeout time.Duration) (driver.Conn, error) {
+	o, err := ch.ParseDSN(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("clickhouse: invalid DSN %s: %s", Redact(dsn), redactIn(err.Error(), dsn))
+	}
+	if dialTimeout > 0 && !strings.Contains(dsn, "dial_timeout") {
+		o.DialTimeout = min(dialTimeout, 10*time.Second)
+	}
+	if !strings.Contains(dsn, "max_open_conns") {
+		o.MaxOpenConns = 4
+	}
+	conn, err := ch.Open(o)
+	if err != nil {
+		return nil, fmt.Errorf("clickhouse: open %s: %s", Redact(dsn), redactIn(err.Error(), dsn))
+	}
+	return conn, nil
+}
+
+// CreateDatabase creates the DSN's database if it does not exist, connecting
+// to the server's default database to do so.
+func CreateDatabase(ctx context.Context, dsn string) error {
+	o, err := ch.ParseDSN(dsn)
+	if err != nil {
+		return fmt.Errorf("clickhouse: invalid DSN %s: %s", Redact(dsn), redactIn(err.Error(), dsn))
+	}
+	db := o.Auth.Database
+	if db == "" || db == "default" {
+		return nil
+	}
+	o.Auth.Database = "default"
+	conn, err := ch.Open(o)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if err := conn.Exec(ctx, "CREATE DATABASE IF NOT EXISTS "+quoteIdent(db)); err != nil {
+		return fmt.Errorf("clickhouse: create database %s: %w", db, err)
+	}
+	return nil
+}
+
+// Redact returns dsn with its password replaced, for logs and errors.
+func Redact(dsn string) string {
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return "(unparsable DSN)"
+	}
+	q := u.Query()
+	if q.Get("password") != "" {
+		q.Set("password", "xxxxx")
+		u.RawQuery = q.Encode()
+	}
+	if p, ok := u.User.Password(); ok && p != "" {
+		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	}
+	return u.String()
+}
+
+// redactIn hides dsn (and its password) inside an error text.
+func redactIn(text, dsn string) string {
+	text = strings.ReplaceAll(text, dsn, Redact(dsn))
+	if u, err := url.Parse(dsn); err == nil {
+		if p, ok := u.User.Password(); ok && p != "" {
+			text = strings.ReplaceAll(text, p, "xxxxx")
+		}
+	}
+	return text
+}
+
+// Write inserts the batch, one INSERT per table, and returns once the
+// server acknowledged every row. Errors that can heal are retried with
+// exponential backoff and jitter until ctx ends; a table already written in
+// this call is not written again. Other errors return at once.
+func (s *Sink) Write(ctx context.Context, b *sink.Batch) error {
+	if b.Len() == 0 {
+		return nil
+	}
+	start := time.Now()
+	// row_version of alerts: a write later in time wins. Fixed per call so
+	// a retried insert carries the same values.
+	base := uint64(start.UnixNano())
+	steps := []struct {
+		table string
+		n     int
+		send  func(context.Context) error
+	}{
+		{TableSnapshots, len(b.Snapshots), func(ctx context.Context) error { return s.insertSnapshots(ctx, b.Snapshots) }},
+		{TableChanges, len(b.Changes), func(ctx context.Context) error { return s.insertChanges(ctx, b.Changes) }},
+		{TableAlerts, len(b.Alerts), func(ctx context.Context) error { return s.insertAlerts(ctx, b.Alerts, base) }},
+	}
+	for _, st := range steps {
+		if st.n == 0 {
+			continue
+		}
+		if err := s.retry(ctx, st.table, st.send, true); err != nil {
+			return err
+		}
+		s.m.SinkRows.WithLabelValues(st.table).Add(float64(st.n))
+	}
+	s.setErr(nil)
+	s.m.SinkFlush.Observe(time.Since(start).Seconds())
+	return nil
+}
+
+// retry runs op until it succeeds, fails permanently, or ctx ends.
+func (s *Sink) retry(ctx context.Context, what string, op func(context.Context) error, count bool) error {
+	exp := backoff.NewExponentialBackOff()
+	exp.InitialInterval = s.opt.RetryInitial
+	exp.MaxInterval = s.opt.RetryMax
+	exp.MaxElapsedTime = 0 // retry until ctx ends: nothing may be lost
+	var last error
+	attempt := func() error {
+		actx, cancel := context.WithTimeout(ctx, s.opt.AttemptTimeout)
+		defer cancel()
+		err := op(actx)
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return backoff.Permanent(ctx.Err())
+		}
+		if count {
+			s.m.SinkErrors.Inc()
+		}
+		err = describe(what, err)
+		last = err
+		s.setErr(err)
+		if !Retryable(err) {
+			return backoff.Permanent(err)
+		}
+		return err
+	}
+	notify := func(err error, d time.Duration) {
+		if count {
+			s.m.SinkRetries.Inc()
+		}
+		s.log.Warn("clickhouse write failed; retrying", "table", what, "err", err, "retry_in", d.Round(time.Millisecond))
+	}
+	err := backoff.RetryNotify(attempt, backoff.WithContext(exp, ctx), notify)
+	if err != nil && ctx.Err() != nil && last != nil {
+		return fmt.Errorf("clickhouse sink: %s: gave up (%w); last error: %v", what, ctx.Err(), last)
+	}
+	return err
+}
+
+// describe names the table and says what to do.
+func describe(table string, err error) error {
+	var ex *ch.Exception
+	if errors.As(err, &ex) {
+		switch ex.Code {
+		case 16, 47, 60, 81: // no such column, unknown identifier, unknown table, unknown database
+			return fmt.Errorf("clickhouse sink: table %s: %w (the schema is missing or old: run `pyramid migrate`)", table, err)
+		case 53, 70, 386: // type mismatch, cannot convert, no common type
+			return fmt.Errorf("clickhouse sink: table %s: %w (a column has the wrong type: compare with docs/clickhouse.md)", table, err)
+		}
+	}
+	return fmt.Errorf("clickhouse sink: table %s: %w", table, err)
+}
+
+func (s *Sink) setErr(err error) {
+	s.mu.Lock()
+	s.lastErr = err
+	s.mu.Unlock()
+	if err == nil {
+		s.m.SinkUp.Set(1)
+	} else {
+		s.m.SinkUp.Set(0)
+	}
+}
+
+// Healthy returns nil when the last write attempt succeeded, else its error.
+func (s *Sink) Healthy() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.lastErr
+}
+
+// Close closes the connection pool.
+func (s *Sink) Close() error { return s.conn.Close() }
+
+// Conn returns the underlying connection pool, for migrations and queries.
+func (s *Sink) Conn() driver.Conn { return s.conn }
+
+func (s *Sink) insertSnapshots(ctx context.Context, rows []scoring.Snapshot) error {
+	return insert(ctx, s.conn, TableSnapshots, snapshotColumns, len(rows), func(i int) []any {
+		r := &rows[i]
+		var wallet *decimal.Decimal
+		if r.HasWallet {
+			d := dec(r.Wallet)
+			wallet = &d
+		}
+		return []any{
+			r.AccountID, r.Version, ts(r.AsOf), r.Tier.String(), r.TierReason, r.Quadrant,
+			dec(r.CurrentValue), dec(r.PotentialValue), dec(r.WeightedPipeline), wallet,
+			opt(r.ShareOfWallet, r.HasShare), r.GoalMetric, r.GoalTarget,
+			opt(r.GoalActual, r.HasGoalActual), opt(r.GoalAttainment, r.HasGoalActual), r.GoalStatus,
+			r.CoverageModel, r.OwnerID, ts(r.LastTouchAt), flag(r.Neglected), uint32(r.OpenOpportunities),
+			flag(r.Overridden), s.opt.LoadWeight(r.Tier), r.Name,
+		}
+	})
+}
+
+func (s *Sink) insertChanges(ctx context.Context, rows []scoring.TierChange) error {
+	return insert(ctx, s.conn, TableChanges, changeColumns, len(rows), func(i int) []any {
+		r := &rows[i]
+		return []any{
+			r.AccountID, r.Version, ts(r.ChangedAt), r.From.String(), r.To.String(), r.Reason,
+			dec(r.Current), dec(r.Potential), r.EventID,
+		}
+	})
+}
+
+func (s *Sink) insertAlerts(ctx context.Context, rows []scoring.Alert, base uint64) error {
+	return insert(ctx, s.conn, TableAlerts, alertColumns, len(rows), func(i int) []any {
+		r := &rows[i]
+		var resolved *time.Time
+		if r.ResolvedAt != 0 {
+			t := ts(r.ResolvedAt)
+			resolved = &t
+		}
+		return []any{
+			r.AlertID, r.AccountID, r.Kind, r.Status, ts(r.OpenedAt), resolved, r.Tier.String(),
+			r.OwnerID, dec(r.Potential), ts(r.LastTouchAt), r.AccountName, r.LastTouchKind,
+			int32(r.DaysSinceTouch), r.Link, base + uint64(i),
+		}
+	})
+}
+
+func insert(ctx context.Context, conn driver.Conn, table, columns string, n int, row func(int) []any) error {
+	b, err := conn.PrepareBatch(ctx, "INSERT INTO "+table+" ("+columns+")")
+	if err != nil {
+		return err
+	}
+	for i := 0; i < n; i++ {
+		if err := b.Append(row(i)...); err != nil {
+			_ = b.Abort()
+			return err
+		}
+	}
+	return b.Send()
+}
+
+func dec(c money.Cents) decimal.Decimal { return decimal.New(int64(c), -2) }
+
+// ts converts Unix ns to a UTC time; DateTime keeps whole seconds.
+func ts(ns int64) time.Time { return time.Unix(0, ns).UTC() }
+
+func opt(v float64, ok bool) *float64 {
+	if !ok {
+		return nil
+	}
+	return &v
+}
+
+func flag(b bool) uint8 {
+	if b {
+		return 1
+	}
+	return 0
+}
