@@ -40,10 +40,14 @@ server_cmd() {
 # port_free PORT: nothing accepts connections on 127.0.0.1:PORT.
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
+# Ports come from below the kernel's ephemeral range, so a client socket of
+# some other test (kfake, HTTP) can never be holding the port we pick.
 pick_port() {
-  local p i
+  local p i lo=10000 hi
+  hi=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+  [ "$hi" -gt $((lo + 2000)) ] || { lo=1025; }
   for i in $(seq 1 200); do
-    p=$((20000 + RANDOM % 40000))
+    p=$((lo + RANDOM % (hi - lo)))
     if port_free "$p" && ! grep -qx "$p" "$dir/ports.tmp" 2>/dev/null; then
       echo "$p" >>"$dir/ports.tmp"
       echo "$p"

@@ -200,7 +200,7 @@ func TestWriteRoundTripLatest(t *testing.T) {
 		Reason: "value 1,000,000.00 >= major threshold 1,000,000.00", Current: 1_234_567_89, Potential: 98_765_432_10}
 	al := scoring.Alert{AlertID: scoring.AlertID("acc-a", scoring.KindNeglected, t0), AccountID: "acc-a", Kind: scoring.KindNeglected,
 		Status: scoring.StatusOpen, OpenedAt: t0, Tier: scoring.Major, OwnerID: "rep-1", Potential: 98_765_432_10,
-		LastTouchAt: t0 - 14*day, AccountName: "A", LastTouchKind: "call", DaysSinceTouch: 14, Link: "https://crm.example/a"}
+		LastTouchAt: t0 - 14*day, AccountName: "A", LastTouchKind: "call", DaysSinceTouch: 14, Link: "https://crm.example/a", Version: 7<<2 | 2}
 
 	if err := s.Write(ctx, &sink.Batch{Snapshots: []scoring.Snapshot{a1, b1, c1}, Changes: []scoring.TierChange{ch1}}); err != nil {
 		t.Fatal(err)
@@ -271,9 +271,8 @@ func readAlerts(t testing.TB, conn driver.Conn) []scoring.Alert {
 		var tier string
 		var pot decimal.Decimal
 		var days int32
-		var rv uint64
 		if err := rows.Scan(&a.AlertID, &a.AccountID, &a.Kind, &a.Status, &opened, &resolved, &tier, &a.OwnerID, &pot,
-			&touch, &a.AccountName, &a.LastTouchKind, &days, &a.Link, &rv); err != nil {
+			&touch, &a.AccountName, &a.LastTouchKind, &days, &a.Link, &a.Version); err != nil {
 			t.Fatal(err)
 		}
 		a.OpenedAt, a.LastTouchAt, a.Tier, a.Potential, a.DaysSinceTouch = opened.UnixNano(), touch.UnixNano(), scoring.ParseTier(tier), cents(t, pot), int(days)
@@ -346,7 +345,7 @@ func TestWriteTwiceCollapses(t *testing.T) {
 	}
 	moment := t0 - day
 	open := scoring.Alert{AlertID: scoring.AlertID("acc-01", scoring.KindNeglected, moment), AccountID: "acc-01", Kind: scoring.KindNeglected,
-		Status: scoring.StatusOpen, OpenedAt: moment, Tier: scoring.NonNamed, LastTouchAt: moment - 45*day, DaysSinceTouch: 46}
+		Status: scoring.StatusOpen, OpenedAt: moment, Tier: scoring.NonNamed, LastTouchAt: moment - 45*day, DaysSinceTouch: 46, Version: 4<<2 | 2}
 	b.Alerts = []scoring.Alert{open}
 	for i := 0; i < 2; i++ {
 		if err := s.Write(ctx, &b); err != nil {
@@ -374,20 +373,23 @@ func TestWriteTwiceCollapses(t *testing.T) {
 		t.Errorf("after OPTIMIZE FINAL account_snapshots has %d rows, want 50", n)
 	}
 
-	// The alert's newest status wins: resolved, written (twice) after the open...
+	// The alert's newest record (highest version) wins: resolved, even when
+	// the older open record is written again after it (a redelivery)...
 	resolved := open
-	resolved.Status, resolved.ResolvedAt = scoring.StatusResolved, t0
+	resolved.Status, resolved.ResolvedAt, resolved.Version = scoring.StatusResolved, t0, 5<<2|1
 	if err := s.Write(ctx, &sink.Batch{Alerts: []scoring.Alert{resolved}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Write(ctx, &sink.Batch{Alerts: []scoring.Alert{open, resolved}}); err != nil { // replay of both in order
+	if err := s.Write(ctx, &sink.Batch{Alerts: []scoring.Alert{resolved, open}}); err != nil {
 		t.Fatal(err)
 	}
 	if got := readAlerts(t, conn); len(got) != 1 || got[0].Status != scoring.StatusResolved || got[0].ResolvedAt != t0 {
 		t.Errorf("after resolve: %+v, want one resolved alert", got)
 	}
 	// ...and the same alert re-opened later (after a snooze) is open again.
-	if err := s.Write(ctx, &sink.Batch{Alerts: []scoring.Alert{open}}); err != nil {
+	reopened := open
+	reopened.Version = 9<<2 | 2
+	if err := s.Write(ctx, &sink.Batch{Alerts: []scoring.Alert{reopened}}); err != nil {
 		t.Fatal(err)
 	}
 	if got := readAlerts(t, conn); len(got) != 1 || got[0].Status != scoring.StatusOpen {

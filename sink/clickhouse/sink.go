@@ -199,9 +199,6 @@ func (s *Sink) Write(ctx context.Context, b *sink.Batch) error {
 		return nil
 	}
 	start := time.Now()
-	// row_version of alerts: a write later in time wins. Fixed per call so
-	// a retried insert carries the same values.
-	base := uint64(start.UnixNano())
 	steps := []struct {
 		table string
 		n     int
@@ -209,7 +206,7 @@ func (s *Sink) Write(ctx context.Context, b *sink.Batch) error {
 	}{
 		{TableSnapshots, len(b.Snapshots), func(ctx context.Context) error { return s.insertSnapshots(ctx, b.Snapshots) }},
 		{TableChanges, len(b.Changes), func(ctx context.Context) error { return s.insertChanges(ctx, b.Changes) }},
-		{TableAlerts, len(b.Alerts), func(ctx context.Context) error { return s.insertAlerts(ctx, b.Alerts, base) }},
+		{TableAlerts, len(b.Alerts), func(ctx context.Context) error { return s.insertAlerts(ctx, b.Alerts) }},
 	}
 	for _, st := range steps {
 		if st.n == 0 {
@@ -333,7 +330,7 @@ func (s *Sink) insertChanges(ctx context.Context, rows []scoring.TierChange) err
 	})
 }
 
-func (s *Sink) insertAlerts(ctx context.Context, rows []scoring.Alert, base uint64) error {
+func (s *Sink) insertAlerts(ctx context.Context, rows []scoring.Alert) error {
 	return insert(ctx, s.conn, TableAlerts, alertColumns, len(rows), func(i int) []any {
 		r := &rows[i]
 		var resolved *time.Time
@@ -344,7 +341,7 @@ func (s *Sink) insertAlerts(ctx context.Context, rows []scoring.Alert, base uint
 		return []any{
 			r.AlertID, r.AccountID, r.Kind, r.Status, ts(r.OpenedAt), resolved, r.Tier.String(),
 			r.OwnerID, dec(r.Potential), ts(r.LastTouchAt), r.AccountName, r.LastTouchKind,
-			int32(r.DaysSinceTouch), r.Link, base + uint64(i),
+			int32(r.DaysSinceTouch), r.Link, r.Version,
 		}
 	})
 }

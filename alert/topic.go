@@ -1,0 +1,217 @@
+package alert
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+	"github.com/segmentio/kafka-go"
+
+	"github.com/pyramid-crm/pyramid/metrics"
+	"github.com/pyramid-crm/pyramid/scoring"
+	"github.com/pyramid-crm/pyramid/sink"
+)
+
+// Default topic names (SPEC §5).
+const (
+	DefaultTopic    = "pyramid.alerts"
+	DefaultDLQTopic = "pyramid.alerts.dlq"
+)
+
+// Kafka record headers on alert records.
+const (
+	HeaderAlertID     = "pyramid-alert-id"
+	HeaderAlertStatus = "pyramid-alert-status"
+	HeaderAlertKind   = "pyramid-alert-kind"
+)
+
+// MessageWriter writes Kafka records and returns once they are acknowledged
+// or failed; *kafka.Writer from NewWriter is one.
+type MessageWriter interface {
+	WriteMessages(ctx context.Context, msgs ...kafka.Message) error
+}
+
+// NewWriter returns a synchronous kafka-go writer for topic as the alert
+// paths need it: every write waits for all in-sync replicas, records of one
+// account land on one partition with the Java client's hash (Murmur2), and
+// small batches leave after 5ms. It makes a single attempt per call; the
+// callers retry with backoff and honour their context, which kafka-go's own
+// retry loop (uninterruptible sleeps) does not. transport carries TLS and
+// SASL; nil uses kafka.DefaultTransport.
+func NewWriter(brokers []string, topic string, transport kafka.RoundTripper) *kafka.Writer {
+	return &kafka.Writer{
+		Addr:         kafka.TCP(brokers...),
+		Topic:        topic,
+		Balancer:     &kafka.Murmur2Balancer{},
+		BatchTimeout: 5 * time.Millisecond,
+		RequiredAcks: kafka.RequireAll,
+		MaxAttempts:  1,
+		Transport:    transport,
+	}
+}
+
+// Topic is the sink that writes every alert of a batch to the alerts topic.
+// Write returns only once Kafka acknowledged every record, so an alert is
+// never lost between a flush and the offset commit that follows it.
+type Topic struct {
+	w          *kafka.Writer
+	m          *metrics.Metrics
+	log        *slog.Logger
+	newBackOff func() backoff.BackOff // tests shorten it
+
+	mu   sync.Mutex
+	last error
+}
+
+var _ sink.Sink = (*Topic)(nil)
+
+// NewTopic returns a Topic writing to topic (normally DefaultTopic) on
+// brokers. transport carries TLS and SASL settings (a *kafka.Transport);
+// nil uses kafka.DefaultTransport. m and log may be nil.
+func NewTopic(brokers []string, topic string, transport kafka.RoundTripper, m *metrics.Metrics, log *slog.Logger) *Topic {
+	if m == nil {
+		m = metrics.New(nil)
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Topic{
+		w:          NewWriter(brokers, topic, transport),
+		m:          m,
+		log:        log.With("component", "alert.topic", "topic", topic),
+		newBackOff: defaultKafkaBackOff,
+	}
+}
+
+func defaultKafkaBackOff() backoff.BackOff {
+	return backoff.NewExponentialBackOff(
+		backoff.WithInitialInterval(100*time.Millisecond),
+		backoff.WithMaxInterval(5*time.Second),
+		backoff.WithMaxElapsedTime(0), // until ctx ends
+	)
+}
+
+// Write writes b.Alerts to the topic, keyed by account_id. It retries
+// errors that can heal until ctx ends, resending only the records that
+// failed, and returns at once on the others (records too large, topic
+// authorization, a closed writer).
+func (t *Topic) Write(ctx context.Context, b *sink.Batch) error {
+	if len(b.Alerts) == 0 {
+		return nil
+	}
+	msgs := make([]kafka.Message, len(b.Alerts))
+	for i := range b.Alerts {
+		msgs[i] = Message(&b.Alerts[i])
+	}
+	err := writeRetrying(ctx, t.w, msgs, t.newBackOff(), func(err error, next time.Duration) {
+		t.log.Warn("alert write failed, retrying", "err", err, "alerts", len(msgs), "retry_in", next)
+	})
+	t.mu.Lock()
+	t.last = err
+	t.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("alert: write %d alerts to %s: %w", len(msgs), t.w.Topic, err)
+	}
+	for i := range b.Alerts {
+		a := &b.Alerts[i]
+		switch a.Status {
+		case scoring.StatusOpen:
+			t.m.AlertsOpened.WithLabelValues(a.Tier.String()).Inc()
+		case scoring.StatusResolved:
+			t.m.AlertsResolved.WithLabelValues(a.Tier.String()).Inc()
+		}
+	}
+	return nil
+}
+
+// Healthy returns nil when the last write succeeded.
+func (t *Topic) Healthy() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.last
+}
+
+// Close flushes and closes the Kafka writer.
+func (t *Topic) Close() error { return t.w.Close() }
+
+// Message returns the Kafka record for a: the SPEC §5 JSON as value,
+// account_id as key (one account's alerts stay in order on one partition),
+// and the id, status and kind as headers so consumers can route without
+// parsing.
+func Message(a *scoring.Alert) kafka.Message {
+	return kafka.Message{
+		Key:   []byte(a.AccountID),
+		Value: a.AppendJSON(nil),
+		Headers: []kafka.Header{
+			{Key: HeaderAlertID, Value: []byte(a.AlertID)},
+			{Key: HeaderAlertStatus, Value: []byte(a.Status)},
+			{Key: HeaderAlertKind, Value: []byte(a.Kind)},
+		},
+	}
+}
+
+// writeRetrying writes msgs with w until all are acknowledged, retrying
+// healable errors with bo until ctx ends. After a partial failure only the
+// failed records are sent again, so a retry adds no duplicates.
+func writeRetrying(ctx context.Context, w MessageWriter, msgs []kafka.Message, bo backoff.BackOff, notify backoff.Notify) error {
+	pending := msgs
+	var last error
+	op := func() error {
+		err := w.WriteMessages(ctx, pending...)
+		if err == nil {
+			return nil
+		}
+		last = err
+		var werrs kafka.WriteErrors
+		if errors.As(err, &werrs) && len(werrs) == len(pending) {
+			failed := make([]kafka.Message, 0, werrs.Count())
+			for i, e := range werrs {
+				if e == nil {
+					continue
+				}
+				if !healable(e) {
+					return backoff.Permanent(e)
+				}
+				failed = append(failed, pending[i])
+			}
+			pending = failed
+			return err
+		}
+		if !healable(err) {
+			return backoff.Permanent(err)
+		}
+		return err
+	}
+	err := backoff.RetryNotify(op, backoff.WithContext(bo, ctx), notify)
+	if err != nil && last != nil && ctx.Err() != nil && !errors.Is(last, ctx.Err()) {
+		// Say what kept failing, not only that time ran out.
+		return fmt.Errorf("%w (last error: %v)", ctx.Err(), last)
+	}
+	return err
+}
+
+// healable reports whether a Kafka write error can go away by itself:
+// broker-side retriable codes, network trouble and timeouts. Records too
+// large, authorization and configuration errors, and a closed writer need
+// someone to fix something.
+func healable(err error) bool {
+	var tooLarge kafka.MessageTooLargeError
+	if errors.As(err, &tooLarge) {
+		return false
+	}
+	if errors.Is(err, io.ErrClosedPipe) || errors.Is(err, context.Canceled) {
+		return false
+	}
+	var ke kafka.Error
+	if errors.As(err, &ke) {
+		return ke.Temporary()
+	}
+	// The rest are mostly I/O (net.Error, EOF, reset connections): retry
+	// them rather than fail a flush that would succeed a moment later.
+	return true
+}

@@ -1,0 +1,336 @@
+package sink
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+
+	"github.com/pyramid-crm/pyramid/metrics"
+)
+
+// File names Files writes in its directory, one JSON object per line in the
+// field order of SPEC §5.
+const (
+	SnapshotsFile = "snapshots.jsonl"
+	ChangesFile   = "tier_changes.jsonl"
+	AlertsFile    = "alerts.jsonl"
+)
+
+// Files appends batches to JSONL files in one directory and fsyncs them
+// before Write returns. Rows are only ever appended: a reader wanting the
+// current state of an account takes its highest version, as ClickHouse's
+// ReplacingMergeTree does.
+//
+// A write that fails is cut back to where the file ended before it, so a
+// retried batch never leaves a torn line. Disk full and quota errors are
+// retried with backoff until the context ends; other errors are returned
+// at once.
+type Files struct {
+	dir    string
+	m      *metrics.Metrics
+	mu     sync.Mutex // serialises Write and Close
+	tables [3]*fileTable
+	closed bool
+
+	errMu   sync.Mutex // Healthy must not wait for a Write stuck in retries
+	lastErr error
+
+	// Retry pacing; tests shorten it.
+	retryInitial, retryMax time.Duration
+}
+
+type fileTable struct {
+	table string // metric label, the ClickHouse table of the same rows
+	path  string
+	f     *os.File // nil after a failure, reopened by the next attempt
+	// checked is set once the file is known to end in a newline (or be
+	// empty) since it was opened.
+	checked bool
+}
+
+// NewFiles opens (creating if needed) the three JSONL files in dir, creating
+// dir too. m may be nil.
+func NewFiles(dir string, m *metrics.Metrics) (*Files, error) {
+	if m == nil {
+		m = metrics.New(nil)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("file sink: %w", err)
+	}
+	s := &Files{
+		dir:          dir,
+		m:            m,
+		retryInitial: 100 * time.Millisecond,
+		retryMax:     5 * time.Second,
+	}
+	for i, x := range [3][2]string{
+		{"account_snapshots", SnapshotsFile},
+		{"tier_changes", ChangesFile},
+		{"account_alerts", AlertsFile},
+	} {
+		t := &fileTable{table: x[0], path: filepath.Join(dir, x[1])}
+		if err := t.open(); err != nil {
+			s.closeFiles()
+			return nil, fmt.Errorf("file sink: %w", hint(err))
+		}
+		s.tables[i] = t
+	}
+	// The new directory entries must survive a crash too.
+	if err := syncDir(dir); err != nil {
+		s.closeFiles()
+		return nil, fmt.Errorf("file sink: %w", hint(err))
+	}
+	return s, nil
+}
+
+// Dir returns the directory the files are in.
+func (s *Files) Dir() string { return s.dir }
+
+// Write appends every row of b and fsyncs each file it wrote to.
+func (s *Files) Write(ctx context.Context, b *Batch) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return errors.New("file sink: write after Close")
+	}
+	start := time.Now()
+	var buf [3][]byte
+	for i := range b.Snapshots {
+		buf[0] = append(b.Snapshots[i].AppendJSON(buf[0]), '\n')
+	}
+	for i := range b.Changes {
+		buf[1] = append(b.Changes[i].AppendJSON(buf[1]), '\n')
+	}
+	for i := range b.Alerts {
+		buf[2] = append(b.Alerts[i].AppendJSON(buf[2]), '\n')
+	}
+	rows := [3]int{len(b.Snapshots), len(b.Changes), len(b.Alerts)}
+	for i, t := range s.tables {
+		if rows[i] == 0 {
+			continue
+		}
+		if err := s.retry(ctx, func() error { return t.append(buf[i]) }); err != nil {
+			return err
+		}
+		s.m.SinkRows.WithLabelValues(t.table).Add(float64(rows[i]))
+	}
+	s.setErr(nil)
+	s.m.SinkFlush.Observe(time.Since(start).Seconds())
+	return nil
+}
+
+// retry runs op until it succeeds, fails with an error that cannot heal, or
+// ctx ends.
+func (s *Files) retry(ctx context.Context, op func() error) error {
+	exp := backoff.NewExponentialBackOff()
+	exp.InitialInterval = s.retryInitial
+	exp.MaxInterval = s.retryMax
+	exp.MaxElapsedTime = 0 // until ctx ends: nothing may be lost
+	var last error
+	attempt := func() error {
+		if err := ctx.Err(); err != nil {
+			return backoff.Permanent(err)
+		}
+		err := op()
+		if err == nil {
+			return nil
+		}
+		s.m.SinkErrors.Inc()
+		err = fmt.Errorf("file sink: %w", hint(err))
+		last = err
+		s.setErr(err)
+		if !healable(err) {
+			return backoff.Permanent(err)
+		}
+		return err
+	}
+	notify := func(error, time.Duration) { s.m.SinkRetries.Inc() }
+	err := backoff.RetryNotify(attempt, backoff.WithContext(exp, ctx), notify)
+	if err != nil && ctx.Err() != nil && last != nil {
+		return fmt.Errorf("file sink: gave up (%w); last error: %v", ctx.Err(), last)
+	}
+	return err
+}
+
+func (t *fileTable) open() error {
+	f, err := os.OpenFile(t.path, os.O_RDWR|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		return err
+	}
+	if st, err := f.Stat(); err == nil && !st.Mode().IsRegular() && st.Mode()&os.ModeDevice == 0 {
+		f.Close()
+		return &os.PathError{Op: "open", Path: t.path, Err: errors.New("not a regular file")}
+	}
+	t.f = f
+	t.checked = false
+	return nil
+}
+
+// append writes p and fsyncs. On failure it cuts the file back to its old
+// end, so no partial line stays behind, and drops the handle so the next
+// attempt reopens the path (which may have been fixed meanwhile).
+func (t *fileTable) append(p []byte) error {
+	if t.f == nil {
+		if err := t.open(); err != nil {
+			return err
+		}
+		// The path may have been recreated: make its entry durable too.
+		if err := syncDir(filepath.Dir(t.path)); err != nil {
+			return t.fail(-1, err)
+		}
+	}
+	st, err := t.f.Stat()
+	if err != nil {
+		return t.fail(-1, err)
+	}
+	end := st.Size()
+	if !t.checked && end > 0 && st.Mode().IsRegular() {
+		// A crash or a failed cut can leave a torn last line; never glue
+		// our first row onto it.
+		var last [1]byte
+		if _, err := t.f.ReadAt(last[:], end-1); err != nil {
+			return t.fail(-1, err)
+		}
+		if last[0] != '\n' {
+			p = append([]byte{'\n'}, p...)
+		}
+	}
+	t.checked = true
+	if _, err := t.f.Write(p); err != nil {
+		return t.fail(end, err)
+	}
+	if err := t.f.Sync(); err != nil {
+		return t.fail(end, err)
+	}
+	return nil
+}
+
+func (t *fileTable) fail(end int64, err error) error {
+	if end >= 0 && t.f != nil {
+		// Best effort: if the cut fails too, the torn line stays, and the
+		// next append after reopening starts on a fresh line.
+		if t.f.Truncate(end) == nil {
+			t.f.Sync()
+		}
+	}
+	if t.f != nil {
+		t.f.Close()
+		t.f = nil
+	}
+	return err
+}
+
+// healable reports errors that an operator can fix while Pyramid waits.
+func healable(err error) bool {
+	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
+}
+
+// hint adds what to do to errors people can act on; os errors already name
+// the path.
+func hint(err error) error {
+	switch {
+	case healable(err):
+		return fmt.Errorf("%w (free disk space; writes are retried until they succeed)", err)
+	case errors.Is(err, os.ErrPermission), errors.Is(err, syscall.EROFS):
+		return fmt.Errorf("%w (make the sink directory writable by this user)", err)
+	case errors.Is(err, syscall.EISDIR):
+		return fmt.Errorf("%w (remove the directory in the way of the output file)", err)
+	}
+	return err
+}
+
+func (s *Files) setErr(err error) {
+	s.errMu.Lock()
+	s.lastErr = err
+	s.errMu.Unlock()
+	if err == nil {
+		s.m.SinkUp.Set(1)
+	} else {
+		s.m.SinkUp.Set(0)
+	}
+}
+
+// Healthy returns nil when the last write attempt succeeded, else its error.
+func (s *Files) Healthy() error {
+	s.errMu.Lock()
+	defer s.errMu.Unlock()
+	return s.lastErr
+}
+
+// Close closes the files. Every successful Write is already durable.
+func (s *Files) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	return s.closeFiles()
+}
+
+func (s *Files) closeFiles() error {
+	var errs []error
+	for _, t := range s.tables {
+		if t != nil && t.f != nil {
+			if err := t.f.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("file sink: %w", err))
+			}
+			t.f = nil
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil && !errors.Is(err, syscall.EINVAL) {
+		return err
+	}
+	return nil
+}
+
+// ReadJSONL reads a file written by Files: one object per line, numbers
+// kept exact as json.Number. It is for tests, tools and the demo; a blank
+// line is skipped, any other line that does not parse is an error naming
+// the line.
+func ReadJSONL(path string) ([]map[string]any, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var out []map[string]any
+	sc := bufio.NewScanner(f)
+	sc.Buffer(nil, 16<<20)
+	for n := 1; sc.Scan(); n++ {
+		line := bytes.TrimSpace(sc.Bytes())
+		if len(line) == 0 {
+			continue
+		}
+		dec := json.NewDecoder(bytes.NewReader(line))
+		dec.UseNumber()
+		var row map[string]any
+		if err := dec.Decode(&row); err != nil {
+			return out, fmt.Errorf("%s:%d: %w", path, n, err)
+		}
+		out = append(out, row)
+	}
+	if err := sc.Err(); err != nil {
+		return out, fmt.Errorf("%s: %w", path, err)
+	}
+	return out, nil
+}
