@@ -279,20 +279,36 @@ func (s *scanner) number() error {
 // str scans a string and returns it unescaped. The fast path (no escapes,
 // ASCII or valid UTF-8) slices the input; escapes go through encoding/json
 // so their meaning matches the standard exactly.
+// strPlain marks the bytes a string can hold without a closer look: not a
+// quote, backslash, control character or non-ASCII byte.
+var strPlain = func() (t [256]bool) {
+	for c := 0x20; c < 0x80; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
 func (s *scanner) str() (string, error) {
 	start := s.i
 	s.i++
-	escaped := false
+	escaped, ascii := false, true
 	for s.i < len(s.b) {
+		// Skip plain ASCII in a tight loop; most strings are nothing else.
+		for s.i < len(s.b) && strPlain[s.b[s.i]] {
+			s.i++
+		}
+		if s.i >= len(s.b) {
+			break
+		}
 		c := s.b[s.i]
 		switch {
 		case c == '"':
 			s.i++
 			raw := s.b[start+1 : s.i-1]
+			if !ascii && !utf8.Valid(raw) {
+				return "", s.fail("string is not valid UTF-8")
+			}
 			if !escaped {
-				if !utf8.Valid(raw) {
-					return "", s.fail("string is not valid UTF-8")
-				}
 				if len(raw) == 0 {
 					return "", nil
 				}
@@ -305,16 +321,14 @@ func (s *scanner) str() (string, error) {
 			if err := json.Unmarshal(s.b[start:s.i], &out); err != nil {
 				return "", s.fail("invalid string escape")
 			}
-			if !utf8.Valid(raw) {
-				return "", s.fail("string is not valid UTF-8")
-			}
 			return out, nil
 		case c == '\\':
 			escaped = true
 			s.i += 2
 		case c < 0x20:
 			return "", s.fail("control character in string")
-		default:
+		default: // non-ASCII: validated once the string ends
+			ascii = false
 			s.i++
 		}
 	}

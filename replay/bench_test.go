@@ -6,10 +6,10 @@ import (
 	"os"
 	"runtime"
 	"strconv"
-	"strings"
 	"testing"
 
 	"github.com/pyramid-crm/pyramid/config"
+	"github.com/pyramid-crm/pyramid/gen"
 )
 
 // benchInput builds the replay benchmark input once: by default 1,000,000
@@ -18,7 +18,15 @@ import (
 func benchInput(tb testing.TB) ([]byte, int) {
 	tb.Helper()
 	n, accounts := envInt("PYRAMID_BENCH_EVENTS", 1_000_000), envInt("PYRAMID_BENCH_ACCOUNTS", 100_000)
-	return []byte(strings.Join(events(42, accounts, n), "\n") + "\n"), n
+	g, err := gen.New(gen.Options{Accounts: accounts, Events: n, Seed: 42})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := g.WriteJSONL(&buf); err != nil {
+		tb.Fatal(err)
+	}
+	return buf.Bytes(), n
 }
 
 func envInt(name string, def int) int {

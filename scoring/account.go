@@ -125,9 +125,31 @@ func (a *Account) Opportunities() []Opportunity {
 	return out
 }
 
+// monthOf returns year*12 + month-1 of a Unix-ns time in UTC, with integer
+// arithmetic (Howard Hinnant's civil_from_days): it runs for every event.
 func monthOf(ns int64) int32 {
-	t := time.Unix(0, ns).UTC()
-	return int32(t.Year()*12 + int(t.Month()) - 1)
+	days := ns / int64(24*time.Hour)
+	if ns < 0 && ns%int64(24*time.Hour) != 0 {
+		days--
+	}
+	z := days + 719468
+	era := z / 146097
+	if z < 0 && z%146097 != 0 {
+		era--
+	}
+	doe := z - era*146097
+	yoe := (doe - doe/1460 + doe/36524 - doe/146096) / 365
+	y := yoe + era*400
+	doy := doe - (365*yoe + yoe/4 - yoe/100)
+	mp := (5*doy + 2) / 153
+	m := mp + 3
+	if mp >= 10 {
+		m = mp - 9
+	}
+	if m <= 2 {
+		y++
+	}
+	return int32(y*12 + m - 1)
 }
 
 func hashID(s string) uint64 {

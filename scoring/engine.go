@@ -115,7 +115,7 @@ func (e *Engine) Apply(ev *event.Event, asOf int64, out *Output) (*Account, Resu
 	if isTouch(ev.Type) && a.Tier != TierNone && a.alertMoment == 0 && ev.OccurredAt > a.LastTouchAt() {
 		f := a.Figures(e.p, ev.OccurredAt)
 		if a.neglected(e.p, &f, ev.OccurredAt) {
-			e.openAlert(a, &f, ev.OccurredAt, out)
+			e.openAlert(a, &f, ev.OccurredAt, alertVersion(a.Version+1, phaseBefore), out)
 		}
 	}
 	a.mutate(ev, e.intern)
@@ -164,10 +164,10 @@ func (e *Engine) evaluate(a *Account, asOf int64, ev *event.Event, out *Output) 
 	}
 	neglected := a.neglected(p, &f, asOf)
 	if a.alertMoment != 0 && (!neglected || a.alertTouch != a.LastTouchAt()) {
-		e.resolveAlert(a, &f, causeAt, out)
+		e.resolveAlert(a, &f, causeAt, alertVersion(version, phaseResolve), out)
 	}
 	if neglected && a.alertMoment == 0 {
-		e.openAlert(a, &f, asOf, out)
+		e.openAlert(a, &f, asOf, alertVersion(version, phaseOpen), out)
 	}
 	d := a.contentDigest(&f, neglected)
 	changed := d != a.digest
@@ -178,13 +178,12 @@ func (e *Engine) evaluate(a *Account, asOf int64, ev *event.Event, out *Output) 
 // contentDigest hashes everything a snapshot shows except as_of and
 // version, to tell whether a clock-driven re-evaluation changed anything.
 func (a *Account) contentDigest(f *Figures, neglected bool) uint64 {
+	// A word-at-a-time multiply-xorshift mix. The digest is stored in the
+	// changelog, so this function is part of the state format: keep it.
 	h := uint64(14695981039346656037)
 	mix := func(v uint64) {
-		for i := 0; i < 8; i++ {
-			h ^= v & 0xff
-			h *= 1099511628211
-			v >>= 8
-		}
+		h = (h ^ v) * 0x9E3779B97F4A7C15
+		h ^= h >> 29
 	}
 	mix(uint64(f.Current))
 	mix(uint64(f.Potential))
@@ -212,15 +211,31 @@ const (
 	StatusResolved = "resolved"
 )
 
-func (e *Engine) openAlert(a *Account, f *Figures, asOf int64, out *Output) {
+// Alert record versions order the records of one alert id: the account's
+// snapshot version in the high bits, and within one Apply the phase: an
+// episode recorded before the event applies, then a resolution, then an
+// opening. A later record of the same alert always has a higher version,
+// whichever instance writes it, so ClickHouse keeps the right status.
+const (
+	phaseBefore = iota
+	phaseResolve
+	phaseOpen
+)
+
+func alertVersion(snapshotVersion uint64, phase uint64) uint64 { return snapshotVersion<<2 | phase }
+
+func (e *Engine) openAlert(a *Account, f *Figures, asOf int64, version uint64, out *Output) {
 	lt := a.LastTouchAt()
 	a.alertMoment = lt + e.p.tiers[a.Tier].neglect
 	a.alertTouch = lt
-	out.Alerts = append(out.Alerts, e.alert(a, f, StatusOpen, 0, asOf))
+	al := e.alert(a, f, StatusOpen, 0, asOf)
+	al.Version = version
+	out.Alerts = append(out.Alerts, al)
 }
 
-func (e *Engine) resolveAlert(a *Account, f *Figures, at int64, out *Output) {
+func (e *Engine) resolveAlert(a *Account, f *Figures, at int64, version uint64, out *Output) {
 	al := e.alert(a, f, StatusResolved, at, at)
+	al.Version = version
 	// The record describes the episode that ends: its moment and touch.
 	al.OpenedAt, al.LastTouchAt = a.alertMoment, a.alertTouch
 	al.AlertID = AlertID(a.ID, KindNeglected, a.alertMoment)
@@ -391,4 +406,7 @@ type Alert struct {
 	LastTouchKind  string
 	DaysSinceTouch int
 	Link           string
+	// Version orders the records of one alert id (later is higher); it is
+	// derived from the account's snapshot version, so it is deterministic.
+	Version uint64
 }

@@ -16,7 +16,25 @@ import (
 const TimeFormat = "2006-01-02T15:04:05Z"
 
 // FormatTime renders a Unix-ns time for outputs.
-func FormatTime(ns int64) string { return time.Unix(0, ns).UTC().Format(TimeFormat) }
+func FormatTime(ns int64) string { return string(appendTime(nil, ns)) }
+
+// appendTime appends ns in TimeFormat without time.Format's generality.
+func appendTime(b []byte, ns int64) []byte {
+	t := time.Unix(0, ns).UTC()
+	y, mo, d := t.Date()
+	h, mi, s := t.Clock()
+	if y < 0 || y > 9999 {
+		return t.AppendFormat(b, TimeFormat)
+	}
+	two := func(b []byte, v int) []byte { return append(b, byte('0'+v/10), byte('0'+v%10)) }
+	b = two(two(b, y/100), y%100)
+	b = two(append(b, '-'), int(mo))
+	b = two(append(b, '-'), d)
+	b = two(append(b, 'T'), h)
+	b = two(append(b, ':'), mi)
+	b = two(append(b, ':'), s)
+	return append(b, 'Z')
+}
 
 type jw struct{ b []byte }
 
@@ -36,7 +54,7 @@ func (w *jw) int(k string, v int64)         { w.key(k); w.b = strconv.AppendInt(
 func (w *jw) bool(k string, v bool)         { w.key(k); w.b = strconv.AppendBool(w.b, v) }
 func (w *jw) time(k string, ns int64) {
 	w.key(k)
-	w.b = append(append(append(w.b, '"'), FormatTime(ns)...), '"')
+	w.b = append(appendTime(append(w.b, '"'), ns), '"')
 }
 func (w *jw) ratio(k string, v float64, ok bool) {
 	w.key(k)

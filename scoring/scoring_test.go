@@ -476,3 +476,19 @@ func TestJSONGolden(t *testing.T) {
 		t.Fatalf("tier change JSON: %s", w.changes[0].AppendJSON(nil))
 	}
 }
+
+func TestMonthArithmeticMatchesTime(t *testing.T) {
+	// Every day boundary over 2000..2199 and a few instants around midnight.
+	for d := time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC); d.Year() < 2200; d = d.Add(24 * time.Hour) {
+		for _, off := range []time.Duration{0, time.Nanosecond, -time.Nanosecond, 12 * time.Hour} {
+			at := d.Add(off)
+			want := int32(at.Year()*12 + int(at.Month()) - 1)
+			if got := scoring.MonthOf(at.UnixNano()); got != want {
+				t.Fatalf("MonthOf(%s) = %d, want %d", at, got, want)
+			}
+			if got, want := scoring.FormatTime(at.UnixNano()), at.Format(scoring.TimeFormat); got != want {
+				t.Fatalf("FormatTime(%s) = %s, want %s", at, got, want)
+			}
+		}
+	}
+}
