@@ -3,7 +3,7 @@
 GO        ?= go
 BIN       := bin/pyramid
 PKGS      := ./...
-STATICCHECK_VERSION := 2025.1.1
+STATICCHECK_VERSION := v0.8.2
 
 .PHONY: all build test lint fmt bench demo clean
 
