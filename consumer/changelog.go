@@ -1,0 +1,264 @@
+package consumer
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/pyramid-crm/pyramid/scoring"
+)
+
+// A changelog record is keyed by account_id. Its value is a header naming,
+// for every input topic, the last offset of that topic's partition (the
+// record's partition number) whose effect the state includes, followed by
+// scoring.MarshalAccount's bytes:
+//
+//	'C' 1                        magic and header version
+//	n                            uvarint: number of topics
+//	n × (topic, offset)          topic as uvarint length + bytes, offset as varint (-1: none)
+//	account state                scoring.MarshalAccount
+const (
+	headerMagic    = 'C'
+	headerVersion1 = 1
+)
+
+func appendHeader(dst []byte, topics []string, pos []int64) []byte {
+	dst = append(dst, headerMagic, headerVersion1)
+	dst = binary.AppendUvarint(dst, uint64(len(topics)))
+	for i, t := range topics {
+		dst = binary.AppendUvarint(dst, uint64(len(t)))
+		dst = append(dst, t...)
+		dst = binary.AppendVarint(dst, pos[i])
+	}
+	return dst
+}
+
+// parseRecord splits a changelog value into the offsets it covers, indexed
+// like topics (-1 for topics it does not name), and the account.
+func parseRecord(b []byte, topics []string) ([]int64, *scoring.Account, error) {
+	if len(b) < 2 || b[0] != headerMagic {
+		return nil, nil, errors.New("not a Pyramid state record")
+	}
+	if b[1] != headerVersion1 {
+		return nil, nil, fmt.Errorf("state record header version %d is newer than this Pyramid understands", b[1])
+	}
+	b = b[2:]
+	n, k := binary.Uvarint(b)
+	if k <= 0 || n > 1024 {
+		return nil, nil, errors.New("corrupt state record header")
+	}
+	b = b[k:]
+	pos := make([]int64, len(topics))
+	for i := range pos {
+		pos[i] = -1
+	}
+	for ; n > 0; n-- {
+		l, k := binary.Uvarint(b)
+		if k <= 0 || uint64(len(b)-k) < l {
+			return nil, nil, errors.New("corrupt state record header")
+		}
+		name := string(b[k : k+int(l)])
+		b = b[k+int(l):]
+		off, k := binary.Varint(b)
+		if k <= 0 {
+			return nil, nil, errors.New("corrupt state record header")
+		}
+		b = b[k:]
+		for i, t := range topics {
+			if t == name {
+				pos[i] = off
+			}
+		}
+	}
+	a, err := scoring.UnmarshalAccount(b)
+	if err != nil {
+		return nil, nil, err
+	}
+	return pos, a, nil
+}
+
+// readChangelog returns the newest value per key of one changelog
+// partition, read up to its high-water mark as of the call.
+func readChangelog(ctx context.Context, log *slog.Logger, d *kafka.Dialer, brokers []string, topic string, partition int) (map[string][]byte, error) {
+	latest := map[string][]byte{}
+	var offset int64 = -1
+	for attempt := 0; ; attempt++ {
+		if attempt > 0 {
+			if !sleep(ctx, backoff(attempt)) {
+				return nil, ctx.Err()
+			}
+		}
+		done, err := func() (bool, error) {
+			conn, err := dialLeader(ctx, d, brokers, topic, partition)
+			if err != nil {
+				return false, err
+			}
+			defer conn.Close()
+			stop := context.AfterFunc(ctx, func() { conn.Close() })
+			defer stop()
+			conn.SetDeadline(time.Now().Add(10 * time.Second))
+			first, last, err := conn.ReadOffsets()
+			if err != nil {
+				return false, err
+			}
+			if offset < first {
+				offset = first
+			}
+			for empty := 0; offset < last; {
+				if _, err := conn.Seek(offset, kafka.SeekAbsolute|kafka.SeekDontCheck); err != nil {
+					return false, err
+				}
+				before := offset
+				conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+				batch := conn.ReadBatchWith(kafka.ReadBatchConfig{MinBytes: 1, MaxBytes: 4 << 20, MaxWait: 100 * time.Millisecond})
+				for {
+					m, err := batch.ReadMessage()
+					if err != nil {
+						break
+					}
+					if m.Offset >= last {
+						break
+					}
+					if m.Value == nil {
+						delete(latest, string(m.Key))
+					} else {
+						latest[string(m.Key)] = m.Value
+					}
+					offset = m.Offset + 1
+				}
+				if err := batch.Close(); err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, kafka.RequestTimedOut) {
+					return false, err
+				}
+				// Compaction can leave the end of the range without records.
+				if offset == before {
+					if empty++; empty > 20 {
+						log.Warn("state topic partition ends early; reading no further", "topic", topic, "partition", partition, "offset", offset, "end", last)
+						break
+					}
+				} else {
+					empty = 0
+				}
+			}
+			return true, nil
+		}()
+		if done {
+			return latest, nil
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		if attempt%10 == 0 {
+			log.Warn("reading the state topic failed; retrying", "topic", topic, "partition", partition, "offset", offset, "err", err)
+		}
+	}
+}
+
+func dialLeader(ctx context.Context, d *kafka.Dialer, brokers []string, topic string, partition int) (*kafka.Conn, error) {
+	var err error
+	for _, b := range brokers {
+		var c *kafka.Conn
+		if c, err = d.DialLeader(ctx, "tcp", b, topic, partition); err == nil {
+			return c, nil
+		}
+	}
+	return nil, err
+}
+
+// maxProduceBytes keeps each produce request under the broker's default
+// message.max.bytes (1 MiB).
+const maxProduceBytes = 768 << 10
+
+// rec is a record to produce.
+type rec struct {
+	key, value []byte
+	headers    []kafka.Header
+	off, end   int // value's place in its job's arena while sealing
+}
+
+func (r *rec) size() int {
+	s := 64 + len(r.key) + len(r.value)
+	for _, h := range r.headers {
+		s += len(h.Key) + len(h.Value)
+	}
+	return s
+}
+
+// produce writes records to one partition with acks=all, in requests of
+// bounded size, retrying until ctx ends.
+func produce(ctx context.Context, cl *kafka.Client, log *slog.Logger, topic string, partition int, recs []rec) error {
+	for len(recs) > 0 {
+		n, size := 0, 0
+		for n < len(recs) {
+			s := recs[n].size()
+			if n > 0 && size+s > maxProduceBytes {
+				break
+			}
+			size += s
+			n++
+		}
+		for attempt := 0; ; attempt++ {
+			if attempt > 0 && !sleep(ctx, backoff(attempt)) {
+				return fmt.Errorf("writing to %s partition %d: %w", topic, partition, ctx.Err())
+			}
+			// A record reader is consumed by one request: build it per attempt.
+			batch := make([]kafka.Record, n)
+			for i := range batch {
+				r := &recs[i]
+				batch[i] = kafka.Record{Key: kafka.NewBytes(r.key), Value: kafka.NewBytes(r.value), Headers: r.headers}
+			}
+			rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			resp, err := cl.Produce(rctx, &kafka.ProduceRequest{
+				Topic: topic, Partition: partition, RequiredAcks: kafka.RequireAll,
+				Records: kafka.NewRecordReader(batch...),
+			})
+			cancel()
+			if err == nil && resp != nil && resp.Error != nil {
+				err = resp.Error
+			}
+			if err == nil {
+				break
+			}
+			if ctx.Err() != nil {
+				return fmt.Errorf("writing to %s partition %d: %w", topic, partition, err)
+			}
+			// Retrying cannot fix a refusal such as a missing ACL or a
+			// record over the topic's max.message.bytes.
+			var kerr kafka.Error
+			if errors.As(err, &kerr) && !kerr.Temporary() {
+				return fmt.Errorf("writing to %s partition %d was refused: %w", topic, partition, err)
+			}
+			if attempt%10 == 0 {
+				log.Warn("produce failed; retrying", "topic", topic, "partition", partition, "attempt", attempt+1, "err", err)
+			}
+		}
+		recs = recs[n:]
+	}
+	return nil
+}
+
+func backoff(attempt int) time.Duration {
+	d := 50 * time.Millisecond << min(attempt, 6)
+	if d > 2*time.Second {
+		d = 2 * time.Second
+	}
+	// jitter: ±25%
+	j := time.Duration(time.Now().UnixNano() % int64(d/2))
+	return d*3/4 + j
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}

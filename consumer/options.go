@@ -1,0 +1,164 @@
+package consumer
+
+import (
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/pyramid-crm/pyramid/config"
+	"github.com/pyramid-crm/pyramid/metrics"
+	"github.com/pyramid-crm/pyramid/sink"
+)
+
+// Default topic and group names.
+const (
+	DefaultGroup     = "pyramid"
+	DefaultChangelog = "pyramid.state"
+	DefaultDLQ       = "pyramid.dlq"
+	AlertsTopic      = "pyramid.alerts"
+	AlertsDLQTopic   = "pyramid.alerts.dlq"
+)
+
+// DefaultTopics are the input topics read when Options.Topics is empty.
+var DefaultTopics = []string{"crm.orders", "crm.opportunities", "crm.activities", "crm.accounts"}
+
+// Options configures a Pipeline. Zero values take the defaults named on
+// each field.
+type Options struct {
+	Brokers   []string
+	Topics    []string // input topics; default DefaultTopics
+	Group     string   // consumer group; default "pyramid"
+	Changelog string   // compacted state topic; default "pyramid.state"
+	DLQ       string   // dead-letter topic; default "pyramid.dlq"
+
+	Config *config.Config // default config.Default()
+	Sink   sink.Sink      // required
+	Now    func() time.Time
+
+	// A partition flushes (sink, then changelog, then offsets) every
+	// FlushInterval and whenever FlushSize events were read since its last
+	// flush. While a flush is being written the next one gathers; past
+	// 4 × FlushSize pending events the partition stops reading.
+	FlushInterval  time.Duration // default 1s
+	FlushSize      int           // events per partition; default 20,000
+	ReevalInterval time.Duration // re-evaluate every owned account; default 1m
+
+	Metrics *metrics.Metrics // default: unregistered metrics
+	Logger  *slog.Logger     // default slog.Default()
+
+	// Observe is called after each durable flush with what the partition's
+	// flush wrote; b is only valid during the call. It feeds the HTTP view.
+	Observe func(partition int, b *sink.Batch)
+	// OnRevoke is called when this instance stops owning a partition.
+	OnRevoke func(partition int)
+
+	// Dialer is used for the consumer group and for fetching (TLS, SASL,
+	// client id). Transport is used for producing and for admin requests;
+	// when nil it is built from Dialer.
+	Dialer    *kafka.Dialer
+	Transport kafka.RoundTripper
+
+	// Consumer group timing; defaults are kafka-go's (3s, 30s, 30s, 5s).
+	HeartbeatInterval time.Duration
+	SessionTimeout    time.Duration
+	RebalanceTimeout  time.Duration
+	JoinGroupBackoff  time.Duration
+
+	FetchMaxWait  time.Duration // long-poll wait of a fetch; default 250ms
+	FetchMaxBytes int           // bytes per fetch per topic-partition; default 512 KiB
+
+	// ShutdownTimeout bounds the final flush, commit and group leave when
+	// the context is cancelled; default 10s.
+	ShutdownTimeout time.Duration
+
+	hooks hooks // test-only fault injection
+}
+
+// hooks let tests stop the pipeline as abruptly as a crash would.
+type hooks struct {
+	// abort is asked at each named point of a flush ("sink", "changelog-half",
+	// "changelog") and after each applied event ("apply"); when it returns
+	// true the whole pipeline stops at once, flushing and committing nothing
+	// more.
+	abort func(point string, partition int) bool
+	// durable reports the Kafka append time (Unix ns) of every event made
+	// durable by a flush, and when.
+	durable func(partition int, appended []int64, at time.Time)
+}
+
+func (o *Options) withDefaults() (Options, error) {
+	c := *o
+	if len(c.Brokers) == 0 {
+		return c, errors.New("consumer: no Kafka brokers configured")
+	}
+	if c.Sink == nil {
+		return c, errors.New("consumer: no sink configured")
+	}
+	if len(c.Topics) == 0 {
+		c.Topics = DefaultTopics
+	}
+	if c.Group == "" {
+		c.Group = DefaultGroup
+	}
+	if c.Changelog == "" {
+		c.Changelog = DefaultChangelog
+	}
+	if c.DLQ == "" {
+		c.DLQ = DefaultDLQ
+	}
+	if c.Config == nil {
+		c.Config = config.Default()
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.FlushInterval <= 0 {
+		c.FlushInterval = time.Second
+	}
+	if c.FlushSize <= 0 {
+		c.FlushSize = 20000
+	}
+	if c.ReevalInterval <= 0 {
+		c.ReevalInterval = time.Minute
+	}
+	if c.Metrics == nil {
+		c.Metrics = metrics.New(nil)
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	c.Logger = c.Logger.With("component", "consumer")
+	if c.Dialer == nil {
+		c.Dialer = &kafka.Dialer{Timeout: 10 * time.Second, DualStack: true, ClientID: "pyramid"}
+	}
+	if c.Transport == nil {
+		c.Transport = &kafka.Transport{
+			TLS: c.Dialer.TLS, SASL: c.Dialer.SASLMechanism, ClientID: c.Dialer.ClientID,
+			MetadataTTL: time.Second,
+		}
+	}
+	if c.FetchMaxWait <= 0 {
+		c.FetchMaxWait = 250 * time.Millisecond
+	}
+	if c.FetchMaxBytes <= 0 {
+		c.FetchMaxBytes = 512 << 10
+	}
+	if c.ShutdownTimeout <= 0 {
+		c.ShutdownTimeout = 10 * time.Second
+	}
+	seen := map[string]bool{}
+	for _, t := range c.Topics {
+		if seen[t] {
+			return c, errors.New("consumer: input topic " + t + " is listed twice")
+		}
+		seen[t] = true
+	}
+	for _, t := range []string{c.Changelog, c.DLQ} {
+		if seen[t] {
+			return c, errors.New("consumer: topic " + t + " cannot be both an input and an internal topic")
+		}
+	}
+	return c, nil
+}

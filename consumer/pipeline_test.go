@@ -1,0 +1,359 @@
+package consumer
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/pyramid-crm/pyramid/event"
+	"github.com/pyramid-crm/pyramid/metrics"
+)
+
+func TestEndToEnd(t *testing.T) {
+	c := newCluster(t, 4, testTopics)
+	addrs := c.ListenAddrs()
+	w := makeWorkload(300, 4000, 4, 0, 1)
+	produceAll(t, addrs, w.msgs)
+	s := newMemSink()
+	r := start(t, testOptions(addrs, s))
+	waitCommitted(t, addrs, "pyramid", endOffsets(w.msgs), 60*time.Second)
+	if err := r.p.Ready(); err != nil {
+		t.Errorf("Ready: %v", err)
+	}
+	r.stop(t)
+	g := w.golden(t)
+	t.Logf("%d accounts, %d sink writes, %d rows", len(g), s.writes, s.rows)
+	compare(t, s.latest(), g, true)
+}
+
+// TestCrash stops the pipeline abruptly at several points of a flush, with
+// nothing more flushed or committed, restarts it and expects exactly the
+// golden state: nothing lost, nothing applied twice (versions count applied
+// events, so they must match too).
+func TestCrash(t *testing.T) {
+	for _, tc := range []struct {
+		point string
+		at    int32
+	}{
+		{"sink", 3}, {"changelog-half", 3}, {"changelog", 3}, {"apply", 3000},
+	} {
+		t.Run(tc.point, func(t *testing.T) {
+			c := newCluster(t, 4, testTopics)
+			addrs := c.ListenAddrs()
+			w := makeWorkload(300, 4000, 4, 0.02, 2)
+			produceAll(t, addrs, w.msgs)
+			s := newMemSink()
+			opts := testOptions(addrs, s)
+			opts.FetchMaxBytes = 16 << 10
+			opts.FlushSize = 200
+			var n atomic.Int32
+			opts.hooks.abort = func(point string, part int) bool {
+				return point == tc.point && n.Add(1) == tc.at
+			}
+			r := start(t, opts)
+			select {
+			case err := <-r.done:
+				if !errors.Is(err, errAborted) {
+					t.Fatalf("first run returned %v, want the abort", err)
+				}
+			case <-time.After(30 * time.Second):
+				t.Fatal("the abort hook never fired")
+			}
+			r.done <- nil
+			got, total := committedTotal(t, addrs, "pyramid", endOffsets(w.msgs))
+			if got >= total {
+				t.Fatalf("the crash came after everything was committed (%d of %d)", got, total)
+			}
+			t.Logf("crashed with %d of %d offsets committed", got, total)
+
+			opts = testOptions(addrs, s)
+			opts.FetchMaxBytes = 16 << 10
+			r2 := start(t, opts)
+			waitCommitted(t, addrs, "pyramid", endOffsets(w.msgs), 60*time.Second)
+			r2.stop(t)
+			compare(t, s.latest(), w.golden(t), true)
+		})
+	}
+}
+
+// TestPoison sends 5% malformed events: each goes to the dead-letter topic
+// with its reason and source, every other event is applied.
+func TestPoison(t *testing.T) {
+	c := newCluster(t, 4, testTopics, kfake.BrokerConfigs(map[string]string{"message.max.bytes": "4000000"}))
+	addrs := c.ListenAddrs()
+	w := makeWorkload(200, 3000, 4, 0.05, 3)
+	// One event over the 1 MiB limit: its dead letter keeps 64 KiB.
+	huge := msg{key: "acc-00001", value: []byte(`{"event_id":"huge","type":"activity","kind":"` + strings.Repeat("x", 1200<<10) + `"}`), bad: event.ReasonTooLarge}
+	huge.topic, huge.partition = testTopics[2], partitionOf(huge.key, 4)
+	w.msgs = append(w.msgs, huge)
+	produceAll(t, addrs, w.msgs)
+	s := newMemSink()
+	r := start(t, testOptions(addrs, s))
+	waitCommitted(t, addrs, "pyramid", endOffsets(w.msgs), 60*time.Second)
+	r.stop(t)
+	compare(t, s.latest(), w.golden(t), true)
+
+	dlq := map[string]kafka.Message{}
+	for _, m := range readTopic(t, addrs, DefaultDLQ, 4) {
+		dlq[header(m, "pyramid-source")] = m
+	}
+	src := sources(w.msgs)
+	bad := 0
+	for i, m := range w.msgs {
+		d, ok := dlq[src[i]]
+		if m.bad == "" {
+			if ok {
+				t.Errorf("valid event %s in the DLQ: %s", src[i], header(d, "pyramid-error"))
+			}
+			continue
+		}
+		bad++
+		switch {
+		case !ok:
+			t.Errorf("malformed event %s (%s) not in the DLQ", src[i], m.bad)
+		case header(d, "pyramid-reason") != m.bad:
+			t.Errorf("event %s: reason %q, want %q", src[i], header(d, "pyramid-reason"), m.bad)
+		case header(d, "pyramid-error") == "" || strings.Contains(header(d, "pyramid-error"), "\n"):
+			t.Errorf("event %s: pyramid-error %q is not one line", src[i], header(d, "pyramid-error"))
+		case m.bad == event.ReasonTooLarge:
+			if len(d.Value) != truncatedDeadLetter || header(d, "pyramid-truncated") != strconv.Itoa(len(m.value)) {
+				t.Errorf("too large event %s: dead letter of %d bytes, truncated header %q", src[i], len(d.Value), header(d, "pyramid-truncated"))
+			}
+		case string(d.Value) != string(m.value) || string(d.Key) != m.key:
+			t.Errorf("event %s: DLQ record does not carry the original key and value", src[i])
+		}
+	}
+	if bad < 100 {
+		t.Fatalf("only %d malformed events generated", bad)
+	}
+	t.Logf("%d malformed events, all in the DLQ", bad)
+}
+
+// produceSlowly writes msgs in chunks, one chunk every pause.
+func produceSlowly(t *testing.T, addrs []string, msgs []msg, chunks int, pause time.Duration) chan struct{} {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; i < chunks; i++ {
+			lo, hi := i*len(msgs)/chunks, (i+1)*len(msgs)/chunks
+			produceAll(t, addrs, msgs[lo:hi])
+			time.Sleep(pause)
+		}
+	}()
+	return done
+}
+
+// TestRebalance runs one member, then two, then one while events flow.
+func TestRebalance(t *testing.T) {
+	c := newCluster(t, 4, testTopics)
+	addrs := c.ListenAddrs()
+	w := makeWorkload(300, 6000, 4, 0.01, 4)
+	produceAll(t, addrs, w.msgs[:2000])
+	s := newMemSink()
+	var revoked atomic.Int32
+	opts := testOptions(addrs, s)
+	opts.FetchMaxBytes = 16 << 10
+	opts.OnRevoke = func(int) { revoked.Add(1) }
+	a := start(t, opts)
+	done := produceSlowly(t, addrs, w.msgs[2000:], 20, 100*time.Millisecond)
+	time.Sleep(700 * time.Millisecond)
+	b := start(t, opts)
+	deadline := time.Now().Add(20 * time.Second)
+	for len(a.p.Partitions()) != 2 || len(b.p.Partitions()) != 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("partitions not shared: a %v, b %v", a.p.Partitions(), b.p.Partitions())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(500 * time.Millisecond)
+	a.stop(t)
+	<-done
+	waitCommitted(t, addrs, "pyramid", endOffsets(w.msgs), 60*time.Second)
+	if got := b.p.Partitions(); len(got) != 4 {
+		t.Errorf("after a left, b owns %v", got)
+	}
+	b.stop(t)
+	if revoked.Load() < 4 {
+		t.Errorf("OnRevoke called %d times", revoked.Load())
+	}
+	compare(t, s.latest(), w.golden(t), true)
+}
+
+// TestBrokerFaults fails fetches, produces and commits for a while, and a
+// sink that is down, while events flow; nothing may be lost or doubled.
+func TestBrokerFaults(t *testing.T) {
+	c := newCluster(t, 4, testTopics)
+	addrs := c.ListenAddrs()
+	w := makeWorkload(300, 5000, 4, 0.02, 5)
+	produceAll(t, addrs, w.msgs[:2500])
+	s := newMemSink()
+	var sinkDown atomic.Bool
+	s.fail = func() error {
+		if sinkDown.Load() {
+			return errInjected
+		}
+		return nil
+	}
+	opts := testOptions(addrs, s)
+	opts.FetchMaxBytes = 16 << 10
+	opts.FlushSize = 200
+	r := start(t, opts)
+	inject := func(key kmsg.Key, d time.Duration) {
+		until := time.Now().Add(d)
+		var hits atomic.Int32
+		c.ControlKey(key.Int16(), func(kmsg.Request) (kmsg.Response, error, bool) {
+			if time.Now().After(until) {
+				c.DropControl()
+				return nil, nil, false
+			}
+			c.KeepControl()
+			hits.Add(1)
+			return nil, errInjected, true
+		})
+		time.Sleep(d + 100*time.Millisecond)
+		t.Logf("%s: %d requests failed", key.Name(), hits.Load())
+	}
+	done := produceSlowly(t, addrs, w.msgs[2500:], 25, 150*time.Millisecond)
+	time.Sleep(200 * time.Millisecond)
+	inject(kmsg.Fetch, time.Second)
+	inject(kmsg.OffsetCommit, time.Second)
+	inject(kmsg.Produce, time.Second)
+	sinkDown.Store(true)
+	time.Sleep(time.Second)
+	sinkDown.Store(false)
+	<-done
+	waitCommitted(t, addrs, "pyramid", endOffsets(w.msgs), 90*time.Second)
+	r.stop(t)
+	compare(t, s.latest(), w.golden(t), true)
+}
+
+// TestStartupRefusesUnequalPartitions names every topic and its count.
+func TestStartupRefusesUnequalPartitions(t *testing.T) {
+	cl, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(4, "t.orders", "t.opportunities"),
+		kfake.SeedTopics(2, "t.activities", "t.accounts"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	opts := testOptions(cl.ListenAddrs(), newMemSink())
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err = Run(ctx, opts)
+	if err == nil {
+		t.Fatal("Run accepted input topics with different partition counts")
+	}
+	for _, want := range []string{"t.orders has 4", "t.opportunities has 4", "t.activities has 2", "t.accounts has 2"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not say %q", err, want)
+		}
+	}
+
+	opts.Topics = []string{"t.orders", "t.missing"}
+	err = Run(ctx, opts)
+	if err == nil || !strings.Contains(err.Error(), "t.missing") {
+		t.Errorf("missing input topic: got %v", err)
+	}
+}
+
+// TestReevaluate moves the clock: an account nobody touches becomes
+// neglected without any event, and the alert and the new snapshot reach
+// the sink.
+func TestReevaluate(t *testing.T) {
+	c := newCluster(t, 4, testTopics)
+	addrs := c.ListenAddrs()
+	at := testNow.Add(-24 * time.Hour).Format(time.RFC3339)
+	msgs := []msg{
+		{key: "acc-big", value: []byte(`{"event_id":"e1","type":"opportunity","account_id":"acc-big","occurred_at":"` + at + `","opportunity_id":"o1","stage":"negotiation","amount":2000000}`)},
+		{key: "acc-big", value: []byte(`{"event_id":"e2","type":"account","account_id":"acc-big","occurred_at":"` + at + `","owner_id":"rep-1"}`)},
+	}
+	for i := range msgs {
+		msgs[i].topic, msgs[i].partition = testTopics[0], partitionOf("acc-big", 4)
+	}
+	produceAll(t, addrs, msgs)
+	var now atomic.Int64
+	now.Store(testNow.UnixNano())
+	s := newMemSink()
+	reg := prometheus.NewRegistry()
+	opts := testOptions(addrs, s)
+	opts.Metrics = metrics.New(reg)
+	opts.Now = func() time.Time { return time.Unix(0, now.Load()).UTC() }
+	opts.ReevalInterval = 100 * time.Millisecond
+	r := start(t, opts)
+	waitCommitted(t, addrs, "pyramid", endOffsets(msgs), 30*time.Second)
+	first := s.latest()["acc-big"]
+	if first.Neglected || first.Tier.String() != "major" {
+		t.Fatalf("before the clock moved: %+v", first)
+	}
+	if got := metricValue(opts.Metrics.Accounts.WithLabelValues("major")); got != 1 {
+		t.Errorf("pyramid_accounts{tier=major} = %v, want 1", got)
+	}
+	if got := metricValue(opts.Metrics.PartitionsOwned); got != 4 {
+		t.Errorf("pyramid_partitions_owned = %v, want 4", got)
+	}
+	now.Store(testNow.Add(20 * 24 * time.Hour).UnixNano())
+	deadline := time.Now().Add(10 * time.Second)
+	for !s.latest()["acc-big"].Neglected {
+		if time.Now().After(deadline) {
+			t.Fatal("the account never became neglected")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	r.stop(t)
+	last := s.latest()["acc-big"]
+	if last.Version != first.Version+1 {
+		t.Errorf("version %d after re-evaluation, want %d", last.Version, first.Version+1)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.alerts) != 1 || s.alerts[0].Status != "open" || s.alerts[0].AccountID != "acc-big" {
+		t.Errorf("alerts %+v, want one open alert for acc-big", s.alerts)
+	}
+	if got := metricValue(opts.Metrics.Accounts.WithLabelValues("major")); got != 0 {
+		t.Errorf("after stop pyramid_accounts{tier=major} = %v, want 0", got)
+	}
+}
+
+func metricValue(m prometheus.Metric) float64 {
+	var d dto.Metric
+	if err := m.Write(&d); err != nil {
+		return -1
+	}
+	switch {
+	case d.Gauge != nil:
+		return d.Gauge.GetValue()
+	case d.Counter != nil:
+		return d.Counter.GetValue()
+	}
+	return -1
+}
+
+// TestRestart stops gracefully and starts again with more events: the
+// state comes back from the changelog and nothing is applied twice.
+func TestRestart(t *testing.T) {
+	c := newCluster(t, 4, testTopics)
+	addrs := c.ListenAddrs()
+	w := makeWorkload(300, 4000, 4, 0.01, 6)
+	produceAll(t, addrs, w.msgs[:2000])
+	s := newMemSink()
+	r := start(t, testOptions(addrs, s))
+	waitCommitted(t, addrs, "pyramid", endOffsets(w.msgs[:2000]), 30*time.Second)
+	r.stop(t)
+	produceAll(t, addrs, w.msgs[2000:])
+	r = start(t, testOptions(addrs, s))
+	waitCommitted(t, addrs, "pyramid", endOffsets(w.msgs), 30*time.Second)
+	if err := r.p.Ready(); err != nil {
+		t.Errorf("Ready after restore: %v", err)
+	}
+	r.stop(t)
+	compare(t, s.latest(), w.golden(t), true)
+}

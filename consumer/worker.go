@@ -1,0 +1,557 @@
+package consumer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/pyramid-crm/pyramid/event"
+	"github.com/pyramid-crm/pyramid/scoring"
+	"github.com/pyramid-crm/pyramid/sink"
+)
+
+// notAssigned marks an input topic whose partition this member does not own.
+const notAssigned = -100
+
+// Dead letters larger than maxDeadLetter bytes keep only their first
+// truncatedDeadLetter bytes.
+const (
+	maxDeadLetter       = 900 << 10
+	truncatedDeadLetter = 64 << 10
+)
+
+// futureLimit is how far after the wall clock an event may lie (SPEC §1).
+const futureLimit = int64(24 * time.Hour)
+
+// worker owns one partition number: its accounts, the input
+// topic-partitions with that number and the changelog partition.
+type worker struct {
+	p      *Pipeline
+	gen    *kafka.Generation
+	part   int
+	topics []string
+	eng    *scoring.Engine
+	dec    *event.Decoder
+
+	// floor holds, for accounts restored from the changelog, the offsets
+	// their state already includes; maxFloor is the largest per topic. It is
+	// dropped once reading has passed every floor.
+	floor    map[string][]int64
+	maxFloor []int64
+
+	pos    []int64 // last offset processed, per topic
+	sealed []int64 // pos as of the last seal
+	hwm    []int64
+
+	dirty   map[*scoring.Account]struct{}
+	order   []*scoring.Account // dirty accounts in the order they changed
+	out     scoring.Output
+	batch   sink.Batch
+	dlq     []rec
+	times   []int64 // Kafka append times of the events in this flush
+	pending int     // events read since the last flush
+	clock   int64   // the last as_of used
+	tiers   [5]int  // accounts per tier
+
+	spare *job       // the job to fill; being written while busy
+	busy  bool       // a job is being written
+	done  chan error // the result of writing it
+}
+
+func newWorker(p *Pipeline, gen *kafka.Generation, part int) *worker {
+	n := len(p.opts.Topics)
+	w := &worker{
+		p: p, gen: gen, part: part, topics: p.opts.Topics,
+		eng: scoring.NewEngine(p.params), dec: event.NewDecoder(p.opts.Config),
+		floor: map[string][]int64{}, maxFloor: make([]int64, n),
+		pos: make([]int64, n), sealed: make([]int64, n), hwm: make([]int64, n),
+		dirty: map[*scoring.Account]struct{}{},
+		spare: &job{}, done: make(chan error, 1),
+	}
+	for i := range w.maxFloor {
+		w.maxFloor[i] = -1
+	}
+	return w
+}
+
+// run restores the partition's state, then processes its events until the
+// generation ends or ctx is cancelled, and flushes once more.
+func (w *worker) run(ctx, gctx context.Context, starts []int64) error {
+	o := &w.p.opts
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(gctx, cancel)
+	defer stop()
+
+	t0 := time.Now()
+	if err := w.restore(wctx); err != nil {
+		if wctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	o.Metrics.Restore.Observe(time.Since(t0).Seconds())
+	w.p.restored(w.part)
+	w.p.log.Info("partition restored", "partition", w.part, "accounts", w.eng.Len(), "seconds", time.Since(t0).Seconds())
+	defer w.release()
+
+	for ti, s := range starts {
+		w.pos[ti] = -1
+		if s >= 0 {
+			w.pos[ti] = s - 1
+		}
+	}
+	copy(w.sealed, w.pos)
+
+	ch := make(chan fetched, len(w.topics))
+	fctx, fcancel := context.WithCancel(wctx)
+	var fwg sync.WaitGroup
+	for ti, t := range w.topics {
+		if starts[ti] == notAssigned {
+			continue
+		}
+		f := &fetcher{dialer: o.Dialer, brokers: o.Brokers, topic: t, index: ti, partition: w.part,
+			maxWait: o.FetchMaxWait, maxBytes: o.FetchMaxBytes, log: w.p.log, out: ch}
+		fwg.Add(1)
+		go func(start int64) {
+			defer fwg.Done()
+			f.run(fctx, start)
+		}(starts[ti])
+	}
+	stopFetchers := func() {
+		fcancel()
+		fwg.Wait()
+	}
+
+	// due is the reason of a flush asked for while one was being written.
+	due := ""
+	flush := func(reason string) error {
+		if w.busy {
+			if due == "" || reason == "size" {
+				due = reason
+			}
+			return nil
+		}
+		return w.seal(reason)
+	}
+	wait := func() error {
+		if !w.busy {
+			return nil
+		}
+		w.busy = false
+		return <-w.done
+	}
+
+	flushT := time.NewTicker(o.FlushInterval)
+	defer flushT.Stop()
+	reevalT := time.NewTicker(o.ReevalInterval)
+	defer reevalT.Stop()
+	for {
+		var err error
+		select {
+		case <-wctx.Done():
+			stopFetchers()
+			if w.p.aborted.Load() {
+				wait()
+				return errAborted
+			}
+			if err = wait(); err == nil {
+				if err = w.seal("shutdown"); err == nil {
+					err = wait()
+				}
+			}
+			return err
+		case f := <-ch:
+			err = w.process(f)
+			if err == nil && w.pending >= o.FlushSize {
+				err = flush("size")
+			}
+			// Bound memory while the sink is slow: stop reading.
+			if err == nil && w.busy && w.pending >= 4*o.FlushSize {
+				if err = wait(); err == nil {
+					due = ""
+					err = w.seal("size")
+				}
+			}
+		case <-flushT.C:
+			err = flush("interval")
+		case <-reevalT.C:
+			w.reevaluate()
+		case err = <-w.done:
+			w.busy = false
+			if err == nil && due != "" {
+				r := due
+				due = ""
+				err = w.seal(r)
+			}
+		}
+		if err != nil {
+			stopFetchers()
+			wait()
+			return err
+		}
+	}
+}
+
+// release forgets the partition's accounts in the gauges.
+func (w *worker) release() {
+	for t, n := range w.tiers {
+		if n != 0 && t != int(scoring.TierNone) {
+			w.p.opts.Metrics.Accounts.WithLabelValues(scoring.Tier(t).String()).Sub(float64(n))
+		}
+	}
+	for _, t := range w.topics {
+		w.p.opts.Metrics.ConsumerLag.DeleteLabelValues(t, strconv.Itoa(w.part))
+	}
+}
+
+func (w *worker) restore(ctx context.Context) error {
+	o := &w.p.opts
+	latest, err := readChangelog(ctx, w.p.log, o.Dialer, o.Brokers, o.Changelog, w.part)
+	if err != nil {
+		return err
+	}
+	for key, val := range latest {
+		pos, a, err := parseRecord(val, w.topics)
+		if err != nil {
+			return fmt.Errorf("state topic %s partition %d, account %q: %w", o.Changelog, w.part, key, err)
+		}
+		if a.ID != key {
+			return fmt.Errorf("state topic %s partition %d: record key %q holds account %q", o.Changelog, w.part, key, a.ID)
+		}
+		w.eng.Put(a)
+		w.floor[a.ID] = pos
+		for i, x := range pos {
+			w.maxFloor[i] = max(w.maxFloor[i], x)
+		}
+		w.tiers[a.Tier]++
+	}
+	for t, n := range w.tiers {
+		if n != 0 && t != int(scoring.TierNone) {
+			o.Metrics.Accounts.WithLabelValues(scoring.Tier(t).String()).Add(float64(n))
+		}
+	}
+	return nil
+}
+
+// process applies one fetch response in log order.
+func (w *worker) process(f fetched) error {
+	ti := f.topic
+	w.hwm[ti] = f.hwm
+	now := w.p.opts.Now
+	for i := range f.msgs {
+		m := &f.msgs[i]
+		if m.Offset <= w.pos[ti] {
+			continue // re-fetched after a reconnect
+		}
+		w.pos[ti] = m.Offset
+		w.pending++
+		var appended int64
+		if !m.Time.IsZero() {
+			appended = m.Time.UnixNano()
+		}
+		w.times = append(w.times, appended)
+		asOf := now().UnixNano()
+		w.clock = asOf
+		ev, err := w.dec.Decode(m.Value)
+		if err == nil {
+			err = w.check(m, &ev, asOf)
+		}
+		if err != nil {
+			w.reject(m, ti, &ev, err)
+			continue
+		}
+		if m.Offset <= w.maxFloor[ti] {
+			if fl := w.floor[ev.AccountID]; fl != nil && m.Offset <= fl[ti] {
+				w.p.events[ev.Type][resDuplicate].Inc()
+				continue
+			}
+		}
+		w.out.Reset()
+		a, res := w.eng.Apply(&ev, asOf, &w.out)
+		if res == scoring.Duplicate {
+			w.p.events[ev.Type][resDuplicate].Inc()
+			continue
+		}
+		w.p.events[ev.Type][resApplied].Inc()
+		w.markDirty(a)
+		w.collect()
+		if w.p.opts.hooks.abort != nil && w.p.abortAt("apply", w.part) {
+			return errAborted
+		}
+	}
+	if len(w.floor) > 0 {
+		passed := true
+		for i, x := range w.maxFloor {
+			if w.pos[i] < x {
+				passed = false
+			}
+		}
+		if passed {
+			w.floor = map[string][]int64{}
+		}
+	}
+	return nil
+}
+
+// check applies the rules the decoder cannot: the wall clock and the key.
+func (w *worker) check(m *kafka.Message, ev *event.Event, asOf int64) error {
+	if ev.OccurredAt > asOf+futureLimit {
+		return &event.Error{Reason: event.ReasonFuture, Msg: fmt.Sprintf(
+			"occurred_at %s is more than 24h after the wall clock %s; fix the producer's clock or time zone",
+			scoring.FormatTime(ev.OccurredAt), scoring.FormatTime(asOf))}
+	}
+	if len(m.Key) > 0 && string(m.Key) != ev.AccountID {
+		return &event.Error{Reason: event.ReasonInvalidField, Msg: fmt.Sprintf(
+			"message key %q differs from account_id %q; input topics must be keyed by account_id", trunc(string(m.Key)), trunc(ev.AccountID))}
+	}
+	return nil
+}
+
+func trunc(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "…"
+	}
+	return s
+}
+
+// reject queues a dead letter.
+func (w *worker) reject(m *kafka.Message, ti int, ev *event.Event, err error) {
+	reason := event.ReasonOf(err)
+	if reason == "" {
+		reason = event.ReasonInvalidField
+	}
+	msg := strings.Join(strings.Fields(err.Error()), " ")
+	t := ev.Type
+	if int(t) >= len(w.p.events) {
+		t = 0
+	}
+	w.p.events[t][resRejected].Inc()
+	w.p.opts.Metrics.DLQ.WithLabelValues(reason).Inc()
+	r := rec{key: m.Key, value: m.Value, headers: []kafka.Header{
+		{Key: "pyramid-error", Value: []byte(msg)},
+		{Key: "pyramid-reason", Value: []byte(reason)},
+		{Key: "pyramid-source", Value: []byte(w.topics[ti] + "/" + strconv.Itoa(w.part) + "/" + strconv.FormatInt(m.Offset, 10))},
+	}}
+	// An oversized event would not fit the dead-letter topic's default
+	// 1 MB limit: keep its beginning, say so, and point at the source.
+	if len(r.value)+len(r.key) > maxDeadLetter {
+		r.headers = append(r.headers, kafka.Header{Key: "pyramid-truncated", Value: []byte(strconv.Itoa(len(r.value)))})
+		r.value = r.value[:min(len(r.value), truncatedDeadLetter)]
+		if len(r.key) > truncatedDeadLetter {
+			r.key = r.key[:truncatedDeadLetter]
+		}
+	}
+	w.dlq = append(w.dlq, r)
+}
+
+func (w *worker) markDirty(a *scoring.Account) {
+	if _, ok := w.dirty[a]; !ok {
+		w.dirty[a] = struct{}{}
+		w.order = append(w.order, a)
+	}
+}
+
+// collect moves the engine's output into the pending batch.
+func (w *worker) collect() {
+	m := w.p.opts.Metrics
+	for _, c := range w.out.Changes {
+		m.TierChanges.WithLabelValues(c.From.String(), c.To.String()).Inc()
+		if c.From != scoring.TierNone {
+			w.tiers[c.From]--
+			m.Accounts.WithLabelValues(c.From.String()).Dec()
+		}
+		w.tiers[c.To]++
+		m.Accounts.WithLabelValues(c.To.String()).Inc()
+	}
+	w.batch.Changes = append(w.batch.Changes, w.out.Changes...)
+	w.batch.Alerts = append(w.batch.Alerts, w.out.Alerts...)
+}
+
+// reevaluate moves every account to the current clock (tiers can fall as
+// orders leave the window; accounts become neglected without any event).
+func (w *worker) reevaluate() {
+	asOf := w.p.opts.Now().UnixNano()
+	w.clock = asOf
+	for _, id := range w.eng.IDs() {
+		a := w.eng.Account(id)
+		w.out.Reset()
+		if w.eng.Evaluate(a, asOf, &w.out) {
+			w.markDirty(a)
+		}
+		w.collect()
+	}
+}
+
+// A flush is split in two so that scoring goes on while the previous
+// flush is written: seal, on the worker's goroutine, freezes what is to be
+// made durable (snapshots, changelog records, offsets) into a job, and a
+// goroutine writes it in SPEC §6 order. One job per worker is written at a
+// time; flushes asked for meanwhile wait and then take everything since,
+// and past 4 × FlushSize pending events the worker stops reading, so a
+// slow sink stops the fetchers and memory stays bounded.
+type job struct {
+	reason string
+	batch  sink.Batch
+	dlq    []rec
+	recs   []rec
+	buf    []byte
+	commit map[string]map[int]int64
+	hwm    []int64
+	times  []int64
+	events int
+}
+
+// seal hands everything since the last seal to the flusher. It returns
+// an error the flusher reported, if any.
+func (w *worker) seal(reason string) error {
+	moved := false
+	for i := range w.pos {
+		if w.pos[i] != w.sealed[i] {
+			moved = true
+		}
+	}
+	if !moved && len(w.order) == 0 && w.batch.Len() == 0 && len(w.dlq) == 0 {
+		return nil
+	}
+	j := w.spare
+	j.reason, j.events = reason, w.pending
+	j.batch.Changes, w.batch.Changes = w.batch.Changes, j.batch.Changes[:0]
+	j.batch.Alerts, w.batch.Alerts = w.batch.Alerts, j.batch.Alerts[:0]
+	j.dlq, w.dlq = w.dlq, j.dlq[:0]
+	j.times, w.times = w.times, j.times[:0]
+	j.batch.Snapshots = j.batch.Snapshots[:0]
+	j.buf, j.recs = j.buf[:0], j.recs[:0]
+	hdr := make([]int64, len(w.pos))
+	for _, a := range w.order {
+		j.batch.Snapshots = append(j.batch.Snapshots, w.eng.Snapshot(a, w.clock))
+		copy(hdr, w.pos)
+		if fl := w.floor[a.ID]; fl != nil {
+			for i, x := range fl {
+				hdr[i] = max(hdr[i], x)
+			}
+		}
+		s := len(j.buf)
+		j.buf = appendHeader(j.buf, w.topics, hdr)
+		j.buf = scoring.MarshalAccount(j.buf, a)
+		j.recs = append(j.recs, rec{key: []byte(a.ID), off: s, end: len(j.buf)})
+	}
+	// Values point into the arena only now that it stopped growing.
+	for i := range j.recs {
+		j.recs[i].value = j.buf[j.recs[i].off:j.recs[i].end:j.recs[i].end]
+	}
+	j.commit = map[string]map[int]int64{}
+	for i, t := range w.topics {
+		if w.pos[i] >= 0 {
+			j.commit[t] = map[int]int64{w.part: w.pos[i] + 1}
+		}
+	}
+	j.hwm = append(j.hwm[:0], w.hwm...)
+	copy(w.sealed, w.pos)
+	clear(w.dirty)
+	w.order = w.order[:0]
+	w.pending = 0
+	w.busy = true
+	go func() { w.done <- w.write(j) }()
+	return nil
+}
+
+// write makes one job durable: dead letters and the sink batch, then the
+// changelog, then the offsets.
+func (w *worker) write(j *job) error {
+	p, o := w.p, &w.p.opts
+	ctx := p.stop
+	t0 := time.Now()
+
+	// 1. Dead letters and the sink.
+	if len(j.dlq) > 0 {
+		if p.aborted.Load() {
+			return errAborted
+		}
+		if err := produce(ctx, p.client, p.log, o.DLQ, w.part%p.layout.dlqPartitions, j.dlq); err != nil {
+			return w.flushErr("dead-letter topic", err)
+		}
+	}
+	if j.batch.Len() > 0 {
+		if p.aborted.Load() {
+			return errAborted
+		}
+		if err := p.writeSink(&j.batch); err != nil {
+			return w.flushErr("sink", err)
+		}
+	}
+	durable := time.Now()
+	if p.abortAt("sink", w.part) {
+		return errAborted
+	}
+
+	// 2. The changelog.
+	if len(j.recs) > 0 {
+		recs := j.recs
+		half := p.ask("changelog-half", w.part)
+		if half {
+			recs = recs[:len(recs)/2]
+		}
+		err := produce(ctx, p.client, p.log, o.Changelog, w.part, recs)
+		if half {
+			p.crash()
+			return errAborted
+		}
+		if err != nil {
+			return w.flushErr("state topic", err)
+		}
+		o.Metrics.ChangelogWrites.Add(float64(len(recs)))
+	}
+	tChangelog := time.Now()
+	if p.abortAt("changelog", w.part) {
+		return errAborted
+	}
+
+	// 3. The offsets. A refused commit (the generation ended) is harmless:
+	// the changelog already says which events each account includes.
+	if len(j.commit) > 0 {
+		if err := w.gen.CommitOffsets(j.commit); err != nil {
+			p.log.Warn("committing offsets failed; the next flush retries", "partition", w.part, "err", err)
+		} else {
+			for i, t := range w.topics {
+				if c, ok := j.commit[t]; ok && j.hwm[i] > 0 {
+					o.Metrics.ConsumerLag.WithLabelValues(t, strconv.Itoa(w.part)).Set(float64(max(0, j.hwm[i]-c[w.part])))
+				}
+			}
+		}
+	}
+
+	p.log.Debug("flushed", "partition", w.part, "reason", j.reason, "events", j.events, "accounts", len(j.recs),
+		"rows", j.batch.Len(), "dead_letters", len(j.dlq), "sink_s", durable.Sub(t0).Seconds(),
+		"changelog_s", tChangelog.Sub(durable).Seconds(), "commit_s", time.Since(tChangelog).Seconds())
+	if o.Observe != nil && j.batch.Len() > 0 {
+		o.Observe(w.part, &j.batch)
+	}
+	o.Metrics.SinkFlushes.WithLabelValues(j.reason).Inc()
+	dn := durable.UnixNano()
+	for _, t := range j.times {
+		if t > 0 {
+			o.Metrics.EventLatency.Observe(float64(dn-t) / 1e9)
+		}
+	}
+	if h := o.hooks.durable; h != nil {
+		h(w.part, j.times, durable)
+	}
+	return nil
+}
+
+func (w *worker) flushErr(what string, err error) error {
+	if w.p.aborted.Load() {
+		return errAborted
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("partition %d: flush to the %s did not finish within the shutdown timeout: %w", w.part, what, err)
+	}
+	return fmt.Errorf("partition %d: writing to the %s: %w", w.part, what, err)
+}
