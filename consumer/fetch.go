@@ -80,6 +80,14 @@ func (f *fetcher) session(ctx context.Context, conn *kafka.Conn, offset int64) (
 	case offset == kafka.LastOffset:
 		offset = last
 	}
+	// Tell the worker where this input ends before the first (long-polled)
+	// fetch answers: it needs every input's high-water mark to know when it
+	// has caught up, and an empty partition would otherwise say nothing.
+	select {
+	case f.out <- fetched{topic: f.index, hwm: last}:
+	case <-ctx.Done():
+		return offset, ctx.Err()
+	}
 	for {
 		if _, err := conn.Seek(offset, kafka.SeekAbsolute|kafka.SeekDontCheck); err != nil {
 			return offset, err
@@ -99,6 +107,8 @@ func (f *fetcher) session(ctx context.Context, conn *kafka.Conn, offset int64) (
 			msgs = append(msgs, m)
 		}
 		err := batch.Close()
+		// The first response is passed on even when empty: the worker needs
+		// every input's high-water mark to know when it has caught up.
 		if len(msgs) > 0 {
 			select {
 			case f.out <- fetched{topic: f.index, msgs: msgs, hwm: hwm}:

@@ -276,6 +276,10 @@ func testOptions(addrs []string, s sink.Sink) Options {
 		RebalanceTimeout:  3 * time.Second,
 		JoinGroupBackoff:  100 * time.Millisecond,
 		FetchMaxWait:      100 * time.Millisecond,
+		// The golden evaluates every event at testNow; these tests are
+		// about delivery, so the pipeline does too (no backfill clock).
+		// TestBackfillMatchesReplay covers the backfill clock.
+		BackfillLag: -1,
 	}
 }
 

@@ -44,6 +44,11 @@ type Options struct {
 	FlushInterval  time.Duration // default 1s
 	FlushSize      int           // events per partition; default 20,000
 	ReevalInterval time.Duration // re-evaluate every owned account; default 1m
+	// BackfillLag: while a partition has unread input and its stream time
+	// trails the wall clock by more than this, accounts are judged at the
+	// stream time (see worker.evalClock). Default 15m; negative: always the
+	// wall clock.
+	BackfillLag time.Duration
 
 	Metrics *metrics.Metrics // default: unregistered metrics
 	Logger  *slog.Logger     // default slog.Default()
@@ -119,6 +124,9 @@ func (o *Options) withDefaults() (Options, error) {
 	}
 	if c.FlushSize <= 0 {
 		c.FlushSize = 20000
+	}
+	if c.BackfillLag == 0 {
+		c.BackfillLag = 15 * time.Minute
 	}
 	if c.ReevalInterval <= 0 {
 		c.ReevalInterval = time.Minute

@@ -57,7 +57,11 @@ type worker struct {
 	times   []int64 // Kafka append times of the events in this flush
 	pending int     // events read since the last flush
 	clock   int64   // the last as_of used
-	tiers   [5]int  // accounts per tier
+	// streamTime is the largest occurred_at read in this partition;
+	// backfill is set while the clock follows it (see evalClock).
+	streamTime int64
+	backfill   bool
+	tiers      [5]int // accounts per tier
 
 	spare *job       // the job to fill; being written while busy
 	busy  bool       // a job is being written
@@ -73,6 +77,9 @@ func newWorker(p *Pipeline, gen *kafka.Generation, part int) *worker {
 		pos: make([]int64, n), sealed: make([]int64, n), hwm: make([]int64, n),
 		dirty: map[*scoring.Account]struct{}{},
 		spare: &job{}, done: make(chan error, 1),
+	}
+	for i := range w.hwm {
+		w.hwm[i] = -1 // unknown until the first fetch answers
 	}
 	for i := range w.maxFloor {
 		w.maxFloor[i] = -1
@@ -182,7 +189,7 @@ func (w *worker) run(ctx, gctx context.Context, starts []int64) error {
 		case <-flushT.C:
 			err = flush("interval")
 		case <-reevalT.C:
-			w.reevaluate()
+			w.reevaluate(false)
 		case err = <-w.done:
 			w.busy = false
 			if err == nil && due != "" {
@@ -243,7 +250,9 @@ func (w *worker) restore(ctx context.Context) error {
 // process applies one fetch response in log order.
 func (w *worker) process(f fetched) error {
 	ti := f.topic
-	w.hwm[ti] = f.hwm
+	if f.hwm > w.hwm[ti] {
+		w.hwm[ti] = f.hwm // fetches can answer out of order with the start-up announcement
+	}
 	now := w.p.opts.Now
 	for i := range f.msgs {
 		m := &f.msgs[i]
@@ -257,16 +266,18 @@ func (w *worker) process(f fetched) error {
 			appended = m.Time.UnixNano()
 		}
 		w.times = append(w.times, appended)
-		asOf := now().UnixNano()
-		w.clock = asOf
+		wall := now().UnixNano()
 		ev, err := w.dec.Decode(m.Value)
 		if err == nil {
-			err = w.check(m, &ev, asOf)
+			err = w.check(m, &ev, wall)
 		}
 		if err != nil {
 			w.reject(m, ti, &ev, err)
 			continue
 		}
+		w.streamTime = max(w.streamTime, ev.OccurredAt)
+		asOf := w.evalClock(wall, ti, m.Offset)
+		w.clock = asOf
 		if m.Offset <= w.maxFloor[ti] {
 			if fl := w.floor[ev.AccountID]; fl != nil && m.Offset <= fl[ti] {
 				w.p.events[ev.Type][resDuplicate].Inc()
@@ -285,6 +296,11 @@ func (w *worker) process(f fetched) error {
 		if w.p.opts.hooks.abort != nil && w.p.abortAt("apply", w.part) {
 			return errAborted
 		}
+	}
+	if w.backfill && w.caughtUp(-1, -1) {
+		// Caught up: bring every account, changed or not, to the wall clock.
+		w.backfill = false
+		w.reevaluate(true)
 	}
 	if len(w.floor) > 0 {
 		passed := true
@@ -374,15 +390,48 @@ func (w *worker) collect() {
 	w.batch.Alerts = append(w.batch.Alerts, w.out.Alerts...)
 }
 
+// evalClock is the evaluation clock of SPEC §2 for streaming: the wall
+// clock, except while the partition backfills — input still unread and its
+// stream time (the largest occurred_at read so far) more than
+// Options.BackfillLag behind. Then it is the stream time: judging a year of
+// history at today's date would call every account neglected between two of
+// its historical touches, on the strength of events not read yet. When the
+// backfill ends, process re-evaluates every account at the wall clock. The
+// message being applied (topic ti, offset off) counts as unread.
+func (w *worker) evalClock(wall int64, ti int, off int64) int64 {
+	lag := w.p.opts.BackfillLag
+	if lag >= 0 && w.streamTime != 0 && wall-w.streamTime > int64(lag) && !w.caughtUp(ti, off) {
+		w.backfill = true
+		return w.streamTime
+	}
+	return wall
+}
+
+// caughtUp reports whether every input topic-partition has been read to the
+// high-water mark of its last fetch, with offset off of topic ti still
+// unread (off < 0: nothing extra).
+func (w *worker) caughtUp(ti int, off int64) bool {
+	for i := range w.hwm {
+		read := w.pos[i]
+		if i == ti && off >= 0 {
+			read = off - 1
+		}
+		if w.hwm[i] < 0 || read < w.hwm[i]-1 {
+			return false
+		}
+	}
+	return true
+}
+
 // reevaluate moves every account to the current clock (tiers can fall as
 // orders leave the window; accounts become neglected without any event).
-func (w *worker) reevaluate() {
-	asOf := w.p.opts.Now().UnixNano()
+func (w *worker) reevaluate(all bool) {
+	asOf := w.evalClock(w.p.opts.Now().UnixNano(), -1, -1)
 	w.clock = asOf
 	for _, id := range w.eng.IDs() {
 		a := w.eng.Account(id)
 		w.out.Reset()
-		if w.eng.Evaluate(a, asOf, &w.out) {
+		if w.eng.Evaluate(a, asOf, &w.out) || all {
 			w.markDirty(a)
 		}
 		w.collect()
