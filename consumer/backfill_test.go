@@ -27,6 +27,13 @@ import (
 // with its final status. Without it, every high-potential account would
 // flap between neglected and touched on each historical event.
 func TestBackfillMatchesReplay(t *testing.T) {
+	t.Run("one topic", func(t *testing.T) { testBackfill(t, false) })
+	// The four per-type topics are read independently; the worker merges
+	// them by occurred_at, so the result is the same.
+	t.Run("four topics", func(t *testing.T) { testBackfill(t, true) })
+}
+
+func testBackfill(t *testing.T, perType bool) {
 	const topic = "crm.events"
 	g, err := gen.New(gen.Options{Accounts: 1000, Events: 40000, Seed: 11, Start: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC), Months: 13})
 	if err != nil {
@@ -41,13 +48,21 @@ func TestBackfillMatchesReplay(t *testing.T) {
 		}
 		lines.Write(r.Line)
 		lines.WriteByte('\n')
-		msgs = append(msgs, kafka.Message{Key: []byte(r.AccountID), Value: append([]byte(nil), r.Line...)})
+		m := kafka.Message{Topic: topic, Key: []byte(r.AccountID), Value: append([]byte(nil), r.Line...)}
+		if perType {
+			m.Topic = gen.TopicFor(gen.DefaultTopicPrefix, r.Type)
+		}
+		msgs = append(msgs, m)
 	}
 	wall := time.Date(2026, 2, 10, 0, 0, 0, 0, time.UTC) // the stream ends on 2026-02-01
 
-	c := newCluster(t, 4, []string{topic})
+	topics := []string{topic}
+	if perType {
+		topics = gen.Topics(gen.DefaultTopicPrefix)
+	}
+	c := newCluster(t, 4, topics)
 	addrs := c.ListenAddrs()
-	w := &kafka.Writer{Addr: kafka.TCP(addrs...), Topic: topic, Balancer: &kafka.Murmur2Balancer{},
+	w := &kafka.Writer{Addr: kafka.TCP(addrs...), Balancer: &kafka.Murmur2Balancer{},
 		BatchTimeout: time.Millisecond, BatchSize: 1000, RequiredAcks: kafka.RequireAll}
 	if err := w.WriteMessages(context.Background(), msgs...); err != nil {
 		t.Fatal(err)
@@ -60,19 +75,24 @@ func TestBackfillMatchesReplay(t *testing.T) {
 		t.Fatal(err)
 	}
 	opts := testOptions(addrs, files)
-	opts.Topics = []string{topic}
+	opts.Topics = topics
 	opts.Now = func() time.Time { return wall }
 	opts.BackfillLag = 0 // the default
 	opts.ReevalInterval = time.Hour
 	r := start(t, opts)
-	ends := map[string]map[int]int64{topic: {}}
+	ends := map[string]map[int]int64{}
 	cl := &kafka.Client{Addr: kafka.TCP(addrs...)}
-	for p := 0; p < 4; p++ {
-		resp, err := cl.ListOffsets(context.Background(), &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: {kafka.LastOffsetOf(p)}}})
-		if err != nil {
-			t.Fatal(err)
+	for _, tp := range topics {
+		ends[tp] = map[int]int64{}
+		for p := 0; p < 4; p++ {
+			resp, err := cl.ListOffsets(context.Background(), &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{tp: {kafka.LastOffsetOf(p)}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if off := resp.Topics[tp][0].LastOffset; off > 0 {
+				ends[tp][p] = off
+			}
 		}
-		ends[topic][p] = resp.Topics[topic][0].LastOffset
 	}
 	waitCommitted(t, addrs, "pyramid", ends, 60*time.Second)
 	r.stop(t)

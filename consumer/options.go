@@ -49,6 +49,10 @@ type Options struct {
 	// stream time (see worker.evalClock). Default 15m; negative: always the
 	// wall clock.
 	BackfillLag time.Duration
+	// MergeWait bounds how long a worker waits for an input topic that has
+	// more to read but nothing fetched, before applying the other topics'
+	// older-or-newer events without it (see worker.drain). Default 200ms.
+	MergeWait time.Duration
 
 	Metrics *metrics.Metrics // default: unregistered metrics
 	Logger  *slog.Logger     // default slog.Default()
@@ -124,6 +128,9 @@ func (o *Options) withDefaults() (Options, error) {
 	}
 	if c.FlushSize <= 0 {
 		c.FlushSize = 20000
+	}
+	if c.MergeWait <= 0 {
+		c.MergeWait = 200 * time.Millisecond
 	}
 	if c.BackfillLag == 0 {
 		c.BackfillLag = 15 * time.Minute

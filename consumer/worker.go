@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"sync"
@@ -57,11 +58,19 @@ type worker struct {
 	times   []int64 // Kafka append times of the events in this flush
 	pending int     // events read since the last flush
 	clock   int64   // the last as_of used
-	// streamTime is the largest occurred_at read in this partition;
-	// backfill is set while the clock follows it (see evalClock).
-	streamTime int64
-	backfill   bool
-	tiers      [5]int // accounts per tier
+	// topicTime is the largest occurred_at read per input topic; backfill
+	// is set while events are judged at their accounts' own clocks (see
+	// backfilling).
+	topicTime []int64
+	backfill  bool
+	// read is the last offset fetched per topic; queue holds what was read
+	// but not applied yet (see drain).
+	read      []int64
+	queue     [][]queued
+	queued    int
+	maxQueued int
+	waitSince time.Time
+	tiers     [5]int // accounts per tier
 
 	spare *job       // the job to fill; being written while busy
 	busy  bool       // a job is being written
@@ -74,7 +83,8 @@ func newWorker(p *Pipeline, gen *kafka.Generation, part int) *worker {
 		p: p, gen: gen, part: part, topics: p.opts.Topics,
 		eng: scoring.NewEngine(p.params), dec: event.NewDecoder(p.opts.Config),
 		floor: map[string][]int64{}, maxFloor: make([]int64, n),
-		pos: make([]int64, n), sealed: make([]int64, n), hwm: make([]int64, n),
+		pos: make([]int64, n), sealed: make([]int64, n), hwm: make([]int64, n), topicTime: make([]int64, n),
+		read: make([]int64, n), queue: make([][]queued, n), maxQueued: max(4*p.opts.FlushSize, 10_000),
 		dirty: map[*scoring.Account]struct{}{},
 		spare: &job{}, done: make(chan error, 1),
 	}
@@ -115,6 +125,7 @@ func (w *worker) run(ctx, gctx context.Context, starts []int64) error {
 		}
 	}
 	copy(w.sealed, w.pos)
+	copy(w.read, w.pos)
 
 	ch := make(chan fetched, len(w.topics))
 	fctx, fcancel := context.WithCancel(wctx)
@@ -159,6 +170,8 @@ func (w *worker) run(ctx, gctx context.Context, starts []int64) error {
 	defer flushT.Stop()
 	reevalT := time.NewTicker(o.ReevalInterval)
 	defer reevalT.Stop()
+	mergeT := time.NewTicker(max(o.MergeWait/2, time.Millisecond))
+	defer mergeT.Stop()
 	for {
 		var err error
 		select {
@@ -190,6 +203,10 @@ func (w *worker) run(ctx, gctx context.Context, starts []int64) error {
 			err = flush("interval")
 		case <-reevalT.C:
 			w.reevaluate(false)
+		case <-mergeT.C:
+			if w.queued > 0 {
+				err = w.drain(false)
+			}
 		case err = <-w.done:
 			w.busy = false
 			if err == nil && due != "" {
@@ -247,57 +264,77 @@ func (w *worker) restore(ctx context.Context) error {
 	return nil
 }
 
-// process applies one fetch response in log order.
+// queued is a message read but not applied yet, decoded so the worker can
+// apply its topics in event-time order.
+type queued struct {
+	m   kafka.Message
+	ev  event.Event
+	err error
+	at  int64 // occurred_at; undecodable messages sort first
+}
+
+// process queues one fetch response and applies what can be applied.
 func (w *worker) process(f fetched) error {
 	ti := f.topic
 	if f.hwm > w.hwm[ti] {
 		w.hwm[ti] = f.hwm // fetches can answer out of order with the start-up announcement
 	}
-	now := w.p.opts.Now
 	for i := range f.msgs {
-		m := &f.msgs[i]
-		if m.Offset <= w.pos[ti] {
+		m := f.msgs[i]
+		if m.Offset <= w.read[ti] {
 			continue // re-fetched after a reconnect
 		}
-		w.pos[ti] = m.Offset
-		w.pending++
-		var appended int64
-		if !m.Time.IsZero() {
-			appended = m.Time.UnixNano()
+		w.read[ti] = m.Offset
+		q := queued{m: m, at: math.MinInt64}
+		// Decode's strings alias m.Value, which this message owns.
+		if q.ev, q.err = w.dec.Decode(m.Value); q.err == nil {
+			q.at = q.ev.OccurredAt
 		}
-		w.times = append(w.times, appended)
-		wall := now().UnixNano()
-		ev, err := w.dec.Decode(m.Value)
-		if err == nil {
-			err = w.check(m, &ev, wall)
-		}
-		if err != nil {
-			w.reject(m, ti, &ev, err)
-			continue
-		}
-		w.streamTime = max(w.streamTime, ev.OccurredAt)
-		asOf := w.evalClock(wall, ti, m.Offset)
-		w.clock = asOf
-		if m.Offset <= w.maxFloor[ti] {
-			if fl := w.floor[ev.AccountID]; fl != nil && m.Offset <= fl[ti] {
-				w.p.events[ev.Type][resDuplicate].Inc()
-				continue
+		w.queue[ti] = append(w.queue[ti], q)
+		w.queued++
+	}
+	return w.drain(false)
+}
+
+// drain applies queued messages across the partition's input topics in
+// occurred_at order, as Kafka Streams merges co-partitioned inputs by
+// timestamp: each topic is in log order, and among the topics' heads the
+// oldest goes first. A topic with input still unread on the broker but
+// nothing queued is waited for up to Options.MergeWait (its next event may be
+// older than every queued head); past that, or when the queue is full, or
+// with force, the worker goes on without it. Without this, a small topic
+// read to its end first (account updates from today) would run an account's
+// clock ahead of its own touches still queued in another topic.
+func (w *worker) drain(force bool) error {
+	for {
+		best := -1
+		for i, q := range w.queue {
+			if len(q) > 0 && (best < 0 || q[0].at < w.queue[best][0].at) {
+				best = i
 			}
 		}
-		w.out.Reset()
-		a, res := w.eng.Apply(&ev, asOf, &w.out)
-		if res == scoring.Duplicate {
-			w.p.events[ev.Type][resDuplicate].Inc()
-			continue
+		if best < 0 {
+			w.waitSince = time.Time{}
+			break
 		}
-		w.p.events[ev.Type][resApplied].Inc()
-		w.markDirty(a)
-		w.collect()
-		if w.p.opts.hooks.abort != nil && w.p.abortAt("apply", w.part) {
-			return errAborted
+		if !force && w.queued < w.maxQueued && w.starved() {
+			if w.waitSince.IsZero() {
+				w.waitSince = time.Now()
+			}
+			if time.Since(w.waitSince) < w.p.opts.MergeWait {
+				break
+			}
+		}
+		w.waitSince = time.Time{}
+		q := w.queue[best][0]
+		w.queue[best][0] = queued{}
+		w.queue[best] = w.queue[best][1:]
+		w.queued--
+		if err := w.apply(best, &q); err != nil {
+			return err
 		}
 	}
-	if w.backfill && w.caughtUp(-1, -1) {
+	if w.backfill && !w.backfilling(w.p.opts.Now().UnixNano(), -1, -1) {
 		// Caught up: bring every account, changed or not, to the wall clock.
 		w.backfill = false
 		w.reevaluate(true)
@@ -312,6 +349,62 @@ func (w *worker) process(f fetched) error {
 		if passed {
 			w.floor = map[string][]int64{}
 		}
+	}
+	return nil
+}
+
+// starved reports whether some input has nothing queued but more to read.
+func (w *worker) starved() bool {
+	for i, q := range w.queue {
+		if len(q) == 0 && (w.hwm[i] < 0 || w.read[i] < w.hwm[i]-1) {
+			return true
+		}
+	}
+	return false
+}
+
+// apply applies one message of topic ti in log order.
+func (w *worker) apply(ti int, q *queued) error {
+	m := &q.m
+	w.pos[ti] = m.Offset
+	w.pending++
+	var appended int64
+	if !m.Time.IsZero() {
+		appended = m.Time.UnixNano()
+	}
+	w.times = append(w.times, appended)
+	wall := w.p.opts.Now().UnixNano()
+	ev, err := &q.ev, q.err
+	if err == nil {
+		err = w.check(m, ev, wall)
+	}
+	if err != nil {
+		w.reject(m, ti, ev, err)
+		return nil
+	}
+	w.topicTime[ti] = max(w.topicTime[ti], ev.OccurredAt)
+	asOf := wall
+	if w.backfilling(wall, ti, m.Offset) {
+		asOf, w.backfill = scoring.EventTime, true
+	}
+	w.clock = wall
+	if m.Offset <= w.maxFloor[ti] {
+		if fl := w.floor[ev.AccountID]; fl != nil && m.Offset <= fl[ti] {
+			w.p.events[ev.Type][resDuplicate].Inc()
+			return nil
+		}
+	}
+	w.out.Reset()
+	a, res := w.eng.Apply(ev, asOf, &w.out)
+	if res == scoring.Duplicate {
+		w.p.events[ev.Type][resDuplicate].Inc()
+		return nil
+	}
+	w.p.events[ev.Type][resApplied].Inc()
+	w.markDirty(a)
+	w.collect()
+	if w.p.opts.hooks.abort != nil && w.p.abortAt("apply", w.part) {
+		return errAborted
 	}
 	return nil
 }
@@ -390,43 +483,42 @@ func (w *worker) collect() {
 	w.batch.Alerts = append(w.batch.Alerts, w.out.Alerts...)
 }
 
-// evalClock is the evaluation clock of SPEC §2 for streaming: the wall
-// clock, except while the partition backfills — input still unread and its
-// stream time (the largest occurred_at read so far) more than
-// Options.BackfillLag behind. Then it is the stream time: judging a year of
-// history at today's date would call every account neglected between two of
-// its historical touches, on the strength of events not read yet. When the
-// backfill ends, process re-evaluates every account at the wall clock. The
-// message being applied (topic ti, offset off) counts as unread.
-func (w *worker) evalClock(wall int64, ti int, off int64) int64 {
+// backfilling reports whether the partition is backfilling: input still
+// unread (the message being applied, offset off of topic ti, counts as
+// unread) on a topic whose newest event read so far lies more than
+// Options.BackfillLag behind the wall clock. While it backfills, each event
+// is judged at its own account's clock (scoring.EventTime), as replay does,
+// and periodic re-evaluation waits: judging a year of history at today's
+// date would call every account neglected between two of its historical
+// touches, on the strength of events not read yet. Topics are read
+// independently, so one topic can be read to today while another is still
+// in last year; the slowest unread topic decides. When the backfill ends,
+// process re-evaluates every account at the wall clock.
+func (w *worker) backfilling(wall int64, ti int, off int64) bool {
 	lag := w.p.opts.BackfillLag
-	if lag >= 0 && w.streamTime != 0 && wall-w.streamTime > int64(lag) && !w.caughtUp(ti, off) {
-		w.backfill = true
-		return w.streamTime
+	if lag < 0 {
+		return false
 	}
-	return wall
-}
-
-// caughtUp reports whether every input topic-partition has been read to the
-// high-water mark of its last fetch, with offset off of topic ti still
-// unread (off < 0: nothing extra).
-func (w *worker) caughtUp(ti int, off int64) bool {
 	for i := range w.hwm {
 		read := w.pos[i]
 		if i == ti && off >= 0 {
 			read = off - 1
 		}
-		if w.hwm[i] < 0 || read < w.hwm[i]-1 {
-			return false
+		unread := w.hwm[i] < 0 || read < w.hwm[i]-1
+		if unread && wall-w.topicTime[i] > int64(lag) {
+			return true
 		}
 	}
-	return true
+	return false
 }
 
 // reevaluate moves every account to the current clock (tiers can fall as
 // orders leave the window; accounts become neglected without any event).
 func (w *worker) reevaluate(all bool) {
-	asOf := w.evalClock(w.p.opts.Now().UnixNano(), -1, -1)
+	if w.backfill {
+		return // at the end of the backfill, with the wall clock
+	}
+	asOf := w.p.opts.Now().UnixNano()
 	w.clock = asOf
 	for _, id := range w.eng.IDs() {
 		a := w.eng.Account(id)
@@ -479,7 +571,7 @@ func (w *worker) seal(reason string) error {
 	j.buf, j.recs = j.buf[:0], j.recs[:0]
 	hdr := make([]int64, len(w.pos))
 	for _, a := range w.order {
-		j.batch.Snapshots = append(j.batch.Snapshots, w.eng.Snapshot(a, w.clock))
+		j.batch.Snapshots = append(j.batch.Snapshots, w.eng.Snapshot(a, w.snapshotClock(a)))
 		copy(hdr, w.pos)
 		if fl := w.floor[a.ID]; fl != nil {
 			for i, x := range fl {
@@ -603,4 +695,13 @@ func (w *worker) flushErr(what string, err error) error {
 		return fmt.Errorf("partition %d: flush to the %s did not finish within the shutdown timeout: %w", w.part, what, err)
 	}
 	return fmt.Errorf("partition %d: writing to the %s: %w", w.part, what, err)
+}
+
+// snapshotClock is the as_of of a's snapshot: the wall clock, or while
+// backfilling, the account's own clock it was last judged at.
+func (w *worker) snapshotClock(a *scoring.Account) int64 {
+	if w.backfill {
+		return a.LastAt()
+	}
+	return w.clock
 }

@@ -97,6 +97,10 @@ func (a *Account) LastTouchAt() int64 {
 	return a.firstAt
 }
 
+// LastAt returns the latest occurred_at of any event applied to the account:
+// its own clock in replay and while a stream backfills.
+func (a *Account) LastAt() int64 { return a.lastAt }
+
 // LastTouchKind is the activity kind of the last touch, or the event type.
 func (a *Account) LastTouchKind() string { return a.touchKind }
 

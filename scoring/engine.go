@@ -234,6 +234,9 @@ func (e *Engine) openAlert(a *Account, f *Figures, asOf int64, version uint64, o
 }
 
 func (e *Engine) resolveAlert(a *Account, f *Figures, at int64, version uint64, out *Output) {
+	// A late event can end an episode "before" it began (the clock ran
+	// ahead of the account's own events); it never resolves before it opened.
+	at = max(at, a.alertMoment)
 	al := e.alert(a, f, StatusResolved, at, at)
 	al.Version = version
 	// The record describes the episode that ends: its moment and touch.

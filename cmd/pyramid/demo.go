@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -11,6 +12,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/segmentio/kafka-go"
 
 	"github.com/pyramid-crm/pyramid/broker"
 	"github.com/pyramid-crm/pyramid/consumer"
@@ -30,8 +33,8 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	duration := fs.Duration("duration", 0, "stop after this long (default: run until Ctrl-C)")
 	dir := fs.String("dir", "var", "working folder for the file sink and a started ClickHouse")
 	accounts := fs.Int("accounts", 2000, "accounts in the generated stream")
-	events := fs.Int("events", 200_000, "events in the generated stream (13 months of history, ending now)")
-	rate := fs.Float64("rate", 4000, "events per second produced into the embedded broker")
+	events := fs.Int("events", 200_000, "events of generated history (13 months, ending now), produced before the pipeline starts")
+	rate := fs.Float64("rate", 50, "live events per second after the history (stamped with the wall clock)")
 	seed := fs.Uint64("seed", 1, "generator seed")
 	partitions := fs.Int("partitions", 12, "partitions of the embedded broker's topics")
 	var sf serviceFlags
@@ -74,7 +77,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	defer svc.close()
 
 	now := time.Now().UTC()
-	g, err := gen.New(gen.Options{Accounts: *accounts, Events: *events, Seed: *seed,
+	history, err := gen.New(gen.Options{Accounts: *accounts, Events: *events, Seed: *seed,
 		Start: now.AddDate(0, -13, 0).Add(-time.Hour), Months: 13})
 	if err != nil {
 		return err
@@ -86,18 +89,29 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
   metrics       %s/metrics
   Kafka broker  %s  (topics %s)
   sink          %s
-  stream        %d events for %d accounts, 13 months of history ending now, at %.0f events/s
+  stream        %d events of history for %d accounts (13 months ending now), then %.0f live events/s
 Ctrl-C stops it.
 
 `, url, url, url, url, strings.Join(b.Addrs(), ","), strings.Join(gen.Topics(gen.DefaultTopicPrefix), ","), svc.sinkDesc, *events, *accounts, *rate)
 
+	// The history goes in before the pipeline starts, as a real backfill
+	// would: the pipeline judges it at its own stream time, then moves to
+	// the wall clock once caught up.
+	t0 := time.Now()
+	if _, err := gen.Produce(ctx, history, gen.ProduceOptions{Brokers: b.Addrs()}); err != nil {
+		return fmt.Errorf("demo: producing the history: %w", err)
+	}
+	fmt.Fprintf(stdout, "demo: %d events of history produced in %s; scoring them now\n", *events, time.Since(t0).Round(time.Millisecond))
+
 	produce := func(ctx context.Context) error {
-		_, err := gen.Produce(ctx, g, gen.ProduceOptions{Brokers: b.Addrs(), Rate: *rate})
-		if err != nil && ctx.Err() == nil {
-			return fmt.Errorf("demo generator: %w", err)
+		live, err := gen.New(gen.Options{Accounts: *accounts, Events: 10_000_000, Seed: *seed + 1})
+		if err != nil {
+			return err
 		}
-		fmt.Fprintln(stdout, "demo: the generated stream is fully produced; the pipeline keeps re-evaluating accounts as the clock moves")
-		<-ctx.Done()
+		err = produceLive(ctx, live, b.Addrs(), *rate)
+		if err != nil && ctx.Err() == nil {
+			return fmt.Errorf("demo live stream: %w", err)
+		}
 		return nil
 	}
 	report := func(ctx context.Context) error {
@@ -168,4 +182,54 @@ func startLocalClickHouse(dir string) (dsn string, stop func(), err error) {
 		return "", nil, fmt.Errorf("starting ClickHouse: %w", err)
 	}
 	return strings.TrimSpace(string(out)), func() { _ = exec.Command("bash", script, "stop", abs).Run() }, nil
+}
+
+// produceLive produces the generator's events re-stamped with the wall
+// clock, at rate events per second, until ctx ends: the live part of the
+// demo, after the history.
+func produceLive(ctx context.Context, g *gen.Generator, brokers []string, rate float64) error {
+	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Balancer: &kafka.Murmur2Balancer{},
+		BatchTimeout: 5 * time.Millisecond, RequiredAcks: kafka.RequireAll, AllowAutoTopicCreation: true}
+	defer w.Close()
+	const tick = 100 * time.Millisecond
+	per := max(1, int(rate*tick.Seconds()+0.5))
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		now := time.Now().UTC().Format(time.RFC3339)
+		msgs := make([]kafka.Message, 0, per)
+		for range per {
+			r, ok := g.Next()
+			if !ok {
+				return nil
+			}
+			msgs = append(msgs, kafka.Message{Topic: gen.TopicFor(gen.DefaultTopicPrefix, r.Type), Key: []byte(r.AccountID), Value: restamp(r.Line, now)})
+		}
+		if err := w.WriteMessages(ctx, msgs...); err != nil {
+			return err
+		}
+	}
+}
+
+// restamp replaces an event line's occurred_at with now (RFC 3339).
+func restamp(line []byte, now string) []byte {
+	const key = `"occurred_at":"`
+	i := bytes.Index(line, []byte(key))
+	if i < 0 {
+		return append([]byte(nil), line...)
+	}
+	start := i + len(key)
+	end := bytes.IndexByte(line[start:], '"')
+	if end < 0 {
+		return append([]byte(nil), line...)
+	}
+	out := make([]byte, 0, len(line)+len(now))
+	out = append(out, line[:start]...)
+	out = append(out, now...)
+	return append(out, line[start+end:]...)
 }
