@@ -300,6 +300,9 @@ func TestReevaluate(t *testing.T) {
 	if got := metricValue(opts.Metrics.PartitionsOwned); got != 4 {
 		t.Errorf("pyramid_partitions_owned = %v, want 4", got)
 	}
+	if got := metricValue(opts.Metrics.Neglected.WithLabelValues("major")); got != 0 {
+		t.Errorf("pyramid_neglected_accounts{tier=major} = %v before the clock moved, want 0", got)
+	}
 	now.Store(testNow.Add(20 * 24 * time.Hour).UnixNano())
 	deadline := time.Now().Add(10 * time.Second)
 	for !s.latest()["acc-big"].Neglected {
@@ -307,6 +310,9 @@ func TestReevaluate(t *testing.T) {
 			t.Fatal("the account never became neglected")
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+	if got := metricValue(opts.Metrics.Neglected.WithLabelValues("major")); got != 1 {
+		t.Errorf("pyramid_neglected_accounts{tier=major} = %v once neglected, want 1", got)
 	}
 	r.stop(t)
 	last := s.latest()["acc-big"]
@@ -320,6 +326,9 @@ func TestReevaluate(t *testing.T) {
 	}
 	if got := metricValue(opts.Metrics.Accounts.WithLabelValues("major")); got != 0 {
 		t.Errorf("after stop pyramid_accounts{tier=major} = %v, want 0", got)
+	}
+	if got := metricValue(opts.Metrics.Neglected.WithLabelValues("major")); got != 0 {
+		t.Errorf("after stop pyramid_neglected_accounts{tier=major} = %v, want 0", got)
 	}
 }
 

@@ -71,6 +71,9 @@ type worker struct {
 	maxQueued int
 	waitSince time.Time
 	tiers     [5]int // accounts per tier
+	// neglected maps accounts with an open alert to the tier the gauge
+	// counts them under.
+	neglected map[string]scoring.Tier
 
 	spare *job       // the job to fill; being written while busy
 	busy  bool       // a job is being written
@@ -85,7 +88,7 @@ func newWorker(p *Pipeline, gen *kafka.Generation, part int) *worker {
 		floor: map[string][]int64{}, maxFloor: make([]int64, n),
 		pos: make([]int64, n), sealed: make([]int64, n), hwm: make([]int64, n), topicTime: make([]int64, n),
 		read: make([]int64, n), queue: make([][]queued, n), maxQueued: max(4*p.opts.FlushSize, 10_000),
-		dirty: map[*scoring.Account]struct{}{},
+		dirty: map[*scoring.Account]struct{}{}, neglected: map[string]scoring.Tier{},
 		spare: &job{}, done: make(chan error, 1),
 	}
 	for i := range w.hwm {
@@ -230,6 +233,9 @@ func (w *worker) release() {
 			w.p.opts.Metrics.Accounts.WithLabelValues(scoring.Tier(t).String()).Sub(float64(n))
 		}
 	}
+	for _, t := range w.neglected {
+		w.p.opts.Metrics.Neglected.WithLabelValues(t.String()).Dec()
+	}
 	for _, t := range w.topics {
 		w.p.opts.Metrics.ConsumerLag.DeleteLabelValues(t, strconv.Itoa(w.part))
 	}
@@ -255,6 +261,11 @@ func (w *worker) restore(ctx context.Context) error {
 			w.maxFloor[i] = max(w.maxFloor[i], x)
 		}
 		w.tiers[a.Tier]++
+		if _, open := a.AlertOpen(); open {
+			// The gauge counts an open alert under the tier it opened in.
+			w.neglected[a.ID] = a.Tier
+			o.Metrics.Neglected.WithLabelValues(a.Tier.String()).Inc()
+		}
 	}
 	for t, n := range w.tiers {
 		if n != 0 && t != int(scoring.TierNone) {
@@ -478,6 +489,16 @@ func (w *worker) collect() {
 		}
 		w.tiers[c.To]++
 		m.Accounts.WithLabelValues(c.To.String()).Inc()
+	}
+	for i := range w.out.Alerts {
+		al := &w.out.Alerts[i]
+		if al.Status == scoring.StatusOpen {
+			w.neglected[al.AccountID] = al.Tier
+			m.Neglected.WithLabelValues(al.Tier.String()).Inc()
+		} else if t, ok := w.neglected[al.AccountID]; ok {
+			delete(w.neglected, al.AccountID)
+			m.Neglected.WithLabelValues(t.String()).Dec()
+		}
 	}
 	w.batch.Changes = append(w.batch.Changes, w.out.Changes...)
 	w.batch.Alerts = append(w.batch.Alerts, w.out.Alerts...)
