@@ -66,7 +66,7 @@ type worker struct {
 	// read is the last offset fetched per topic; queue holds what was read
 	// but not applied yet (see drain).
 	read      []int64
-	queue     [][]queued
+	queue     []topicQueue
 	queued    int
 	maxQueued int
 	waitSince time.Time
@@ -87,7 +87,7 @@ func newWorker(p *Pipeline, gen *kafka.Generation, part int) *worker {
 		eng: scoring.NewEngine(p.params), dec: event.NewDecoder(p.opts.Config),
 		floor: map[string][]int64{}, maxFloor: make([]int64, n),
 		pos: make([]int64, n), sealed: make([]int64, n), hwm: make([]int64, n), topicTime: make([]int64, n),
-		read: make([]int64, n), queue: make([][]queued, n), maxQueued: max(4*p.opts.FlushSize, 10_000),
+		read: make([]int64, n), queue: make([]topicQueue, n), maxQueued: max(4*p.opts.FlushSize, 10_000),
 		dirty: map[*scoring.Account]struct{}{}, neglected: map[string]scoring.Tier{},
 		spare: &job{}, done: make(chan error, 1),
 	}
@@ -278,11 +278,20 @@ func (w *worker) restore(ctx context.Context) error {
 // queued is a message read but not applied yet, decoded so the worker can
 // apply its topics in event-time order.
 type queued struct {
-	m   kafka.Message
+	m   *kafka.Message // into its fetch response, which it keeps alive
 	ev  event.Event
 	err error
 	at  int64 // occurred_at; undecodable messages sort first
 }
+
+// topicQueue is one topic's queued messages; head indexes the next one, so
+// applying a message moves nothing.
+type topicQueue struct {
+	items []queued
+	head  int
+}
+
+func (q *topicQueue) len() int { return len(q.items) - q.head }
 
 // process queues one fetch response and applies what can be applied.
 func (w *worker) process(f fetched) error {
@@ -290,18 +299,19 @@ func (w *worker) process(f fetched) error {
 	if f.hwm > w.hwm[ti] {
 		w.hwm[ti] = f.hwm // fetches can answer out of order with the start-up announcement
 	}
+	tq := &w.queue[ti]
 	for i := range f.msgs {
-		m := f.msgs[i]
+		m := &f.msgs[i]
 		if m.Offset <= w.read[ti] {
 			continue // re-fetched after a reconnect
 		}
 		w.read[ti] = m.Offset
-		q := queued{m: m, at: math.MinInt64}
+		tq.items = append(tq.items, queued{m: m, at: math.MinInt64})
+		q := &tq.items[len(tq.items)-1]
 		// Decode's strings alias m.Value, which this message owns.
 		if q.ev, q.err = w.dec.Decode(m.Value); q.err == nil {
 			q.at = q.ev.OccurredAt
 		}
-		w.queue[ti] = append(w.queue[ti], q)
 		w.queued++
 	}
 	return w.drain(false)
@@ -318,10 +328,10 @@ func (w *worker) process(f fetched) error {
 // clock ahead of its own touches still queued in another topic.
 func (w *worker) drain(force bool) error {
 	for {
-		best := -1
-		for i, q := range w.queue {
-			if len(q) > 0 && (best < 0 || q[0].at < w.queue[best][0].at) {
-				best = i
+		best, bestAt := -1, int64(0)
+		for i := range w.queue {
+			if q := &w.queue[i]; q.len() > 0 && (best < 0 || q.items[q.head].at < bestAt) {
+				best, bestAt = i, q.items[q.head].at
 			}
 		}
 		if best < 0 {
@@ -337,11 +347,16 @@ func (w *worker) drain(force bool) error {
 			}
 		}
 		w.waitSince = time.Time{}
-		q := w.queue[best][0]
-		w.queue[best][0] = queued{}
-		w.queue[best] = w.queue[best][1:]
+		tq := &w.queue[best]
+		q := &tq.items[tq.head]
+		tq.head++
 		w.queued--
-		if err := w.apply(best, &q); err != nil {
+		err := w.apply(best, q)
+		if tq.head == len(tq.items) {
+			// Reuse the array; stale entries are overwritten as it refills.
+			tq.items, tq.head = tq.items[:0], 0
+		}
+		if err != nil {
 			return err
 		}
 	}
@@ -366,8 +381,8 @@ func (w *worker) drain(force bool) error {
 
 // starved reports whether some input has nothing queued but more to read.
 func (w *worker) starved() bool {
-	for i, q := range w.queue {
-		if len(q) == 0 && (w.hwm[i] < 0 || w.read[i] < w.hwm[i]-1) {
+	for i := range w.queue {
+		if w.queue[i].len() == 0 && (w.hwm[i] < 0 || w.read[i] < w.hwm[i]-1) {
 			return true
 		}
 	}
@@ -376,7 +391,7 @@ func (w *worker) starved() bool {
 
 // apply applies one message of topic ti in log order.
 func (w *worker) apply(ti int, q *queued) error {
-	m := &q.m
+	m := q.m
 	w.pos[ti] = m.Offset
 	w.pending++
 	var appended int64
