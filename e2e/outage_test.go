@@ -1,0 +1,170 @@
+package e2e
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+const clickhouseScript = "../scripts/clickhouse.sh"
+
+// clickhouseCmd runs scripts/clickhouse.sh cmd dir and returns its stdout.
+func clickhouseCmd(tb testing.TB, cmd, dir string) string {
+	tb.Helper()
+	var stderr strings.Builder
+	c := exec.Command("bash", clickhouseScript, cmd, dir)
+	c.Stderr = &stderr
+	out, err := c.Output()
+	if err != nil {
+		tb.Fatalf("clickhouse.sh %s %s: %v\n%s", cmd, dir, err, stderr.String())
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// privateServer starts a ClickHouse server of the test's own, which it may
+// stop without disturbing tests of other packages that share the server of
+// PYRAMID_TEST_CLICKHOUSE_DSN. Without the clickhouse-server binary the
+// test skips, except under CI=true.
+func privateServer(t *testing.T) (dsn, dir string) {
+	t.Helper()
+	_, err := exec.LookPath("clickhouse-server")
+	if _, e := os.Stat("/usr/sbin/clickhouse-server"); e == nil {
+		err = nil
+	}
+	if err != nil {
+		msg := "no clickhouse-server binary (apt-get install clickhouse-server): cannot run a private server to stop"
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	dir = filepath.Join(t.TempDir(), "ch")
+	dsn = clickhouseCmd(t, "start", dir)
+	t.Cleanup(func() { clickhouseCmd(t, "stop", dir) })
+	return dsn, dir
+}
+
+// TestClickHouseOutage stops ClickHouse for 20 s while events flow. The
+// pipeline keeps retrying the pending write and commits no offset while
+// the server is down (an offset is committed only after the sink has what
+// it produced), the sink's health (and so the service's readiness, which
+// is Ready() then Healthy()) reports the outage, and once the server is
+// back the pipeline catches up with nothing lost: account_latest equals
+// the replay.
+func TestClickHouseOutage(t *testing.T) {
+	t.Parallel()
+	serverDSN, dir := privateServer(t)
+	dsn, _ := freshDB(t, serverDSN)
+	w := newWorkload(t, 300, 6000, 3)
+	gold := w.golden(t)
+	b := newBroker(t, partitions, topics...)
+	addrs := b.ListenAddrs()
+	const group = "e2e-outage"
+
+	// Events flow for about 30 s.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	produced := make(chan error, 1)
+	go func() {
+		_, err := w.produce(ctx, addrs, 200)
+		produced <- err
+	}()
+
+	s := newSink(t, dsn)
+	r := start(t, pipelineOptions(addrs, topics, group, s))
+	ready := func() error {
+		if err := r.p.Ready(); err != nil {
+			return err
+		}
+		return s.Healthy()
+	}
+	layout := endOffsets(t, addrs, topics, partitions)
+	commits := func() int64 {
+		t.Helper()
+		c, err := committed(addrs, group, layout)
+		if err != nil {
+			t.Fatalf("committed offsets: %v", err)
+		}
+		return c.total()
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for ready() != nil || commits() < 500 {
+		if time.Now().After(deadline) {
+			t.Fatalf("not ready with 500 offsets committed within 30 s: ready %v, %d committed", ready(), commits())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	t0 := time.Now()
+	clickhouseCmd(t, "stop", dir)
+	stoppedAt := time.Now()
+	before := endOffsets(t, addrs, topics, partitions)
+	restarted := false
+	defer func() {
+		if !restarted {
+			clickhouseCmd(t, "start", dir)
+		}
+	}()
+	t.Logf("ClickHouse stopped with %d offsets committed (stopping took %v)", commits(), stoppedAt.Sub(t0).Round(time.Millisecond))
+	deadline = time.Now().Add(10 * time.Second)
+	for s.Healthy() == nil {
+		if time.Now().After(deadline) {
+			t.Fatal("the sink still reports healthy 10 s into the outage")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Logf("readiness during the outage: %v", ready())
+	// A flush whose rows reached ClickHouse just before the stop may still
+	// be committing; after that nothing may be.
+	time.Sleep(time.Second)
+	held := commits()
+	var checks int
+	for time.Since(stoppedAt) < 20*time.Second {
+		if err := ready(); err == nil {
+			t.Fatal("readiness reports nil while ClickHouse is down")
+		}
+		if c := commits(); c != held {
+			t.Fatalf("offsets committed while ClickHouse is down: %d, then %d", held, c)
+		}
+		checks++
+		time.Sleep(200 * time.Millisecond)
+	}
+	after := endOffsets(t, addrs, topics, partitions)
+	if after.total() <= before.total() {
+		t.Fatal("no event was produced during the outage")
+	}
+	t.Logf("outage of %v: %d offsets held in %d checks while %d events were produced", time.Since(stoppedAt).Round(time.Millisecond), held, checks, after.total()-before.total())
+
+	if got := clickhouseCmd(t, "start", dir); got != serverDSN {
+		t.Errorf("restart gave DSN %s, want the same %s", got, serverDSN)
+	}
+	restarted = true
+	restartedAt := time.Now()
+	deadline = time.Now().Add(30 * time.Second)
+	for commits() == held {
+		if time.Now().After(deadline) {
+			t.Fatal("no offset committed within 30 s of the restart")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Logf("first commit %v after the restart", time.Since(restartedAt).Round(time.Millisecond))
+
+	if err := <-produced; err != nil {
+		t.Fatalf("produce: %v", err)
+	}
+	ends := endOffsets(t, addrs, topics, partitions)
+	waitCommitted(t, addrs, group, ends, 90*time.Second)
+	t.Logf("caught up: all %d events committed %v after the restart", ends.total(), time.Since(restartedAt).Round(time.Millisecond))
+	if err := ready(); err != nil {
+		t.Errorf("readiness after recovery: %v", err)
+	}
+	r.stop(t)
+
+	conn := newSink(t, dsn).Conn()
+	checkCollapsed(t, conn, len(gold.snaps))
+	compareLatest(t, conn, gold, interleaved, unbounded)
+}
