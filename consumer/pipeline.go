@@ -226,6 +226,11 @@ func (p *Pipeline) Run(parent context.Context) error {
 			if ctx.Err() != nil || errors.Is(err, kafka.ErrGroupClosed) {
 				break
 			}
+			if isConfigError(err) {
+				// Retrying cannot fix these: say what to change.
+				fatal = fmt.Errorf("consumer: joining group %q: %w (check the consumer group settings and the broker's group.min/max.session.timeout.ms and ACLs)", o.Group, err)
+				break
+			}
 			p.log.Warn("joining consumer group failed; retrying", "group", o.Group, "err", err)
 			continue
 		}
@@ -434,4 +439,16 @@ func (p *Pipeline) sinkLoop(quit <-chan struct{}) {
 			r.done <- err
 		}
 	}
+}
+
+// isConfigError reports group errors that come from configuration, which
+// no retry can heal.
+func isConfigError(err error) bool {
+	for _, e := range []kafka.Error{kafka.InvalidSessionTimeout, kafka.GroupAuthorizationFailed,
+		kafka.InconsistentGroupProtocol, kafka.InvalidGroupId, kafka.TopicAuthorizationFailed, kafka.SASLAuthenticationFailed} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
 }

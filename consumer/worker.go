@@ -61,8 +61,9 @@ type worker struct {
 	// topicTime is the largest occurred_at read per input topic; backfill
 	// is set while events are judged at their accounts' own clocks (see
 	// backfilling).
-	topicTime []int64
-	backfill  bool
+	topicTime    []int64
+	backfill     bool
+	caughtUpOnce bool // read every input to its end since the assignment
 	// read is the last offset fetched per topic; queue holds what was read
 	// but not applied yet (see drain).
 	read      []int64
@@ -535,18 +536,35 @@ func (w *worker) backfilling(wall int64, ti int, off int64) bool {
 	if lag < 0 {
 		return false
 	}
+	behind, backlog := false, int64(0)
 	for i := range w.hwm {
 		read := w.pos[i]
 		if i == ti && off >= 0 {
 			read = off - 1
 		}
-		unread := w.hwm[i] < 0 || read < w.hwm[i]-1
-		if unread && wall-w.topicTime[i] > int64(lag) {
-			return true
+		if w.hwm[i] < 0 {
+			behind, backlog = true, backlog+backfillBacklog // not fetched yet
+			continue
+		}
+		if unread := w.hwm[i] - 1 - read; unread > 0 {
+			backlog += unread
+			behind = behind || wall-w.topicTime[i] > int64(lag)
 		}
 	}
-	return false
+	if backlog == 0 {
+		w.caughtUpOnce = true
+	}
+	// The first catch-up after an assignment may always backfill; later,
+	// entering takes a real backlog and leaving takes none, so a trickle of
+	// old events does not flip the clock back and forth on every message.
+	if !w.backfill && w.caughtUpOnce && backlog < backfillBacklog {
+		return false
+	}
+	return behind
 }
+
+// backfillBacklog is the unread message count that starts a backfill.
+const backfillBacklog = 1000
 
 // reevaluate moves every account to the current clock (tiers can fall as
 // orders leave the window; accounts become neglected without any event).
