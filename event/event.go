@@ -179,41 +179,76 @@ type raw struct {
 }
 
 func (r *raw) set(key string, v value) error {
-	switch key {
-	case "event_id":
-		r.eventID = v
-	case "type":
-		r.typ = v
-	case "account_id":
-		r.accountID = v
-	case "occurred_at":
-		r.occurredAt = v
-	case "order_id":
-		r.orderID = v
-	case "amount":
-		r.amount = v
-	case "currency":
-		r.currency = v
-	case "opportunity_id":
-		r.opportunityID = v
-	case "stage":
-		r.stage = v
-	case "probability":
-		r.probability = v
-	case "kind":
-		r.kind = v
-	case "owner_id":
-		r.ownerID = v
-	case "name":
-		r.name = v
-	case "wallet":
-		r.wallet = v
-	case "tier_override":
-		r.tierOverride = v
-	case "snooze_alerts_until":
-		r.snoozeUntil = v
+	if dst := r.field(key); dst != nil {
+		*dst = v
 	}
 	return nil
+}
+
+// field maps a key to its slot, dispatching on the first byte so that the
+// common keys cost one or two comparisons.
+func (r *raw) field(key string) *value {
+	if key == "" {
+		return nil
+	}
+	var slot *value
+	var name string
+	switch key[0] {
+	case 'a':
+		switch key {
+		case "account_id":
+			return &r.accountID
+		case "amount":
+			return &r.amount
+		}
+		return nil
+	case 'c':
+		slot, name = &r.currency, "currency"
+	case 'e':
+		slot, name = &r.eventID, "event_id"
+	case 'k':
+		slot, name = &r.kind, "kind"
+	case 'n':
+		slot, name = &r.name, "name"
+	case 'o':
+		switch key {
+		case "occurred_at":
+			return &r.occurredAt
+		case "order_id":
+			return &r.orderID
+		case "opportunity_id":
+			return &r.opportunityID
+		case "owner_id":
+			return &r.ownerID
+		}
+		return nil
+	case 'p':
+		slot, name = &r.probability, "probability"
+	case 's':
+		switch key {
+		case "stage":
+			return &r.stage
+		case "snooze_alerts_until":
+			return &r.snoozeUntil
+		}
+		return nil
+	case 't':
+		switch key {
+		case "type":
+			return &r.typ
+		case "tier_override":
+			return &r.tierOverride
+		}
+		return nil
+	case 'w':
+		slot, name = &r.wallet, "wallet"
+	default:
+		return nil
+	}
+	if key != name {
+		return nil
+	}
+	return slot
 }
 
 func (d *Decoder) build(r *raw, ev *Event) error {
@@ -311,9 +346,9 @@ func (d *Decoder) build(r *raw, ev *Event) error {
 		switch r.probability.kind {
 		case kNone, kNull:
 		case kNumber:
-			p, perr := money.ParseRatio(string(r.probability.raw))
+			p, perr := money.ParseRatio(r.probability.str)
 			if perr != nil || p < 0 || p > 1_000_000 {
-				return fail(ReasonInvalidField, "probability %s is outside 0..1", r.probability.raw)
+				return fail(ReasonInvalidField, "probability %s is outside 0..1", r.probability.str)
 			}
 			ev.ProbPPM = p
 		default:
@@ -349,12 +384,12 @@ func (d *Decoder) build(r *raw, ev *Event) error {
 		case kNull:
 			ev.Wallet = Field[money.Cents]{Set: true, Null: true}
 		case kNumber:
-			c, perr := money.Parse(string(v.raw))
+			c, perr := money.Parse(v.str)
 			if perr != nil {
-				return fail(ReasonInvalidField, "wallet %s %v", v.raw, perr)
+				return fail(ReasonInvalidField, "wallet %s %v", v.str, perr)
 			}
 			if c < 0 {
-				return fail(ReasonInvalidField, "wallet %s must be >= 0", v.raw)
+				return fail(ReasonInvalidField, "wallet %s must be >= 0", v.str)
 			}
 			// The wallet is in the reporting currency, or the event's currency.
 			if c, err = d.convert(c, r.currency, fail); err != nil {
@@ -389,12 +424,12 @@ func (d *Decoder) amount(v, cur value, signed bool, fail func(string, string, ..
 	default:
 		return 0, fail(ReasonInvalidField, "amount must be a number, not %s", v.kind)
 	}
-	c, err := money.Parse(string(v.raw))
+	c, err := money.Parse(v.str)
 	if err != nil {
-		return 0, fail(ReasonInvalidField, "amount %s %v", v.raw, err)
+		return 0, fail(ReasonInvalidField, "amount %s %v", v.str, err)
 	}
 	if !signed && c < 0 {
-		return 0, fail(ReasonInvalidField, "amount %s must be >= 0", v.raw)
+		return 0, fail(ReasonInvalidField, "amount %s must be >= 0", v.str)
 	}
 	return d.convert(c, cur, fail)
 }

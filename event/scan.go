@@ -24,11 +24,10 @@ func (k kind) String() string {
 	return [...]string{"nothing", "a string", "a number", "a boolean", "null", "an object", "an array"}[k]
 }
 
-// value is one scanned top-level field: its kind and its raw text (for
-// strings, already unescaped).
+// value is one scanned top-level field: its kind and its text (strings
+// unescaped; numbers and literals as written), aliasing the input.
 type value struct {
 	kind kind
-	raw  []byte
 	str  string
 }
 
@@ -137,17 +136,17 @@ func (s *scanner) value(decode bool) (value, error) {
 		if err := s.number(); err != nil {
 			return value{}, err
 		}
-		return value{kind: kNumber, raw: s.b[start:s.i]}, nil
+		return value{kind: kNumber, str: alias(s.b[start:s.i])}, nil
 	case c == 't':
 		if err := s.lit("true"); err != nil {
 			return value{}, err
 		}
-		return value{kind: kBool, raw: s.b[start:s.i]}, nil
+		return value{kind: kBool, str: alias(s.b[start:s.i])}, nil
 	case c == 'f':
 		if err := s.lit("false"); err != nil {
 			return value{}, err
 		}
-		return value{kind: kBool, raw: s.b[start:s.i]}, nil
+		return value{kind: kBool, str: alias(s.b[start:s.i])}, nil
 	case c == 'n':
 		return value{kind: kNull}, s.lit("null")
 	case c == '{':
@@ -293,10 +292,13 @@ func (s *scanner) str() (string, error) {
 	s.i++
 	escaped, ascii := false, true
 	for s.i < len(s.b) {
-		// Skip plain ASCII in a tight loop; most strings are nothing else.
-		for s.i < len(s.b) && strPlain[s.b[s.i]] {
-			s.i++
+		// Skip plain ASCII in a tight loop on locals (kept in registers);
+		// most strings are nothing else.
+		b, i := s.b, s.i
+		for i < len(b) && strPlain[b[i]] {
+			i++
 		}
+		s.i = i
 		if s.i >= len(s.b) {
 			break
 		}
@@ -338,4 +340,12 @@ func (s *scanner) str() (string, error) {
 func (s *scanner) skipStr() error {
 	_, err := s.str()
 	return err
+}
+
+// alias returns b as a string without copying; see Decoder.Decode.
+func alias(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	return unsafe.String(&b[0], len(b))
 }

@@ -224,7 +224,9 @@ func (a *Account) mutate(ev *event.Event, intern func(string) string) {
 	if isTouch(ev.Type) && t > a.lastTouch {
 		a.lastTouch = t
 		if ev.Type == event.Activity {
-			a.touchKind = intern(ev.Kind)
+			if a.touchKind != ev.Kind {
+				a.touchKind = intern(ev.Kind)
+			}
 		} else {
 			a.touchKind = ev.Type.String()
 		}
@@ -238,11 +240,18 @@ func (a *Account) mutate(ev *event.Event, intern func(string) string) {
 	case event.Opportunity:
 		o := a.findOpp(ev.OpportunityID)
 		if t >= o.at {
-			o.at, o.stage, o.amount, o.ppm = t, intern(ev.Stage), ev.Amount, ev.ProbPPM
+			if o.stage != ev.Stage {
+				o.stage = intern(ev.Stage)
+			}
+			o.at, o.amount, o.ppm = t, ev.Amount, ev.ProbPPM
 		}
 	case event.Account:
 		lww(a, fName, t, ev.Name.Set, func() { a.name = strings.Clone(ev.Name.V) })
-		lww(a, fOwner, t, ev.Owner.Set, func() { a.owner = intern(ev.Owner.V) })
+		lww(a, fOwner, t, ev.Owner.Set, func() {
+			if a.owner != ev.Owner.V {
+				a.owner = intern(ev.Owner.V)
+			}
+		})
 		lww(a, fWallet, t, ev.Wallet.Set, func() { a.wallet, a.hasWallet = ev.Wallet.V, !ev.Wallet.Null })
 		lww(a, fOverride, t, ev.TierOverride.Set, func() { a.override = ParseTier(ev.TierOverride.V) })
 		lww(a, fSnooze, t, ev.SnoozeUntil.Set, func() { a.snooze = ev.SnoozeUntil.V })
