@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -41,6 +42,9 @@ type Files struct {
 	mu     sync.Mutex // serialises Write and Close
 	tables [3]*fileTable
 	closed bool
+	// bufs are the encoded rows of one Write, kept between writes so a
+	// large flush does not regrow tens of megabytes each time.
+	bufs [3][]byte
 
 	errMu   sync.Mutex // Healthy must not wait for a Write stuck in retries
 	lastErr error
@@ -104,7 +108,19 @@ func (s *Files) Write(ctx context.Context, b *Batch) error {
 		return errors.New("file sink: write after Close")
 	}
 	start := time.Now()
-	var buf [3][]byte
+	buf := &s.bufs
+	defer func() {
+		for i := range buf {
+			if cap(buf[i]) > 256<<20 {
+				buf[i] = nil // an outsized flush; do not pin its memory
+			}
+			buf[i] = buf[i][:0]
+		}
+	}()
+	// Rows are ~600 bytes (snapshots), ~300 (changes), ~450 (alerts).
+	buf[0] = slices.Grow(buf[0][:0], len(b.Snapshots)*640)
+	buf[1] = slices.Grow(buf[1][:0], len(b.Changes)*320)
+	buf[2] = slices.Grow(buf[2][:0], len(b.Alerts)*480)
 	for i := range b.Snapshots {
 		buf[0] = append(b.Snapshots[i].AppendJSON(buf[0]), '\n')
 	}
