@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pyramid-crm/pyramid/config"
 	"github.com/pyramid-crm/pyramid/scoring"
 )
 
@@ -127,4 +128,23 @@ func TestAlertLifecycle(t *testing.T) {
 			t.Fatalf("low-potential account alerted")
 		}
 	})
+}
+
+func TestAlertCarriesLinkAndContext(t *testing.T) {
+	cfg := config.Default()
+	cfg.AlertLinkTemplate = "https://crm.example.com/accounts/{account_id}?owner={owner_id}"
+	w := newWorld(t, cfg)
+	w.account("a b/1", "2026-01-01T00:00:00Z", `"wallet":5000000,"owner_id":"rep 7","name":"Acme"`)
+	w.apply("a b/1", "2026-01-01T00:00:00Z", "", `"type":"activity","kind":"visit"`)
+	w.eval("a b/1", "2026-01-20T00:00:00Z")
+	if len(w.alerts) != 1 {
+		t.Fatalf("alerts: %+v", w.alerts)
+	}
+	a := w.alerts[0]
+	if a.Link != "https://crm.example.com/accounts/a%20b%2F1?owner=rep%207" {
+		t.Errorf("link = %q", a.Link)
+	}
+	if a.AccountName != "Acme" || a.OwnerID != "rep 7" || a.LastTouchKind != "visit" || a.DaysSinceTouch != 19 || a.Potential != cents(5000000) {
+		t.Errorf("alert context = %+v", a)
+	}
 }

@@ -1,0 +1,102 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pyramid-crm/pyramid/broker"
+	"github.com/pyramid-crm/pyramid/gen"
+)
+
+// TestRunCommand runs `pyramid run` as a user would, against an in-process
+// broker: it restores, scores the produced events, writes the file sink,
+// serves readiness and the API, and stops cleanly on cancel.
+func TestRunCommand(t *testing.T) {
+	b, err := broker.Start(broker.Options{Partitions: 2, Topics: gen.Topics(gen.DefaultTopicPrefix)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	g, err := gen.New(gen.Options{Accounts: 20, Events: 400, Seed: 3, Start: time.Now().AddDate(0, -13, 0), Months: 12})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	if _, err := gen.Produce(ctx, g, gen.ProduceOptions{Brokers: b.Addrs()}); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	dir := t.TempDir()
+	for _, k := range []string{"PYRAMID_BROKERS", "PYRAMID_SINK_DIR", "PYRAMID_CLICKHOUSE_DSN", "PYRAMID_HTTP", "PYRAMID_CONFIG", "PYRAMID_ALERT_WEBHOOK"} {
+		t.Setenv(k, "")
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	var stderr bytes.Buffer
+	go func() {
+		done <- cmdRun(runCtx, []string{"--brokers", strings.Join(b.Addrs(), ","), "--sink-dir", dir, "--http", addr,
+			"--flush-interval", "100ms", "--log-level", "warn"}, &bytes.Buffer{}, &stderr)
+	}()
+
+	var tiers struct {
+		Accounts int            `json:"accounts"`
+		Tiers    map[string]int `json:"tiers"`
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		if time.Now().After(deadline) {
+			stop()
+			t.Fatalf("never ready with 20 accounts (last %+v); stderr:\n%s", tiers, stderr.String())
+		}
+		time.Sleep(200 * time.Millisecond)
+		resp, err := http.Get("http://" + addr + "/readyz")
+		if err != nil {
+			continue
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			continue
+		}
+		resp, err = http.Get("http://" + addr + "/v1/tiers")
+		if err != nil {
+			continue
+		}
+		err = json.NewDecoder(resp.Body).Decode(&tiers)
+		resp.Body.Close()
+		if err == nil && tiers.Accounts == 20 {
+			break
+		}
+	}
+	resp, err := http.Get("http://" + addr + "/v1/accounts/acc-000001")
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("account API: %v %v", err, resp)
+	}
+	resp.Body.Close()
+	stop()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("run returned %v; stderr:\n%s", err, stderr.String())
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("run did not stop within 15 s of cancel")
+	}
+	snaps, err := os.ReadFile(filepath.Join(dir, "snapshots.jsonl"))
+	if err != nil || !bytes.Contains(snaps, []byte(`"account_id":"acc-000001"`)) {
+		t.Fatalf("snapshots file: %v\n%.300s", err, snaps)
+	}
+}
