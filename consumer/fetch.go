@@ -102,7 +102,9 @@ func (f *fetcher) session(ctx context.Context, conn *kafka.Conn, offset int64) (
 				break
 			}
 			if msgs == nil {
-				msgs = make([]kafka.Message, 0, 256)
+				// Sized for a full response of ~250-byte events, so the
+				// (large) messages are not copied as the slice grows.
+				msgs = make([]kafka.Message, 0, max(256, f.maxBytes/256))
 			}
 			msgs = append(msgs, m)
 		}
