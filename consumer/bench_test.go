@@ -1,7 +1,6 @@
 package consumer
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -9,15 +8,14 @@ import (
 	"runtime/pprof"
 	"sort"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/pyramid-crm/pyramid/internal/testenv"
 	"github.com/pyramid-crm/pyramid/sink"
 )
 
@@ -110,12 +108,12 @@ func benchOnce(b *testing.B, events, accounts, partitions int) {
 		defer f.Close()
 	}
 	b.ResetTimer()
-	cpu0 := cpuTime()
+	cpu0 := testenv.CPUTime()
 	t1 := time.Now()
 	r := start(b, opts)
 	waitCommitted(b, addrs, "pyramid", ends, 30*time.Minute)
 	elapsed := time.Since(t1)
-	cpuUsed := (cpuTime() - cpu0).Seconds() / elapsed.Seconds()
+	cpuUsed := (testenv.CPUTime() - cpu0).Seconds() / elapsed.Seconds()
 	pprof.StopCPUProfile()
 	b.StopTimer()
 	rate := float64(events) / elapsed.Seconds()
@@ -148,7 +146,7 @@ func benchOnce(b *testing.B, events, accounts, partitions int) {
 	}
 	p50, p99 := pct(0.50), pct(0.99)
 	mu.Unlock()
-	rss := peakRSSMB()
+	rss := testenv.PeakRSSMB()
 
 	b.ReportMetric(rate, "events/s")
 	b.ReportMetric(bare, "bare_events/s")
@@ -202,30 +200,4 @@ func bareConsume(tb testing.TB, addrs []string, ends map[string]map[int]int64, t
 		tb.Errorf("bare consume read %d of %d messages", n.Load(), total)
 	}
 	return float64(n.Load()) / d.Seconds()
-}
-
-// cpuTime returns the process's user + system CPU time.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-// peakRSSMB reads VmHWM from /proc/self/status.
-func peakRSSMB() float64 {
-	f, err := os.Open("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	defer f.Close()
-	s := bufio.NewScanner(f)
-	for s.Scan() {
-		if v, ok := strings.CutPrefix(s.Text(), "VmHWM:"); ok {
-			kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
-			return kb / 1024
-		}
-	}
-	return 0
 }

@@ -1,19 +1,17 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
 	"os"
 	"sort"
 	"strconv"
-	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/pyramid-crm/pyramid/internal/testenv"
 	"github.com/pyramid-crm/pyramid/metrics"
 	"github.com/pyramid-crm/pyramid/sink"
 	"github.com/pyramid-crm/pyramid/sink/clickhouse"
@@ -102,14 +100,14 @@ func benchClickHouse(b *testing.B, events, accounts, parts int) {
 	opts.FlushInterval, opts.FlushSize, opts.ReevalInterval, opts.FetchMaxWait = 0, 0, 0, 0
 	opts.Metrics = m
 
-	cpu0 := cpuTime()
+	cpu0 := testenv.CPUTime()
 	b.StartTimer()
 	t1 := time.Now()
 	r := start(b, opts)
 	waitCommitted(b, addrs, group, ends, 30*time.Minute)
 	elapsed := time.Since(t1)
 	b.StopTimer()
-	cores := (cpuTime() - cpu0).Seconds() / elapsed.Seconds()
+	cores := (testenv.CPUTime() - cpu0).Seconds() / elapsed.Seconds()
 	s.mu.Lock()
 	took := append([]time.Duration(nil), s.took...)
 	rows := s.rows
@@ -141,34 +139,7 @@ func benchClickHouse(b *testing.B, events, accounts, parts int) {
 		"benchmark": "pipeline_clickhouse", "events": n, "accounts": accounts, "partitions": parts,
 		"seconds": elapsed.Seconds(), "events_per_s": int(rate), "rows": rows, "rows_per_s": int(rowRate),
 		"sink_writes": len(took), "flush_p50_ms": pct(0.5), "flush_p99_ms": pct(0.99), "flush_max_ms": pct(1),
-		"cpu_cores_used": float64(int(cores*100)) / 100, "peak_rss_mb": peakRSSMB(),
+		"cpu_cores_used": float64(int(cores*100)) / 100, "peak_rss_mb": testenv.PeakRSSMB(),
 	})
 	fmt.Println(string(line))
-}
-
-// cpuTime returns the process's user + system CPU time.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-// peakRSSMB reads VmHWM from /proc/self/status: the test process's peak,
-// which includes the in-process broker and its copy of the input.
-func peakRSSMB() float64 {
-	f, err := os.Open("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
-			kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
-			return kb / 1024
-		}
-	}
-	return 0
 }

@@ -28,6 +28,7 @@ import (
 	"github.com/pyramid-crm/pyramid/consumer"
 	"github.com/pyramid-crm/pyramid/event"
 	"github.com/pyramid-crm/pyramid/gen"
+	"github.com/pyramid-crm/pyramid/internal/testenv"
 	"github.com/pyramid-crm/pyramid/money"
 	"github.com/pyramid-crm/pyramid/replay"
 	"github.com/pyramid-crm/pyramid/scoring"
@@ -47,23 +48,6 @@ const (
 
 // topics are the per-type input topics gen.Produce writes to.
 var topics = gen.Topics(topicPrefix)
-
-// testDSN returns the server to test against: PYRAMID_TEST_CLICKHOUSE_DSN
-// (scripts/test.sh starts one). Without it the test skips, except under
-// CI=true, where a skipped integration test would hide a broken build.
-func testDSN(tb testing.TB) string {
-	tb.Helper()
-	dsn := os.Getenv("PYRAMID_TEST_CLICKHOUSE_DSN")
-	if dsn == "" {
-		msg := "PYRAMID_TEST_CLICKHOUSE_DSN is not set; run scripts/test.sh, or: " +
-			"DIR=$(mktemp -d); export PYRAMID_TEST_CLICKHOUSE_DSN=$(bash scripts/clickhouse.sh start $DIR)"
-		if os.Getenv("CI") == "true" {
-			tb.Fatal(msg)
-		}
-		tb.Skip(msg)
-	}
-	return dsn
-}
 
 var nonIdent = regexp.MustCompile(`[^a-zA-Z0-9_]+`)
 
@@ -855,3 +839,5 @@ func (l *lockedBuffer) String() string {
 	defer l.mu.Unlock()
 	return l.b.String()
 }
+
+func testDSN(tb testing.TB) string { return testenv.ClickHouseDSN(tb) }

@@ -2,51 +2,11 @@ package e2e
 
 import (
 	"context"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strings"
 	"testing"
 	"time"
+
+	"github.com/pyramid-crm/pyramid/internal/testenv"
 )
-
-const clickhouseScript = "../scripts/clickhouse.sh"
-
-// clickhouseCmd runs scripts/clickhouse.sh cmd dir and returns its stdout.
-func clickhouseCmd(tb testing.TB, cmd, dir string) string {
-	tb.Helper()
-	var stderr strings.Builder
-	c := exec.Command("bash", clickhouseScript, cmd, dir)
-	c.Stderr = &stderr
-	out, err := c.Output()
-	if err != nil {
-		tb.Fatalf("clickhouse.sh %s %s: %v\n%s", cmd, dir, err, stderr.String())
-	}
-	return strings.TrimSpace(string(out))
-}
-
-// privateServer starts a ClickHouse server of the test's own, which it may
-// stop without disturbing tests of other packages that share the server of
-// PYRAMID_TEST_CLICKHOUSE_DSN. Without the clickhouse-server binary the
-// test skips, except under CI=true.
-func privateServer(t *testing.T) (dsn, dir string) {
-	t.Helper()
-	_, err := exec.LookPath("clickhouse-server")
-	if _, e := os.Stat("/usr/sbin/clickhouse-server"); e == nil {
-		err = nil
-	}
-	if err != nil {
-		msg := "no clickhouse-server binary (apt-get install clickhouse-server): cannot run a private server to stop"
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	dir = filepath.Join(t.TempDir(), "ch")
-	dsn = clickhouseCmd(t, "start", dir)
-	t.Cleanup(func() { clickhouseCmd(t, "stop", dir) })
-	return dsn, dir
-}
 
 // TestClickHouseOutage stops ClickHouse for 20 s while events flow. The
 // pipeline keeps retrying the pending write and commits no offset while
@@ -57,7 +17,7 @@ func privateServer(t *testing.T) (dsn, dir string) {
 // the replay.
 func TestClickHouseOutage(t *testing.T) {
 	t.Parallel()
-	serverDSN, dir := privateServer(t)
+	serverDSN, dir := testenv.PrivateClickHouse(t)
 	dsn, _ := freshDB(t, serverDSN)
 	w := newWorkload(t, 300, 6000, 3)
 	gold := w.golden(t)
@@ -100,13 +60,13 @@ func TestClickHouseOutage(t *testing.T) {
 	}
 
 	t0 := time.Now()
-	clickhouseCmd(t, "stop", dir)
+	testenv.ClickHouseScript(t, "stop", dir)
 	stoppedAt := time.Now()
 	before := endOffsets(t, addrs, topics, partitions)
 	restarted := false
 	defer func() {
 		if !restarted {
-			clickhouseCmd(t, "start", dir)
+			testenv.ClickHouseScript(t, "start", dir)
 		}
 	}()
 	t.Logf("ClickHouse stopped with %d offsets committed (stopping took %v)", commits(), stoppedAt.Sub(t0).Round(time.Millisecond))
@@ -139,7 +99,7 @@ func TestClickHouseOutage(t *testing.T) {
 	}
 	t.Logf("outage of %v: %d offsets held in %d checks while %d events were produced", time.Since(stoppedAt).Round(time.Millisecond), held, checks, after.total()-before.total())
 
-	if got := clickhouseCmd(t, "start", dir); got != serverDSN {
+	if got := testenv.ClickHouseScript(t, "start", dir); got != serverDSN {
 		t.Errorf("restart gave DSN %s, want the same %s", got, serverDSN)
 	}
 	restarted = true

@@ -5,31 +5,15 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"net/url"
-	"os"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
-)
 
-// testDSN returns the server to test against: PYRAMID_TEST_CLICKHOUSE_DSN
-// (scripts/test.sh starts one). Without it the test skips, except under
-// CI=true, where a skipped integration test would hide a broken build.
-func testDSN(t testing.TB) string {
-	t.Helper()
-	dsn := os.Getenv("PYRAMID_TEST_CLICKHOUSE_DSN")
-	if dsn == "" {
-		msg := "PYRAMID_TEST_CLICKHOUSE_DSN is not set; run scripts/test.sh, or: " +
-			"DIR=$(mktemp -d); export PYRAMID_TEST_CLICKHOUSE_DSN=$(bash scripts/clickhouse.sh start $DIR)"
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	return dsn
-}
+	"github.com/pyramid-crm/pyramid/internal/testenv"
+)
 
 var nonIdent = regexp.MustCompile(`[^a-zA-Z0-9_]+`)
 
@@ -119,3 +103,5 @@ func queryUint(t testing.TB, conn driver.Conn, q string) uint64 {
 	}
 	return n
 }
+
+func testDSN(tb testing.TB) string { return testenv.ClickHouseDSN(tb) }

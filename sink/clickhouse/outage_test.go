@@ -5,8 +5,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/pyramid-crm/pyramid/internal/testenv"
 	"github.com/pyramid-crm/pyramid/scoring"
 	"github.com/pyramid-crm/pyramid/sink"
 )
@@ -30,44 +29,18 @@ func counterValue(c prometheus.Counter) float64 {
 	return m.GetCounter().GetValue()
 }
 
-const script = "../../scripts/clickhouse.sh"
-
-func clickhouseScript(t testing.TB, cmd, dir string) string {
-	t.Helper()
-	var stderr strings.Builder
-	c := exec.Command("bash", script, cmd, dir)
-	c.Stderr = &stderr
-	out, err := c.Output()
-	if err != nil {
-		t.Fatalf("clickhouse.sh %s %s: %v\n%s", cmd, dir, err, stderr.String())
-	}
-	return strings.TrimSpace(string(out))
-}
-
 // outageServer returns a server the test may stop and start, and its DIR.
 // It prefers a private server (so stopping it cannot disturb other test
 // packages running at the same time) and falls back to the shared one named
 // by PYRAMID_TEST_CLICKHOUSE_DIR.
 func outageServer(t *testing.T) (dsn, dir string) {
 	t.Helper()
-	_, errSrv := exec.LookPath("clickhouse-server")
-	if _, err := os.Stat("/usr/sbin/clickhouse-server"); err == nil {
-		errSrv = nil
-	}
-	if errSrv == nil {
-		dir = filepath.Join(t.TempDir(), "ch")
-		dsn = clickhouseScript(t, "start", dir)
-		t.Cleanup(func() { clickhouseScript(t, "stop", dir) })
-		return dsn, dir
+	if testenv.HasClickHouseServer() {
+		return testenv.PrivateClickHouse(t)
 	}
 	dsn = testDSN(t)
-	dir = os.Getenv("PYRAMID_TEST_CLICKHOUSE_DIR")
-	if dir == "" {
-		msg := "no clickhouse-server binary and PYRAMID_TEST_CLICKHOUSE_DIR is not set: cannot stop the server for the outage test"
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
+	if dir = os.Getenv("PYRAMID_TEST_CLICKHOUSE_DIR"); dir == "" {
+		testenv.Require(t, "no clickhouse-server binary and PYRAMID_TEST_CLICKHOUSE_DIR is not set: cannot stop the server for the outage test")
 	}
 	return dsn, dir
 }
@@ -99,12 +72,12 @@ func TestOutage(t *testing.T) {
 	}
 
 	stoppedAt := time.Now()
-	clickhouseScript(t, "stop", dir)
+	testenv.ClickHouseScript(t, "stop", dir)
 	t.Logf("server stopped in %v", time.Since(stoppedAt).Round(time.Millisecond))
 	restarted := false
 	defer func() {
 		if !restarted {
-			clickhouseScript(t, "start", dir)
+			testenv.ClickHouseScript(t, "start", dir)
 		}
 	}()
 
@@ -134,7 +107,7 @@ func TestOutage(t *testing.T) {
 		t.Error("pyramid_sink_up is not 0 during the outage")
 	}
 
-	if got := clickhouseScript(t, "start", dir); got != serverDSN {
+	if got := testenv.ClickHouseScript(t, "start", dir); got != serverDSN {
 		t.Errorf("restart gave DSN %s, want the same %s", got, serverDSN)
 	}
 	restarted = true
