@@ -51,6 +51,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -427,6 +428,13 @@ func (p *Pipeline) sinkLoop(quit <-chan struct{}) {
 		b := reqs[0].b
 		if len(reqs) > 1 {
 			merged.Reset()
+			var n [3]int
+			for _, r := range reqs {
+				n[0], n[1], n[2] = n[0]+len(r.b.Snapshots), n[1]+len(r.b.Changes), n[2]+len(r.b.Alerts)
+			}
+			merged.Snapshots = slices.Grow(merged.Snapshots, n[0])
+			merged.Changes = slices.Grow(merged.Changes, n[1])
+			merged.Alerts = slices.Grow(merged.Alerts, n[2])
 			for _, r := range reqs {
 				merged.Snapshots = append(merged.Snapshots, r.b.Snapshots...)
 				merged.Changes = append(merged.Changes, r.b.Changes...)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -621,8 +622,11 @@ func (w *worker) seal(reason string) error {
 	j.batch.Alerts, w.batch.Alerts = w.batch.Alerts, j.batch.Alerts[:0]
 	j.dlq, w.dlq = w.dlq, j.dlq[:0]
 	j.times, w.times = w.times, j.times[:0]
-	j.batch.Snapshots = j.batch.Snapshots[:0]
-	j.buf, j.recs = j.buf[:0], j.recs[:0]
+	// Sized up front: snapshots are large, and the arena holds ~300 bytes
+	// of state per account.
+	j.batch.Snapshots = slices.Grow(j.batch.Snapshots[:0], len(w.order))
+	j.buf = slices.Grow(j.buf[:0], 320*len(w.order))
+	j.recs = slices.Grow(j.recs[:0], len(w.order))
 	hdr := make([]int64, len(w.pos))
 	for _, a := range w.order {
 		j.batch.Snapshots = append(j.batch.Snapshots, w.eng.Snapshot(a, w.snapshotClock(a)))
