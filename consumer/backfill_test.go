@@ -95,7 +95,7 @@ func testBackfill(t *testing.T, perType bool) {
 		}
 	}
 	waitCommitted(t, addrs, "pyramid", ends, 60*time.Second)
-	r.stop(t)
+	r.Stop(t)
 	files.Close()
 
 	var snaps, changes, alerts bytes.Buffer

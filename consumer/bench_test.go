@@ -134,7 +134,7 @@ func benchOnce(b *testing.B, events, accounts, partitions int) {
 		}
 	}
 	waitCommitted(b, addrs, "pyramid", ends, 5*time.Minute)
-	r.stop(b)
+	r.Stop(b)
 
 	mu.Lock()
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })

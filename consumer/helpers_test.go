@@ -20,6 +20,7 @@ import (
 
 	"github.com/pyramid-crm/pyramid/config"
 	"github.com/pyramid-crm/pyramid/event"
+	"github.com/pyramid-crm/pyramid/internal/testenv"
 	"github.com/pyramid-crm/pyramid/scoring"
 	"github.com/pyramid-crm/pyramid/sink"
 )
@@ -285,9 +286,8 @@ func testOptions(addrs []string, s sink.Sink) Options {
 
 // running is a pipeline run in the background.
 type running struct {
-	p      *Pipeline
-	cancel context.CancelFunc
-	done   chan error
+	p *Pipeline
+	*testenv.Background
 }
 
 func start(tb testing.TB, opts Options) *running {
@@ -296,36 +296,7 @@ func start(tb testing.TB, opts Options) *running {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	r := &running{p: p, cancel: cancel, done: make(chan error, 1)}
-	go func() { r.done <- p.Run(ctx) }()
-	tb.Cleanup(func() {
-		cancel()
-		select {
-		case <-r.done:
-		case <-time.After(15 * time.Second):
-		}
-	})
-	return r
-}
-
-// stop cancels the pipeline and checks that it stopped in time, cleanly.
-func (r *running) stop(tb testing.TB) {
-	tb.Helper()
-	t0 := time.Now()
-	r.cancel()
-	select {
-	case err := <-r.done:
-		if err != nil {
-			tb.Fatalf("Run returned %v", err)
-		}
-		if d := time.Since(t0); d > 10*time.Second {
-			tb.Fatalf("stopping took %v", d)
-		}
-	case <-time.After(15 * time.Second):
-		tb.Fatal("Run did not return within 15s of cancel")
-	}
-	r.done <- nil
+	return &running{p: p, Background: testenv.Go(tb, p.Run)}
 }
 
 // endOffsets returns the end offset of every topic-partition.

@@ -30,7 +30,7 @@ func TestEndToEnd(t *testing.T) {
 	if err := r.p.Ready(); err != nil {
 		t.Errorf("Ready: %v", err)
 	}
-	r.stop(t)
+	r.Stop(t)
 	g := w.golden(t)
 	t.Logf("%d accounts, %d sink writes, %d rows", len(g), s.writes, s.rows)
 	compare(t, s.latest(), g, true)
@@ -62,14 +62,14 @@ func TestCrash(t *testing.T) {
 			}
 			r := start(t, opts)
 			select {
-			case err := <-r.done:
+			case err := <-r.Done:
 				if !errors.Is(err, errAborted) {
 					t.Fatalf("first run returned %v, want the abort", err)
 				}
 			case <-time.After(30 * time.Second):
 				t.Fatal("the abort hook never fired")
 			}
-			r.done <- nil
+			r.Done <- nil
 			got, total := committedTotal(t, addrs, "pyramid", endOffsets(w.msgs))
 			if got >= total {
 				t.Fatalf("the crash came after everything was committed (%d of %d)", got, total)
@@ -80,7 +80,7 @@ func TestCrash(t *testing.T) {
 			opts.FetchMaxBytes = 16 << 10
 			r2 := start(t, opts)
 			waitCommitted(t, addrs, "pyramid", endOffsets(w.msgs), 60*time.Second)
-			r2.stop(t)
+			r2.Stop(t)
 			compare(t, s.latest(), w.golden(t), true)
 		})
 	}
@@ -100,7 +100,7 @@ func TestPoison(t *testing.T) {
 	s := newMemSink()
 	r := start(t, testOptions(addrs, s))
 	waitCommitted(t, addrs, "pyramid", endOffsets(w.msgs), 60*time.Second)
-	r.stop(t)
+	r.Stop(t)
 	compare(t, s.latest(), w.golden(t), true)
 
 	dlq := map[string]kafka.Message{}
@@ -176,13 +176,13 @@ func TestRebalance(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	time.Sleep(500 * time.Millisecond)
-	a.stop(t)
+	a.Stop(t)
 	<-done
 	waitCommitted(t, addrs, "pyramid", endOffsets(w.msgs), 60*time.Second)
 	if got := b.p.Partitions(); len(got) != 4 {
 		t.Errorf("after a left, b owns %v", got)
 	}
-	b.stop(t)
+	b.Stop(t)
 	if revoked.Load() < 4 {
 		t.Errorf("OnRevoke called %d times", revoked.Load())
 	}
@@ -233,7 +233,7 @@ func TestBrokerFaults(t *testing.T) {
 	sinkDown.Store(false)
 	<-done
 	waitCommitted(t, addrs, "pyramid", endOffsets(w.msgs), 90*time.Second)
-	r.stop(t)
+	r.Stop(t)
 	compare(t, s.latest(), w.golden(t), true)
 }
 
@@ -314,7 +314,7 @@ func TestReevaluate(t *testing.T) {
 	if got := metricValue(opts.Metrics.Neglected.WithLabelValues("major")); got != 1 {
 		t.Errorf("pyramid_neglected_accounts{tier=major} = %v once neglected, want 1", got)
 	}
-	r.stop(t)
+	r.Stop(t)
 	last := s.latest()["acc-big"]
 	if last.Version != first.Version+1 {
 		t.Errorf("version %d after re-evaluation, want %d", last.Version, first.Version+1)
@@ -356,13 +356,13 @@ func TestRestart(t *testing.T) {
 	s := newMemSink()
 	r := start(t, testOptions(addrs, s))
 	waitCommitted(t, addrs, "pyramid", endOffsets(w.msgs[:2000]), 30*time.Second)
-	r.stop(t)
+	r.Stop(t)
 	produceAll(t, addrs, w.msgs[2000:])
 	r = start(t, testOptions(addrs, s))
 	waitCommitted(t, addrs, "pyramid", endOffsets(w.msgs), 30*time.Second)
 	if err := r.p.Ready(); err != nil {
 		t.Errorf("Ready after restore: %v", err)
 	}
-	r.stop(t)
+	r.Stop(t)
 	compare(t, s.latest(), w.golden(t), true)
 }

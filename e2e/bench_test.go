@@ -112,7 +112,7 @@ func benchClickHouse(b *testing.B, events, accounts, parts int) {
 	took := append([]time.Duration(nil), s.took...)
 	rows := s.rows
 	s.mu.Unlock()
-	r.stop(b)
+	r.Stop(b)
 
 	sort.Slice(took, func(i, j int) bool { return took[i] < took[j] })
 	pct := func(q float64) float64 {

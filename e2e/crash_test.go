@@ -146,16 +146,16 @@ func TestCrashRestart(t *testing.T) {
 	r := start(t, opts)
 	progress("in-process run")
 	time.Sleep(time.Duration(rng.IntN(150)) * time.Millisecond)
-	r.cancel()
+	r.Cancel()
 	select {
-	case err := <-r.done:
+	case err := <-r.Done:
 		c, _ := committed(addrs, group, all)
 		last = c.total()
 		t.Logf("stopped in-process run without time to flush %s (Run: %v), %d offsets committed", flowing(), err, c.total())
 	case <-time.After(15 * time.Second):
 		t.Fatal("Run did not return within 15 s of cancel with ShutdownTimeout 1ns")
 	}
-	r.done <- nil
+	r.Done <- nil
 
 	if err := <-produced; err != nil {
 		t.Fatalf("produce: %v", err)
@@ -164,7 +164,7 @@ func TestCrashRestart(t *testing.T) {
 	s2 := newSink(t, dsn)
 	r2 := start(t, pipelineOptions(addrs, topics, group, s2))
 	waitCommitted(t, addrs, group, ends, 90*time.Second)
-	r2.stop(t)
+	r2.Stop(t)
 	t.Logf("%d events, all committed %v after the start", ends.total(), time.Since(t0).Round(time.Millisecond))
 
 	checkCollapsed(t, conn, len(gold.snaps))

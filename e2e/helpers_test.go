@@ -257,9 +257,8 @@ func pipelineOptions(addrs []string, topics []string, group string, s sink.Sink)
 
 // running is a pipeline run in the background.
 type running struct {
-	p      *consumer.Pipeline
-	cancel context.CancelFunc
-	done   chan error
+	p *consumer.Pipeline
+	*testenv.Background
 }
 
 func start(tb testing.TB, opts consumer.Options) *running {
@@ -268,32 +267,7 @@ func start(tb testing.TB, opts consumer.Options) *running {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	r := &running{p: p, cancel: cancel, done: make(chan error, 1)}
-	go func() { r.done <- p.Run(ctx) }()
-	tb.Cleanup(func() {
-		cancel()
-		select {
-		case <-r.done:
-		case <-time.After(15 * time.Second):
-		}
-	})
-	return r
-}
-
-// stop cancels the pipeline and checks that it stopped in time, cleanly.
-func (r *running) stop(tb testing.TB) {
-	tb.Helper()
-	r.cancel()
-	select {
-	case err := <-r.done:
-		if err != nil {
-			tb.Fatalf("Run returned %v", err)
-		}
-	case <-time.After(15 * time.Second):
-		tb.Fatal("Run did not return within 15 s of cancel")
-	}
-	r.done <- nil
+	return &running{p: p, Background: testenv.Go(tb, p.Run)}
 }
 
 // offsets is a committed or end offset per topic and partition.

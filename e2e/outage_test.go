@@ -122,7 +122,7 @@ func TestClickHouseOutage(t *testing.T) {
 	if err := ready(); err != nil {
 		t.Errorf("readiness after recovery: %v", err)
 	}
-	r.stop(t)
+	r.Stop(t)
 
 	conn := newSink(t, dsn).Conn()
 	checkCollapsed(t, conn, len(gold.snaps))

@@ -45,7 +45,7 @@ func TestPipelineMatchesReplay(t *testing.T) {
 		if err := s.Healthy(); err != nil {
 			t.Errorf("sink Healthy: %v", err)
 		}
-		r.stop(t)
+		r.Stop(t)
 
 		checkCollapsed(t, conn, len(golden.snaps))
 		compareLatest(t, conn, golden, mode, 3)

@@ -7,6 +7,7 @@ package testenv
 
 import (
 	"bufio"
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -101,4 +102,52 @@ func CPUTime() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// Background is a service run in a goroutine for a test, like a pipeline's
+// Run: it returns when its context ends.
+type Background struct {
+	cancel context.CancelFunc
+	// Done receives what the run returned; a reader that takes it must put
+	// a value back if the test's cleanup is to find it.
+	Done chan error
+}
+
+// Go starts run. The test's cleanup cancels it and waits for it up to 15 s.
+func Go(tb testing.TB, run func(context.Context) error) *Background {
+	tb.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	b := &Background{cancel: cancel, Done: make(chan error, 1)}
+	go func() { b.Done <- run(ctx) }()
+	tb.Cleanup(func() {
+		cancel()
+		select {
+		case <-b.Done:
+		case <-time.After(15 * time.Second):
+		}
+	})
+	return b
+}
+
+// Cancel cancels the run's context without waiting.
+func (b *Background) Cancel() { b.cancel() }
+
+// Stop cancels the run and fails the test unless it returns nil within
+// 10 s (the graceful-stop bound of SPEC §6 runs: flush, commit, leave).
+func (b *Background) Stop(tb testing.TB) {
+	tb.Helper()
+	t0 := time.Now()
+	b.cancel()
+	select {
+	case err := <-b.Done:
+		if err != nil {
+			tb.Fatalf("Run returned %v", err)
+		}
+		if d := time.Since(t0); d > 10*time.Second {
+			tb.Fatalf("stopping took %v", d)
+		}
+	case <-time.After(15 * time.Second):
+		tb.Fatal("Run did not return within 15 s of cancel")
+	}
+	b.Done <- nil
 }
