@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -88,6 +89,7 @@ func (f *fetcher) session(ctx context.Context, conn *kafka.Conn, offset int64) (
 	case <-ctx.Done():
 		return offset, ctx.Err()
 	}
+	var scratch []kafka.Message
 	for {
 		if _, err := conn.Seek(offset, kafka.SeekAbsolute|kafka.SeekDontCheck); err != nil {
 			return offset, err
@@ -95,18 +97,20 @@ func (f *fetcher) session(ctx context.Context, conn *kafka.Conn, offset int64) (
 		conn.SetReadDeadline(time.Now().Add(f.maxWait + 10*time.Second))
 		batch := conn.ReadBatchWith(kafka.ReadBatchConfig{MinBytes: 1, MaxBytes: f.maxBytes, MaxWait: f.maxWait})
 		hwm := batch.HighWaterMark()
-		var msgs []kafka.Message
+		// Read into a reused scratch slice, then hand the worker an exactly
+		// sized copy: the worker keeps pointers into it until applied.
+		scratch = scratch[:0]
 		for {
 			m, err := batch.ReadMessage()
 			if err != nil {
 				break
 			}
-			if msgs == nil {
-				// Sized for a full response of ~250-byte events, so the
-				// (large) messages are not copied as the slice grows.
-				msgs = make([]kafka.Message, 0, max(256, f.maxBytes/256))
-			}
-			msgs = append(msgs, m)
+			scratch = append(scratch, m)
+		}
+		var msgs []kafka.Message
+		if len(scratch) > 0 {
+			msgs = slices.Clone(scratch)
+			clear(scratch) // drop references to the values
 		}
 		err := batch.Close()
 		// The first response is passed on even when empty: the worker needs
