@@ -4,14 +4,19 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/segmentio/kafka-go"
+
+	"github.com/pyramid-crm/pyramid/alert"
 	"github.com/pyramid-crm/pyramid/broker"
 	"github.com/pyramid-crm/pyramid/gen"
 )
@@ -98,5 +103,68 @@ func TestRunCommand(t *testing.T) {
 	snaps, err := os.ReadFile(filepath.Join(dir, "snapshots.jsonl"))
 	if err != nil || !bytes.Contains(snaps, []byte(`"account_id":"acc-000001"`)) {
 		t.Fatalf("snapshots file: %v\n%.300s", err, snaps)
+	}
+}
+
+// TestRunAlertWebhook checks the wiring of --alert-webhook: a neglected
+// high-potential account raises an alert that reaches the receiver signed
+// with PYRAMID_ALERT_WEBHOOK_SECRET.
+func TestRunAlertWebhook(t *testing.T) {
+	b, err := broker.Start(broker.Options{Partitions: 1, Topics: gen.Topics(gen.DefaultTopicPrefix)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	old := time.Now().UTC().Add(-40 * 24 * time.Hour).Format(time.RFC3339)
+	w := &kafka.Writer{Addr: kafka.TCP(b.Addrs()...), Balancer: &kafka.Murmur2Balancer{}, BatchTimeout: time.Millisecond}
+	if err := w.WriteMessages(ctx,
+		kafka.Message{Topic: "crm.accounts", Key: []byte("acc-1"), Value: []byte(`{"event_id":"e1","type":"account","account_id":"acc-1","occurred_at":"` + old + `","name":"Acme","owner_id":"rep-1","wallet":5000000}`)},
+		kafka.Message{Topic: "crm.activities", Key: []byte("acc-1"), Value: []byte(`{"event_id":"e2","type":"activity","account_id":"acc-1","occurred_at":"` + old + `","kind":"call"}`)},
+	); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+
+	const secret = "s3cret"
+	got := make(chan []byte, 4)
+	recv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if !alert.Verify([]byte(secret), body, r.Header.Get(alert.HeaderSignature)) {
+			http.Error(rw, "bad signature", http.StatusUnauthorized)
+			return
+		}
+		got <- body
+	}))
+	defer recv.Close()
+	for _, k := range []string{"PYRAMID_BROKERS", "PYRAMID_SINK_DIR", "PYRAMID_CLICKHOUSE_DSN", "PYRAMID_HTTP", "PYRAMID_CONFIG", "PYRAMID_ALERT_WEBHOOK"} {
+		t.Setenv(k, "")
+	}
+	t.Setenv("PYRAMID_ALERT_WEBHOOK_SECRET", secret)
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	var stderr bytes.Buffer
+	go func() {
+		done <- cmdRun(runCtx, []string{"--brokers", strings.Join(b.Addrs(), ","), "--sink-dir", t.TempDir(), "--http", "",
+			"--alert-webhook", recv.URL, "--flush-interval", "100ms", "--log-level", "warn"}, &bytes.Buffer{}, &stderr)
+	}()
+	select {
+	case body := <-got:
+		var a struct {
+			AccountID string `json:"account_id"`
+			Status    string `json:"status"`
+			Tier      string `json:"tier"`
+			OwnerID   string `json:"owner_id"`
+		}
+		if err := json.Unmarshal(body, &a); err != nil || a.AccountID != "acc-1" || a.Status != "open" || a.Tier != "major" || a.OwnerID != "rep-1" {
+			t.Errorf("webhook body %s (%v)", body, err)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatalf("no signed alert reached the webhook; stderr:\n%s", stderr.String())
+	}
+	stop()
+	if err := <-done; err != nil {
+		t.Fatalf("run: %v", err)
 	}
 }
