@@ -3,13 +3,10 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"log/slog"
 	"math"
-	"net/url"
 	"os"
 	"regexp"
 	"sort"
@@ -49,26 +46,12 @@ const (
 // topics are the per-type input topics gen.Produce writes to.
 var topics = gen.Topics(topicPrefix)
 
-var nonIdent = regexp.MustCompile(`[^a-zA-Z0-9_]+`)
-
 // freshDB creates a database of its own for the test on the server of
 // serverDSN, migrated, dropped at the end unless the test failed, and
 // returns a DSN for it and a connection to it.
 func freshDB(tb testing.TB, serverDSN string) (string, driver.Conn) {
 	tb.Helper()
-	var b [4]byte
-	_, _ = rand.Read(b[:])
-	name := strings.ToLower(nonIdent.ReplaceAllString(tb.Name(), "_"))
-	if len(name) > 40 {
-		name = name[:40]
-	}
-	db := "pyramid_e2e_" + name + "_" + hex.EncodeToString(b[:])
-	u, err := url.Parse(serverDSN)
-	if err != nil {
-		tb.Fatalf("bad DSN: %v", err)
-	}
-	u.Path = "/" + db
-	dsn := u.String()
+	dsn, db := testenv.DatabaseDSN(tb, serverDSN, "pyramid_e2e_")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	if err := clickhouse.CreateDatabase(ctx, dsn); err != nil {

@@ -77,11 +77,7 @@ func (g *Generator) bad(t int64) Record {
 		b = append(b, `,"owner_id":"rep-03"}`...)
 	case badMissingTime:
 		rec.Type = "activity"
-		b = append(g.buf[:0], `{"event_id":"`...)
-		b = append(b, g.idPref...)
-		b = strconv.AppendInt(b, int64(g.n), 10)
-		b = append(b, `","type":"activity","account_id":"`...)
-		b = append(b, a.id...)
+		b = g.beginUntimed(a.id)
 		b = append(b, `","kind":"call"}`...)
 	case badUnknownStage, badProbability, badNegativeOpp:
 		rec.Type = "opportunity"
@@ -104,11 +100,7 @@ func (g *Generator) bad(t int64) Record {
 		}
 	case badTimestamp:
 		rec.Type = "activity"
-		b = append(g.buf[:0], `{"event_id":"`...)
-		b = append(b, g.idPref...)
-		b = strconv.AppendInt(b, int64(g.n), 10)
-		b = append(b, `","type":"activity","account_id":"`...)
-		b = append(b, a.id...)
+		b = g.beginUntimed(a.id)
 		if r.IntN(5) == 0 {
 			b = append(b, `","occurred_at":`...)
 			b = strconv.AppendInt(b, t, 10) // epoch seconds, not a string
@@ -123,11 +115,7 @@ func (g *Generator) bad(t int64) Record {
 		b = append(b, `,"amount":100}`...)
 	case badControlChar:
 		rec.Type = "activity"
-		b = append(g.buf[:0], `{"event_id":"`...)
-		b = append(b, g.idPref...)
-		b = strconv.AppendInt(b, int64(g.n), 10)
-		b = append(b, `","type":"activity","account_id":"`...)
-		b = append(b, a.id...)
+		b = g.beginUntimed(a.id)
 		b = append(b, pick(badControls[:])...)
 		b = append(b, `","occurred_at":"`...)
 		b = g.appendTime(b, t)
@@ -171,4 +159,15 @@ func (g *Generator) bad(t int64) Record {
 	g.buf = b
 	rec.Line = b
 	return rec
+}
+
+// beginUntimed starts an activity event without its occurred_at, for the
+// bad events that leave it out or spell it wrongly; it stops after the
+// account_id's value, before its closing quote.
+func (g *Generator) beginUntimed(accountID string) []byte {
+	b := append(g.buf[:0], `{"event_id":"`...)
+	b = append(b, g.idPref...)
+	b = strconv.AppendInt(b, int64(g.n), 10)
+	b = append(b, `","type":"activity","account_id":"`...)
+	return append(b, accountID...)
 }

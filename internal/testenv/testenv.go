@@ -8,9 +8,13 @@ package testenv
 import (
 	"bufio"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strconv"
 	"strings"
@@ -150,4 +154,26 @@ func (b *Background) Stop(tb testing.TB) {
 		tb.Fatal("Run did not return within 15 s of cancel")
 	}
 	b.Done <- nil
+}
+
+var nonIdent = regexp.MustCompile(`[^a-zA-Z0-9_]+`)
+
+// DatabaseDSN names a ClickHouse database of the test's own (prefix, the
+// test's name and a random suffix) and returns serverDSN pointing at it.
+// The caller creates and drops it.
+func DatabaseDSN(tb testing.TB, serverDSN, prefix string) (dsn, db string) {
+	tb.Helper()
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	name := strings.ToLower(nonIdent.ReplaceAllString(tb.Name(), "_"))
+	if len(name) > 40 {
+		name = name[:40]
+	}
+	db = prefix + name + "_" + hex.EncodeToString(b[:])
+	u, err := url.Parse(serverDSN)
+	if err != nil {
+		tb.Fatalf("bad DSN: %v", err)
+	}
+	u.Path = "/" + db
+	return u.String(), db
 }

@@ -2,11 +2,6 @@ package clickhouse
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"net/url"
-	"regexp"
-	"strings"
 	"testing"
 	"time"
 
@@ -15,31 +10,11 @@ import (
 	"github.com/pyramid-crm/pyramid/internal/testenv"
 )
 
-var nonIdent = regexp.MustCompile(`[^a-zA-Z0-9_]+`)
-
-// withDatabase returns dsn pointing at database db.
-func withDatabase(t testing.TB, dsn, db string) string {
-	t.Helper()
-	u, err := url.Parse(dsn)
-	if err != nil {
-		t.Fatalf("bad DSN: %v", err)
-	}
-	u.Path = "/" + db
-	return u.String()
-}
-
 // freshDB creates a database of its own for the test, dropped at the end,
 // and returns a DSN for it and a connection to it.
 func freshDB(t testing.TB, dsn string) (string, driver.Conn) {
 	t.Helper()
-	var b [4]byte
-	_, _ = rand.Read(b[:])
-	name := strings.ToLower(nonIdent.ReplaceAllString(t.Name(), "_"))
-	if len(name) > 40 {
-		name = name[:40]
-	}
-	db := "pyramid_test_" + name + "_" + hex.EncodeToString(b[:])
-	dbDSN := withDatabase(t, dsn, db)
+	dbDSN, db := testenv.DatabaseDSN(t, dsn, "pyramid_test_")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := CreateDatabase(ctx, dbDSN); err != nil {
