@@ -86,6 +86,10 @@ type Pipeline struct {
 	restoring map[int]bool
 
 	events [5][3]prometheus.Counter // [event type][applied, duplicate, rejected]
+	// Per-tier children of the tier metrics, looked up once: workers
+	// update them for every applied event.
+	accounts, neglected [5]prometheus.Gauge
+	tierChanges         [5][5]prometheus.Counter // [from][to]
 }
 
 const (
@@ -115,7 +119,34 @@ func New(opts Options) (*Pipeline, error) {
 			p.events[t][r] = o.Metrics.Events.WithLabelValues(name, res)
 		}
 	}
+	// Every tier and every possible change starts at zero, so dashboards
+	// and rate() see the series before the first account lands there.
+	for to := scoring.MassMarket; to <= scoring.Major; to++ {
+		p.accounts[to] = o.Metrics.Accounts.WithLabelValues(to.String())
+		p.neglected[to] = o.Metrics.Neglected.WithLabelValues(to.String())
+		for from := scoring.TierNone; from <= scoring.Major; from++ {
+			if from != to {
+				p.tierChanges[from][to] = o.Metrics.TierChanges.WithLabelValues(from.String(), to.String())
+			}
+		}
+	}
 	return p, nil
+}
+
+// neglectedGauge and accountsGauge return the gauges' children for tier t;
+// TierNone, which no account should be counted under, is looked up.
+func (p *Pipeline) neglectedGauge(t scoring.Tier) prometheus.Gauge {
+	if g := p.neglected[t]; g != nil {
+		return g
+	}
+	return p.opts.Metrics.Neglected.WithLabelValues(t.String())
+}
+
+func (p *Pipeline) accountsGauge(t scoring.Tier) prometheus.Gauge {
+	if g := p.accounts[t]; g != nil {
+		return g
+	}
+	return p.opts.Metrics.Accounts.WithLabelValues(t.String())
 }
 
 // Run runs the pipeline with opts until ctx is cancelled.

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kfake"
@@ -296,6 +297,16 @@ func TestReevaluate(t *testing.T) {
 	}
 	if got := metricValue(opts.Metrics.Accounts.WithLabelValues("major")); got != 1 {
 		t.Errorf("pyramid_accounts{tier=major} = %v, want 1", got)
+	}
+	if got := metricValue(opts.Metrics.TierChanges.WithLabelValues("none", "major")); got != 1 {
+		t.Errorf("pyramid_tier_changes_total{from=none,to=major} = %v, want 1", got)
+	}
+	// Every tier and possible change is exported from the start, at zero.
+	if n := testutil.CollectAndCount(opts.Metrics.TierChanges); n != 16 {
+		t.Errorf("pyramid_tier_changes_total has %d series, want 16 (from none or another tier, to each tier)", n)
+	}
+	if n := testutil.CollectAndCount(opts.Metrics.Neglected); n != 4 {
+		t.Errorf("pyramid_neglected_accounts has %d series, want one per tier", n)
 	}
 	if got := metricValue(opts.Metrics.PartitionsOwned); got != 4 {
 		t.Errorf("pyramid_partitions_owned = %v, want 4", got)

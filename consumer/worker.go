@@ -53,8 +53,7 @@ type worker struct {
 
 	dirty   map[*scoring.Account]struct{}
 	order   []*scoring.Account // dirty accounts in the order they changed
-	out     scoring.Output
-	batch   sink.Batch
+	out     scoring.Output // the changes and alerts since the last seal
 	dlq     []rec
 	times   []int64 // Kafka append times of the events in this flush
 	pending int     // events read since the last flush
@@ -232,11 +231,11 @@ func (w *worker) run(ctx, gctx context.Context, starts []int64) error {
 func (w *worker) release() {
 	for t, n := range w.tiers {
 		if n != 0 && t != int(scoring.TierNone) {
-			w.p.opts.Metrics.Accounts.WithLabelValues(scoring.Tier(t).String()).Sub(float64(n))
+			w.p.accountsGauge(scoring.Tier(t)).Sub(float64(n))
 		}
 	}
 	for _, t := range w.neglected {
-		w.p.opts.Metrics.Neglected.WithLabelValues(t.String()).Dec()
+		w.p.neglectedGauge(t).Dec()
 	}
 	for _, t := range w.topics {
 		w.p.opts.Metrics.ConsumerLag.DeleteLabelValues(t, strconv.Itoa(w.part))
@@ -266,12 +265,12 @@ func (w *worker) restore(ctx context.Context) error {
 		if _, open := a.AlertOpen(); open {
 			// The gauge counts an open alert under the tier it opened in.
 			w.neglected[a.ID] = a.Tier
-			o.Metrics.Neglected.WithLabelValues(a.Tier.String()).Inc()
+			w.p.neglectedGauge(a.Tier).Inc()
 		}
 	}
 	for t, n := range w.tiers {
 		if n != 0 && t != int(scoring.TierNone) {
-			o.Metrics.Accounts.WithLabelValues(scoring.Tier(t).String()).Add(float64(n))
+			w.p.accountsGauge(scoring.Tier(t)).Add(float64(n))
 		}
 	}
 	return nil
@@ -422,7 +421,7 @@ func (w *worker) apply(ti int, q *queued) error {
 			return nil
 		}
 	}
-	w.out.Reset()
+	c0, a0 := len(w.out.Changes), len(w.out.Alerts)
 	a, res := w.eng.Apply(ev, asOf, &w.out)
 	if res == scoring.Duplicate {
 		w.p.events[ev.Type][resDuplicate].Inc()
@@ -430,7 +429,7 @@ func (w *worker) apply(ti int, q *queued) error {
 	}
 	w.p.events[ev.Type][resApplied].Inc()
 	w.markDirty(a)
-	w.collect()
+	w.collect(c0, a0)
 	if w.p.opts.hooks.abort != nil && w.p.abortAt("apply", w.part) {
 		return errAborted
 	}
@@ -495,30 +494,33 @@ func (w *worker) markDirty(a *scoring.Account) {
 	}
 }
 
-// collect moves the engine's output into the pending batch.
-func (w *worker) collect() {
-	m := w.p.opts.Metrics
-	for _, c := range w.out.Changes {
-		m.TierChanges.WithLabelValues(c.From.String(), c.To.String()).Inc()
+// collect counts in the metrics what the engine added to the pending
+// changes and alerts from index c0 and a0 on.
+func (w *worker) collect(c0, a0 int) {
+	p := w.p
+	for _, c := range w.out.Changes[c0:] {
+		if tc := p.tierChanges[c.From][c.To]; tc != nil {
+			tc.Inc()
+		} else {
+			p.opts.Metrics.TierChanges.WithLabelValues(c.From.String(), c.To.String()).Inc()
+		}
 		if c.From != scoring.TierNone {
 			w.tiers[c.From]--
-			m.Accounts.WithLabelValues(c.From.String()).Dec()
+			p.accountsGauge(c.From).Dec()
 		}
 		w.tiers[c.To]++
-		m.Accounts.WithLabelValues(c.To.String()).Inc()
+		p.accountsGauge(c.To).Inc()
 	}
-	for i := range w.out.Alerts {
+	for i := a0; i < len(w.out.Alerts); i++ {
 		al := &w.out.Alerts[i]
 		if al.Status == scoring.StatusOpen {
 			w.neglected[al.AccountID] = al.Tier
-			m.Neglected.WithLabelValues(al.Tier.String()).Inc()
+			p.neglectedGauge(al.Tier).Inc()
 		} else if t, ok := w.neglected[al.AccountID]; ok {
 			delete(w.neglected, al.AccountID)
-			m.Neglected.WithLabelValues(t.String()).Dec()
+			p.neglectedGauge(t).Dec()
 		}
 	}
-	w.batch.Changes = append(w.batch.Changes, w.out.Changes...)
-	w.batch.Alerts = append(w.batch.Alerts, w.out.Alerts...)
 }
 
 // backfilling reports whether the partition is backfilling: input still
@@ -577,11 +579,11 @@ func (w *worker) reevaluate(all bool) {
 	w.clock = asOf
 	for _, id := range w.eng.IDs() {
 		a := w.eng.Account(id)
-		w.out.Reset()
+		c0, a0 := len(w.out.Changes), len(w.out.Alerts)
 		if w.eng.Evaluate(a, asOf, &w.out) || all {
 			w.markDirty(a)
 		}
-		w.collect()
+		w.collect(c0, a0)
 	}
 }
 
@@ -613,13 +615,13 @@ func (w *worker) seal(reason string) error {
 			moved = true
 		}
 	}
-	if !moved && len(w.order) == 0 && w.batch.Len() == 0 && len(w.dlq) == 0 {
+	if !moved && len(w.order) == 0 && len(w.out.Changes)+len(w.out.Alerts) == 0 && len(w.dlq) == 0 {
 		return nil
 	}
 	j := w.spare
 	j.reason, j.events = reason, w.pending
-	j.batch.Changes, w.batch.Changes = w.batch.Changes, j.batch.Changes[:0]
-	j.batch.Alerts, w.batch.Alerts = w.batch.Alerts, j.batch.Alerts[:0]
+	j.batch.Changes, w.out.Changes = w.out.Changes, j.batch.Changes[:0]
+	j.batch.Alerts, w.out.Alerts = w.out.Alerts, j.batch.Alerts[:0]
 	j.dlq, w.dlq = w.dlq, j.dlq[:0]
 	j.times, w.times = w.times, j.times[:0]
 	// Sized up front: snapshots are large, and the arena holds ~300 bytes

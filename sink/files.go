@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -42,15 +41,19 @@ type Files struct {
 	mu     sync.Mutex // serialises Write and Close
 	tables [3]*fileTable
 	closed bool
-	// bufs are the encoded rows of one Write, kept between writes so a
-	// large flush does not regrow tens of megabytes each time.
-	bufs [3][]byte
+	// Rows are encoded into buf and written out whenever chunk bytes have
+	// gathered: a flush of any size needs no more memory than that.
+	buf   []byte
+	chunk int
 
 	errMu   sync.Mutex // Healthy must not wait for a Write stuck in retries
 	lastErr error
 
 	// Retry pacing; tests shorten it.
 	retryInitial, retryMax time.Duration
+	// failWrite, when set by a test, is asked before each write of a chunk
+	// and fails it with the error it returns.
+	failWrite func() error
 }
 
 type fileTable struct {
@@ -74,6 +77,7 @@ func NewFiles(dir string, m *metrics.Metrics) (*Files, error) {
 	s := &Files{
 		dir:          dir,
 		m:            m,
+		chunk:        1 << 20,
 		retryInitial: 100 * time.Millisecond,
 		retryMax:     5 * time.Second,
 	}
@@ -108,37 +112,23 @@ func (s *Files) Write(ctx context.Context, b *Batch) error {
 		return errors.New("file sink: write after Close")
 	}
 	start := time.Now()
-	buf := &s.bufs
-	defer func() {
-		for i := range buf {
-			if cap(buf[i]) > 256<<20 {
-				buf[i] = nil // an outsized flush; do not pin its memory
-			}
-			buf[i] = buf[i][:0]
-		}
-	}()
-	// Rows are ~600 bytes (snapshots), ~300 (changes), ~450 (alerts).
-	buf[0] = slices.Grow(buf[0][:0], len(b.Snapshots)*640)
-	buf[1] = slices.Grow(buf[1][:0], len(b.Changes)*320)
-	buf[2] = slices.Grow(buf[2][:0], len(b.Alerts)*480)
-	for i := range b.Snapshots {
-		buf[0] = append(b.Snapshots[i].AppendJSON(buf[0]), '\n')
+	if cap(s.buf) < s.chunk+64<<10 {
+		s.buf = make([]byte, 0, s.chunk+64<<10)
 	}
-	for i := range b.Changes {
-		buf[1] = append(b.Changes[i].AppendJSON(buf[1]), '\n')
+	tables := [3]rows{
+		{len(b.Snapshots), func(dst []byte, i int) []byte { return b.Snapshots[i].AppendJSON(dst) }},
+		{len(b.Changes), func(dst []byte, i int) []byte { return b.Changes[i].AppendJSON(dst) }},
+		{len(b.Alerts), func(dst []byte, i int) []byte { return b.Alerts[i].AppendJSON(dst) }},
 	}
-	for i := range b.Alerts {
-		buf[2] = append(b.Alerts[i].AppendJSON(buf[2]), '\n')
-	}
-	rows := [3]int{len(b.Snapshots), len(b.Changes), len(b.Alerts)}
 	for i, t := range s.tables {
-		if rows[i] == 0 {
+		r := tables[i]
+		if r.n == 0 {
 			continue
 		}
-		if err := s.retry(ctx, func() error { return t.append(buf[i]) }); err != nil {
+		if err := s.retry(ctx, func() error { return t.append(r, s.buf, s.chunk, s.failWrite) }); err != nil {
 			return err
 		}
-		s.m.SinkRows.WithLabelValues(t.table).Add(float64(rows[i]))
+		s.m.SinkRows.WithLabelValues(t.table).Add(float64(r.n))
 	}
 	s.setErr(nil)
 	s.m.SinkFlush.Observe(time.Since(start).Seconds())
@@ -192,10 +182,18 @@ func (t *fileTable) open() error {
 	return nil
 }
 
-// append writes p and fsyncs. On failure it cuts the file back to its old
-// end, so no partial line stays behind, and drops the handle so the next
-// attempt reopens the path (which may have been fixed meanwhile).
-func (t *fileTable) append(p []byte) error {
+// rows are one table's rows of a batch: n of them, row appends the i-th's
+// JSON.
+type rows struct {
+	n   int
+	row func(dst []byte, i int) []byte
+}
+
+// append writes r's rows, one per line, in writes of about chunk bytes
+// encoded into buf, then fsyncs. On failure it cuts the file back to its
+// old end, so no partial line stays behind, and drops the handle so the
+// next attempt reopens the path (which may have been fixed meanwhile).
+func (t *fileTable) append(r rows, buf []byte, chunk int, failWrite func() error) error {
 	if t.f == nil {
 		if err := t.open(); err != nil {
 			return err
@@ -210,6 +208,7 @@ func (t *fileTable) append(p []byte) error {
 		return t.fail(-1, err)
 	}
 	end := st.Size()
+	p := buf[:0]
 	if !t.checked && end > 0 && st.Mode().IsRegular() {
 		// A crash or a failed cut can leave a torn last line; never glue
 		// our first row onto it.
@@ -218,12 +217,23 @@ func (t *fileTable) append(p []byte) error {
 			return t.fail(-1, err)
 		}
 		if last[0] != '\n' {
-			p = append([]byte{'\n'}, p...)
+			p = append(p, '\n')
 		}
 	}
 	t.checked = true
-	if _, err := t.f.Write(p); err != nil {
-		return t.fail(end, err)
+	for i := 0; i < r.n; i++ {
+		p = append(r.row(p, i), '\n')
+		if len(p) >= chunk || i == r.n-1 {
+			if failWrite != nil {
+				if err := failWrite(); err != nil {
+					return t.fail(end, err)
+				}
+			}
+			if _, err := t.f.Write(p); err != nil {
+				return t.fail(end, err)
+			}
+			p = p[:0]
+		}
 	}
 	if err := t.f.Sync(); err != nil {
 		return t.fail(end, err)

@@ -333,3 +333,42 @@ func TestFilesWriteAfterClose(t *testing.T) {
 		t.Error("Write after Close succeeded")
 	}
 }
+
+// A flush larger than the write chunk goes out in several writes; one that
+// fails part-way leaves nothing of the batch behind, and the retry writes
+// it whole.
+func TestFilesWriteInChunks(t *testing.T) {
+	dir := t.TempDir()
+	m := metrics.New(nil)
+	s := newFiles(t, dir, m)
+	s.chunk = 2000 // a few rows per write
+	first := testBatch()
+	if err := s.Write(context.Background(), first); err != nil {
+		t.Fatal(err)
+	}
+	b := &Batch{}
+	for i := range 300 {
+		b.Snapshots = append(b.Snapshots, snap(fmt.Sprintf("acc-%03d", i), uint64(i+1)))
+	}
+	writes := 0
+	s.failWrite = func() error {
+		writes++
+		if writes == 5 {
+			return syscall.ENOSPC // healable: retried
+		}
+		return nil
+	}
+	if err := s.Write(context.Background(), b); err != nil {
+		t.Fatalf("Write: %v", err)
+	}
+	want := lines(first)[SnapshotsFile] + lines(b)[SnapshotsFile]
+	if got := readFile(t, filepath.Join(dir, SnapshotsFile)); got != want {
+		t.Errorf("snapshots after a failed chunk and its retry: %d bytes, want %d", len(got), len(want))
+	}
+	if n := len(want) / s.chunk; writes < n {
+		t.Errorf("%d chunk writes for %d bytes, want at least %d", writes, len(want), n)
+	}
+	if counterValue(m.SinkRetries) != 1 {
+		t.Errorf("retries = %v, want 1", counterValue(m.SinkRetries))
+	}
+}
