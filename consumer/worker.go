@@ -53,7 +53,7 @@ type worker struct {
 
 	dirty   map[*scoring.Account]struct{}
 	order   []*scoring.Account // dirty accounts in the order they changed
-	out     scoring.Output // the changes and alerts since the last seal
+	out     scoring.Output     // the changes and alerts since the last seal
 	dlq     []rec
 	times   []int64 // Kafka append times of the events in this flush
 	pending int     // events read since the last flush
