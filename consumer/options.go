@@ -41,8 +41,14 @@ type Options struct {
 	// FlushInterval and whenever FlushSize events were read since its last
 	// flush. While a flush is being written the next one gathers; past
 	// 4 × FlushSize pending events the partition stops reading.
-	FlushInterval  time.Duration // default 1s
-	FlushSize      int           // events per partition; default 20,000
+	FlushInterval time.Duration // default 1s
+	FlushSize     int           // events per partition; default 20,000
+	// CaughtUpFlush: a partition that has read and applied all of its input
+	// flushes as soon as its last flush is this old, instead of waiting for
+	// the next FlushInterval: nothing more would join the batch by waiting.
+	// The gap keeps a trickle of events from turning into a sink write per
+	// event. Default FlushInterval/5; negative: off.
+	CaughtUpFlush  time.Duration
 	ReevalInterval time.Duration // re-evaluate every owned account; default 1m
 	// BackfillLag: while a partition has unread input and its stream time
 	// trails the wall clock by more than this, accounts are judged at the
@@ -125,6 +131,9 @@ func (o *Options) withDefaults() (Options, error) {
 	}
 	if c.FlushInterval <= 0 {
 		c.FlushInterval = time.Second
+	}
+	if c.CaughtUpFlush == 0 {
+		c.CaughtUpFlush = c.FlushInterval / 5
 	}
 	if c.FlushSize <= 0 {
 		c.FlushSize = 20000

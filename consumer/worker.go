@@ -76,9 +76,10 @@ type worker struct {
 	// counts them under.
 	neglected map[string]scoring.Tier
 
-	spare *job       // the job to fill; being written while busy
-	busy  bool       // a job is being written
-	done  chan error // the result of writing it
+	spare    *job       // the job to fill; being written while busy
+	busy     bool       // a job is being written
+	sealedAt time.Time  // when the last job was sealed
+	done     chan error // the result of writing it
 }
 
 func newWorker(p *Pipeline, gen *kafka.Generation, part int) *worker {
@@ -162,6 +163,14 @@ func (w *worker) run(ctx, gctx context.Context, starts []int64) error {
 		}
 		return w.seal(reason)
 	}
+	// caughtUp flushes a partition that has applied all of its input (see
+	// Options.CaughtUpFlush); it is asked whenever that may have become true.
+	caughtUp := func() error {
+		if w.busy || w.pending == 0 || o.CaughtUpFlush < 0 || time.Since(w.sealedAt) < o.CaughtUpFlush || !w.drained() {
+			return nil
+		}
+		return w.seal("caught_up")
+	}
 	wait := func() error {
 		if !w.busy {
 			return nil
@@ -196,6 +205,9 @@ func (w *worker) run(ctx, gctx context.Context, starts []int64) error {
 			if err == nil && w.pending >= o.FlushSize {
 				err = flush("size")
 			}
+			if err == nil {
+				err = caughtUp()
+			}
 			// Bound memory while the sink is slow: stop reading.
 			if err == nil && w.busy && w.pending >= 4*o.FlushSize {
 				if err = wait(); err == nil {
@@ -211,12 +223,18 @@ func (w *worker) run(ctx, gctx context.Context, starts []int64) error {
 			if w.queued > 0 {
 				err = w.drain(false)
 			}
+			if err == nil {
+				err = caughtUp()
+			}
 		case err = <-w.done:
 			w.busy = false
 			if err == nil && due != "" {
 				r := due
 				due = ""
 				err = w.seal(r)
+			}
+			if err == nil {
+				err = caughtUp()
 			}
 		}
 		if err != nil {
@@ -378,6 +396,20 @@ func (w *worker) drain(force bool) error {
 		}
 	}
 	return nil
+}
+
+// drained reports whether every input was read to its high-water mark as
+// of the last fetch and everything read was applied.
+func (w *worker) drained() bool {
+	if w.queued > 0 {
+		return false
+	}
+	for i := range w.hwm {
+		if w.hwm[i] < 0 || w.read[i] < w.hwm[i]-1 {
+			return false
+		}
+	}
+	return true
 }
 
 // starved reports whether some input has nothing queued but more to read.
@@ -659,6 +691,7 @@ func (w *worker) seal(reason string) error {
 	w.order = w.order[:0]
 	w.pending = 0
 	w.busy = true
+	w.sealedAt = time.Now()
 	go func() { w.done <- w.write(j) }()
 	return nil
 }

@@ -25,7 +25,7 @@ type Metrics struct {
 	WebhookFailures prometheus.Counter     // deliveries that failed an attempt
 	AlertDLQ        prometheus.Counter     // alerts given up on and sent to pyramid.alerts.dlq
 	SinkFlush       prometheus.Histogram   // seconds per successful flush
-	SinkFlushes     *prometheus.CounterVec // reason (size|interval|shutdown)
+	SinkFlushes     *prometheus.CounterVec // reason (size|interval|caught_up|shutdown)
 	SinkRows        *prometheus.CounterVec // table
 	SinkErrors      prometheus.Counter     // failed write attempts
 	SinkRetries     prometheus.Counter     // retried write attempts
@@ -93,7 +93,7 @@ func New(reg prometheus.Registerer) *Metrics {
 	m.WebhookFailures = c("pyramid_alert_webhook_failures_total", "Alert webhook delivery attempts that failed.")
 	m.AlertDLQ = c("pyramid_alert_dlq_total", "Alerts the webhook gave up on, sent to pyramid.alerts.dlq.")
 	m.SinkFlush = h("pyramid_sink_flush_seconds", "Duration of successful sink flushes.", prometheus.ExponentialBuckets(0.001, 2, 16))
-	m.SinkFlushes = cv("pyramid_sink_flushes_total", "Sink flushes, by what triggered them (size, interval, shutdown).", "reason")
+	m.SinkFlushes = cv("pyramid_sink_flushes_total", "Sink flushes, by what triggered them (size, interval, caught_up, shutdown).", "reason")
 	m.SinkRows = cv("pyramid_sink_rows_total", "Rows written to the sink, by table.", "table")
 	m.SinkErrors = c("pyramid_sink_errors_total", "Sink write attempts that failed.")
 	m.SinkRetries = c("pyramid_sink_retries_total", "Sink write attempts retried after a healable error.")
