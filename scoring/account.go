@@ -129,23 +129,24 @@ func (a *Account) Opportunities() []Opportunity {
 	return out
 }
 
-// monthOf returns year*12 + month-1 of a Unix-ns time in UTC, with integer
-// arithmetic (Howard Hinnant's civil_from_days): it runs for every event.
+// monthOf returns year*12 + month-1 of a Unix-ns time in UTC: it runs for
+// every event.
 func monthOf(ns int64) int32 {
-	days := ns / int64(24*time.Hour)
-	if ns < 0 && ns%int64(24*time.Hour) != 0 {
-		days--
-	}
+	y, m, _ := civilDate(floorDiv(ns, int64(24*time.Hour)))
+	return int32(y*12 + m - 1)
+}
+
+// civilDate returns the proleptic Gregorian date of a count of days since
+// 1970-01-01, with integer arithmetic (Howard Hinnant's civil_from_days).
+func civilDate(days int64) (year, month, day int64) {
 	z := days + 719468
-	era := z / 146097
-	if z < 0 && z%146097 != 0 {
-		era--
-	}
+	era := floorDiv(z, 146097)
 	doe := z - era*146097
 	yoe := (doe - doe/1460 + doe/36524 - doe/146096) / 365
 	y := yoe + era*400
 	doy := doe - (365*yoe + yoe/4 - yoe/100)
 	mp := (5*doy + 2) / 153
+	d := doy - (153*mp+2)/5 + 1
 	m := mp + 3
 	if mp >= 10 {
 		m = mp - 9
@@ -153,7 +154,16 @@ func monthOf(ns int64) int32 {
 	if m <= 2 {
 		y++
 	}
-	return int32(y*12 + m - 1)
+	return y, m, d
+}
+
+// floorDiv divides rounding toward negative infinity.
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b != 0 && (a < 0) != (b < 0) {
+		q--
+	}
+	return q
 }
 
 func hashID(s string) uint64 {

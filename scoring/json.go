@@ -20,32 +20,28 @@ func FormatTime(ns int64) string { return string(appendTime(nil, ns)) }
 
 // appendTime appends ns in TimeFormat without time.Format's generality.
 func appendTime(b []byte, ns int64) []byte {
-	t := time.Unix(0, ns).UTC()
-	y, mo, d := t.Date()
-	h, mi, s := t.Clock()
+	const day = int64(24 * time.Hour / time.Second)
+	secs := floorDiv(ns, int64(time.Second))
+	y, mo, d := civilDate(floorDiv(secs, day))
 	if y < 0 || y > 9999 {
-		return t.AppendFormat(b, TimeFormat)
+		return time.Unix(0, ns).UTC().AppendFormat(b, TimeFormat)
 	}
-	two := func(b []byte, v int) []byte { return append(b, byte('0'+v/10), byte('0'+v%10)) }
+	sod := secs - floorDiv(secs, day)*day
+	two := func(b []byte, v int64) []byte { return append(b, byte('0'+v/10), byte('0'+v%10)) }
 	b = two(two(b, y/100), y%100)
-	b = two(append(b, '-'), int(mo))
+	b = two(append(b, '-'), mo)
 	b = two(append(b, '-'), d)
-	b = two(append(b, 'T'), h)
-	b = two(append(b, ':'), mi)
-	b = two(append(b, ':'), s)
+	b = two(append(b, 'T'), sod/3600)
+	b = two(append(b, ':'), sod/60%60)
+	b = two(append(b, ':'), sod%60)
 	return append(b, 'Z')
 }
 
 type jw struct{ b []byte }
 
-func (w *jw) key(k string) {
-	if len(w.b) == 0 || w.b[len(w.b)-1] != '{' {
-		w.b = append(w.b, ',')
-	}
-	w.b = append(w.b, '"')
-	w.b = append(w.b, k...)
-	w.b = append(w.b, '"', ':')
-}
+// key appends what precedes a value: the literal k, which is `{"name":` for
+// an object's first field and `,"name":` for the others (one copy each).
+func (w *jw) key(k string) { w.b = append(w.b, k...) }
 
 func (w *jw) str(k, v string)               { w.key(k); w.b = appendString(w.b, v) }
 func (w *jw) money(k string, c money.Cents) { w.key(k); w.b = c.Append(w.b) }
@@ -68,81 +64,81 @@ func (w *jw) null(k string) { w.key(k); w.b = append(w.b, "null"...) }
 
 // AppendJSON appends the snapshot as one JSON object.
 func (s *Snapshot) AppendJSON(b []byte) []byte {
-	w := jw{append(b, '{')}
-	w.str("account_id", s.AccountID)
-	w.uint("version", s.Version)
-	w.time("as_of", s.AsOf)
-	w.str("tier", s.Tier.String())
-	w.str("tier_reason", s.TierReason)
-	w.str("quadrant", s.Quadrant)
-	w.money("current_value", s.CurrentValue)
-	w.money("potential_value", s.PotentialValue)
-	w.money("weighted_pipeline", s.WeightedPipeline)
+	w := jw{b}
+	w.str(`{"account_id":`, s.AccountID)
+	w.uint(`,"version":`, s.Version)
+	w.time(`,"as_of":`, s.AsOf)
+	w.str(`,"tier":`, s.Tier.String())
+	w.str(`,"tier_reason":`, s.TierReason)
+	w.str(`,"quadrant":`, s.Quadrant)
+	w.money(`,"current_value":`, s.CurrentValue)
+	w.money(`,"potential_value":`, s.PotentialValue)
+	w.money(`,"weighted_pipeline":`, s.WeightedPipeline)
 	if s.HasWallet {
-		w.money("wallet", s.Wallet)
+		w.money(`,"wallet":`, s.Wallet)
 	} else {
-		w.null("wallet")
+		w.null(`,"wallet":`)
 	}
-	w.ratio("share_of_wallet", s.ShareOfWallet, s.HasShare)
-	w.str("goal_metric", s.GoalMetric)
+	w.ratio(`,"share_of_wallet":`, s.ShareOfWallet, s.HasShare)
+	w.str(`,"goal_metric":`, s.GoalMetric)
 	if s.GoalMetric == "absolute_sales" {
-		w.money("goal_target", money.Cents(s.GoalTarget*100+0.5))
+		w.money(`,"goal_target":`, money.Cents(s.GoalTarget*100+0.5))
 		if s.HasGoalActual {
-			w.money("goal_actual", s.CurrentValue)
+			w.money(`,"goal_actual":`, s.CurrentValue)
 		} else {
-			w.null("goal_actual")
+			w.null(`,"goal_actual":`)
 		}
 	} else {
-		w.ratio("goal_target", s.GoalTarget, true)
-		w.ratio("goal_actual", s.GoalActual, s.HasGoalActual)
+		w.ratio(`,"goal_target":`, s.GoalTarget, true)
+		w.ratio(`,"goal_actual":`, s.GoalActual, s.HasGoalActual)
 	}
-	w.ratio("goal_attainment", s.GoalAttainment, s.HasGoalActual)
-	w.str("goal_status", s.GoalStatus)
-	w.str("coverage_model", s.CoverageModel)
-	w.str("owner_id", s.OwnerID)
-	w.time("last_touch_at", s.LastTouchAt)
-	w.bool("neglected", s.Neglected)
-	w.int("open_opportunities", int64(s.OpenOpportunities))
-	w.bool("overridden", s.Overridden)
+	w.ratio(`,"goal_attainment":`, s.GoalAttainment, s.HasGoalActual)
+	w.str(`,"goal_status":`, s.GoalStatus)
+	w.str(`,"coverage_model":`, s.CoverageModel)
+	w.str(`,"owner_id":`, s.OwnerID)
+	w.time(`,"last_touch_at":`, s.LastTouchAt)
+	w.bool(`,"neglected":`, s.Neglected)
+	w.int(`,"open_opportunities":`, int64(s.OpenOpportunities))
+	w.bool(`,"overridden":`, s.Overridden)
 	return append(w.b, '}')
 }
 
 // AppendJSON appends the tier change as one JSON object.
 func (c *TierChange) AppendJSON(b []byte) []byte {
-	w := jw{append(b, '{')}
-	w.str("account_id", c.AccountID)
-	w.uint("version", c.Version)
-	w.time("changed_at", c.ChangedAt)
-	w.str("from_tier", c.From.String())
-	w.str("to_tier", c.To.String())
-	w.str("reason", c.Reason)
-	w.money("current_value", c.Current)
-	w.money("potential_value", c.Potential)
-	w.str("event_id", c.EventID)
+	w := jw{b}
+	w.str(`{"account_id":`, c.AccountID)
+	w.uint(`,"version":`, c.Version)
+	w.time(`,"changed_at":`, c.ChangedAt)
+	w.str(`,"from_tier":`, c.From.String())
+	w.str(`,"to_tier":`, c.To.String())
+	w.str(`,"reason":`, c.Reason)
+	w.money(`,"current_value":`, c.Current)
+	w.money(`,"potential_value":`, c.Potential)
+	w.str(`,"event_id":`, c.EventID)
 	return append(w.b, '}')
 }
 
 // AppendJSON appends the alert as one JSON object.
 func (a *Alert) AppendJSON(b []byte) []byte {
-	w := jw{append(b, '{')}
-	w.str("alert_id", a.AlertID)
-	w.str("account_id", a.AccountID)
-	w.str("kind", a.Kind)
-	w.str("status", a.Status)
-	w.time("opened_at", a.OpenedAt)
+	w := jw{b}
+	w.str(`{"alert_id":`, a.AlertID)
+	w.str(`,"account_id":`, a.AccountID)
+	w.str(`,"kind":`, a.Kind)
+	w.str(`,"status":`, a.Status)
+	w.time(`,"opened_at":`, a.OpenedAt)
 	if a.ResolvedAt != 0 {
-		w.time("resolved_at", a.ResolvedAt)
+		w.time(`,"resolved_at":`, a.ResolvedAt)
 	} else {
-		w.null("resolved_at")
+		w.null(`,"resolved_at":`)
 	}
-	w.str("tier", a.Tier.String())
-	w.str("owner_id", a.OwnerID)
-	w.money("potential_value", a.Potential)
-	w.time("last_touch_at", a.LastTouchAt)
-	w.str("account_name", a.AccountName)
-	w.str("last_touch_kind", a.LastTouchKind)
-	w.int("days_since_touch", int64(a.DaysSinceTouch))
-	w.str("link", a.Link)
+	w.str(`,"tier":`, a.Tier.String())
+	w.str(`,"owner_id":`, a.OwnerID)
+	w.money(`,"potential_value":`, a.Potential)
+	w.time(`,"last_touch_at":`, a.LastTouchAt)
+	w.str(`,"account_name":`, a.AccountName)
+	w.str(`,"last_touch_kind":`, a.LastTouchKind)
+	w.int(`,"days_since_touch":`, int64(a.DaysSinceTouch))
+	w.str(`,"link":`, a.Link)
 	return append(w.b, '}')
 }
 

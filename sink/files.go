@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/pyramid-crm/pyramid/metrics"
 )
@@ -41,9 +42,9 @@ type Files struct {
 	mu     sync.Mutex // serialises Write and Close
 	tables [3]*fileTable
 	closed bool
-	// Rows are encoded into buf and written out whenever chunk bytes have
-	// gathered: a flush of any size needs no more memory than that.
-	buf   []byte
+	// Rows are encoded into a table's buf and written out whenever chunk
+	// bytes have gathered: a flush of any size needs no more memory than
+	// that.
 	chunk int
 
 	errMu   sync.Mutex // Healthy must not wait for a Write stuck in retries
@@ -63,6 +64,7 @@ type fileTable struct {
 	// checked is set once the file is known to end in a newline (or be
 	// empty) since it was opened.
 	checked bool
+	buf     []byte
 }
 
 // NewFiles opens (creating if needed) the three JSONL files in dir, creating
@@ -112,23 +114,31 @@ func (s *Files) Write(ctx context.Context, b *Batch) error {
 		return errors.New("file sink: write after Close")
 	}
 	start := time.Now()
-	if cap(s.buf) < s.chunk+64<<10 {
-		s.buf = make([]byte, 0, s.chunk+64<<10)
-	}
 	tables := [3]rows{
 		{len(b.Snapshots), func(dst []byte, i int) []byte { return b.Snapshots[i].AppendJSON(dst) }},
 		{len(b.Changes), func(dst []byte, i int) []byte { return b.Changes[i].AppendJSON(dst) }},
 		{len(b.Alerts), func(dst []byte, i int) []byte { return b.Alerts[i].AppendJSON(dst) }},
 	}
+	// The files are independent: encoding one overlaps another's fsync.
+	var g errgroup.Group
 	for i, t := range s.tables {
 		r := tables[i]
 		if r.n == 0 {
 			continue
 		}
-		if err := s.retry(ctx, func() error { return t.append(r, s.buf, s.chunk, s.failWrite) }); err != nil {
-			return err
-		}
-		s.m.SinkRows.WithLabelValues(t.table).Add(float64(r.n))
+		g.Go(func() error {
+			if cap(t.buf) < s.chunk+64<<10 {
+				t.buf = make([]byte, 0, s.chunk+64<<10)
+			}
+			if err := s.retry(ctx, func() error { return t.append(r, s.chunk, s.failWrite) }); err != nil {
+				return err
+			}
+			s.m.SinkRows.WithLabelValues(t.table).Add(float64(r.n))
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
 	}
 	s.setErr(nil)
 	s.m.SinkFlush.Observe(time.Since(start).Seconds())
@@ -190,10 +200,10 @@ type rows struct {
 }
 
 // append writes r's rows, one per line, in writes of about chunk bytes
-// encoded into buf, then fsyncs. On failure it cuts the file back to its
+// encoded into t.buf, then fsyncs. On failure it cuts the file back to its
 // old end, so no partial line stays behind, and drops the handle so the
 // next attempt reopens the path (which may have been fixed meanwhile).
-func (t *fileTable) append(r rows, buf []byte, chunk int, failWrite func() error) error {
+func (t *fileTable) append(r rows, chunk int, failWrite func() error) error {
 	if t.f == nil {
 		if err := t.open(); err != nil {
 			return err
@@ -208,7 +218,7 @@ func (t *fileTable) append(r rows, buf []byte, chunk int, failWrite func() error
 		return t.fail(-1, err)
 	}
 	end := st.Size()
-	p := buf[:0]
+	p := t.buf[:0]
 	if !t.checked && end > 0 && st.Mode().IsRegular() {
 		// A crash or a failed cut can leave a torn last line; never glue
 		// our first row onto it.

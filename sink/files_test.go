@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -350,10 +351,9 @@ func TestFilesWriteInChunks(t *testing.T) {
 	for i := range 300 {
 		b.Snapshots = append(b.Snapshots, snap(fmt.Sprintf("acc-%03d", i), uint64(i+1)))
 	}
-	writes := 0
+	var writes atomic.Int32
 	s.failWrite = func() error {
-		writes++
-		if writes == 5 {
+		if writes.Add(1) == 5 {
 			return syscall.ENOSPC // healable: retried
 		}
 		return nil
@@ -365,8 +365,8 @@ func TestFilesWriteInChunks(t *testing.T) {
 	if got := readFile(t, filepath.Join(dir, SnapshotsFile)); got != want {
 		t.Errorf("snapshots after a failed chunk and its retry: %d bytes, want %d", len(got), len(want))
 	}
-	if n := len(want) / s.chunk; writes < n {
-		t.Errorf("%d chunk writes for %d bytes, want at least %d", writes, len(want), n)
+	if n := len(want) / s.chunk; int(writes.Load()) < n {
+		t.Errorf("%d chunk writes for %d bytes, want at least %d", writes.Load(), len(want), n)
 	}
 	if counterValue(m.SinkRetries) != 1 {
 		t.Errorf("retries = %v, want 1", counterValue(m.SinkRetries))
