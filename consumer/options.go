@@ -42,7 +42,7 @@ type Options struct {
 	// flush. While a flush is being written the next one gathers; past
 	// 4 × FlushSize pending events the partition stops reading.
 	FlushInterval time.Duration // default 1s
-	FlushSize     int           // events per partition; default 20,000
+	FlushSize     int           // events per partition; default 100,000
 	// CaughtUpFlush: a partition that has read and applied all of its input
 	// flushes as soon as its last flush is this old, instead of waiting for
 	// the next FlushInterval: nothing more would join the batch by waiting.
@@ -136,7 +136,7 @@ func (o *Options) withDefaults() (Options, error) {
 		c.CaughtUpFlush = c.FlushInterval / 5
 	}
 	if c.FlushSize <= 0 {
-		c.FlushSize = 20000
+		c.FlushSize = 100000
 	}
 	if c.MergeWait <= 0 {
 		c.MergeWait = 200 * time.Millisecond

@@ -18,6 +18,11 @@ import (
 	"github.com/pyramid-crm/pyramid/sink"
 )
 
+// maxQueued bounds the messages a worker holds decoded but not applied
+// while it waits for a starved input topic (see drain): about 600 bytes
+// each.
+const maxQueued = 50_000
+
 // notAssigned marks an input topic whose partition this member does not own.
 const notAssigned = -100
 
@@ -69,7 +74,6 @@ type worker struct {
 	read      []int64
 	queue     []topicQueue
 	queued    int
-	maxQueued int
 	waitSince time.Time
 	tiers     [5]int // accounts per tier
 	// neglected maps accounts with an open alert to the tier the gauge
@@ -89,7 +93,7 @@ func newWorker(p *Pipeline, gen *kafka.Generation, part int) *worker {
 		eng: scoring.NewEngine(p.params), dec: event.NewDecoder(p.opts.Config),
 		floor: map[string][]int64{}, maxFloor: make([]int64, n),
 		pos: make([]int64, n), sealed: make([]int64, n), hwm: make([]int64, n), topicTime: make([]int64, n),
-		read: make([]int64, n), queue: make([]topicQueue, n), maxQueued: max(4*p.opts.FlushSize, 10_000),
+		read: make([]int64, n), queue: make([]topicQueue, n),
 		dirty: map[*scoring.Account]struct{}{}, neglected: map[string]scoring.Tier{},
 		spare: &job{}, done: make(chan error, 1),
 	}
@@ -357,7 +361,7 @@ func (w *worker) drain(force bool) error {
 			w.waitSince = time.Time{}
 			break
 		}
-		if !force && w.queued < w.maxQueued && w.starved() {
+		if !force && w.queued < maxQueued && w.starved() {
 			if w.waitSince.IsZero() {
 				w.waitSince = time.Now()
 			}
