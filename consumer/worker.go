@@ -56,13 +56,15 @@ type worker struct {
 	sealed []int64 // pos as of the last seal
 	hwm    []int64
 
-	dirty   map[*scoring.Account]struct{}
-	order   []*scoring.Account // dirty accounts in the order they changed
-	out     scoring.Output     // the changes and alerts since the last seal
-	dlq     []rec
-	times   []int64 // Kafka append times of the events in this flush
-	pending int     // events read since the last flush
-	clock   int64   // the last as_of used
+	// order lists the accounts changed since the last seal, in the order
+	// they changed; an account is in it when its Mark is flushGen.
+	order    []*scoring.Account
+	flushGen uint32
+	out      scoring.Output // the changes and alerts since the last seal
+	dlq      []rec
+	times    []int64 // Kafka append times of the events in this flush
+	pending  int     // events read since the last flush
+	clock    int64   // the last as_of used
 	// topicTime is the largest occurred_at read per input topic; backfill
 	// is set while events are judged at their accounts' own clocks (see
 	// backfilling).
@@ -94,7 +96,7 @@ func newWorker(p *Pipeline, gen *kafka.Generation, part int) *worker {
 		floor: map[string][]int64{}, maxFloor: make([]int64, n),
 		pos: make([]int64, n), sealed: make([]int64, n), hwm: make([]int64, n), topicTime: make([]int64, n),
 		read: make([]int64, n), queue: make([]topicQueue, n),
-		dirty: map[*scoring.Account]struct{}{}, neglected: map[string]scoring.Tier{},
+		flushGen: 1, neglected: map[string]scoring.Tier{},
 		spare: &job{}, done: make(chan error, 1),
 	}
 	for i := range w.hwm {
@@ -523,9 +525,10 @@ func (w *worker) reject(m *kafka.Message, ti int, ev *event.Event, err error) {
 	w.dlq = append(w.dlq, r)
 }
 
+// markDirty adds a to the accounts the next seal snapshots.
 func (w *worker) markDirty(a *scoring.Account) {
-	if _, ok := w.dirty[a]; !ok {
-		w.dirty[a] = struct{}{}
+	if a.Mark != w.flushGen {
+		a.Mark = w.flushGen
 		w.order = append(w.order, a)
 	}
 }
@@ -691,7 +694,12 @@ func (w *worker) seal(reason string) error {
 	}
 	j.hwm = append(j.hwm[:0], w.hwm...)
 	copy(w.sealed, w.pos)
-	clear(w.dirty)
+	if w.flushGen++; w.flushGen == 0 { // after 2^32 seals: clear stale marks
+		for _, id := range w.eng.IDs() {
+			w.eng.Account(id).Mark = 0
+		}
+		w.flushGen = 1
+	}
 	w.order = w.order[:0]
 	w.pending = 0
 	w.busy = true
