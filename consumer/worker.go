@@ -334,7 +334,7 @@ func (w *worker) process(f fetched) error {
 		tq.items = append(tq.items, queued{m: m, at: math.MinInt64})
 		q := &tq.items[len(tq.items)-1]
 		// Decode's strings alias m.Value, which this message owns.
-		if q.ev, q.err = w.dec.Decode(m.Value); q.err == nil {
+		if q.err = w.dec.DecodeTo(m.Value, &q.ev); q.err == nil {
 			q.at = q.ev.OccurredAt
 		}
 		w.queued++

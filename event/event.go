@@ -157,16 +157,23 @@ func NewDecoder(cfg *config.Config) *Decoder {
 // (scoring.Engine copies everything it retains).
 func (d *Decoder) Decode(b []byte) (Event, error) {
 	var ev Event
+	err := d.DecodeTo(b, &ev)
+	return ev, err
+}
+
+// DecodeTo is Decode into *ev, which it overwrites; on error ev holds what
+// was decoded before the failure.
+func (d *Decoder) DecodeTo(b []byte, ev *Event) error {
+	*ev = Event{}
 	if len(b) > MaxSize {
-		return ev, &Error{ReasonTooLarge, fmt.Sprintf("event is %d bytes; the limit is %d (1 MiB)", len(b), MaxSize)}
+		return &Error{ReasonTooLarge, fmt.Sprintf("event is %d bytes; the limit is %d (1 MiB)", len(b), MaxSize)}
 	}
 	var r raw
 	sc := scanner{b: b}
-	if err := sc.object(r.set); err != nil {
-		return ev, &Error{ReasonNotJSON, "not a JSON object: " + err.Error()}
+	if err := sc.object(&r); err != nil {
+		return &Error{ReasonNotJSON, "not a JSON object: " + err.Error()}
 	}
-	err := d.build(&r, &ev)
-	return ev, err
+	return d.build(&r, ev)
 }
 
 // raw holds the scanned top-level fields we know; later duplicates win, as
@@ -176,13 +183,6 @@ type raw struct {
 	orderID, amount, currency, opportunityID value
 	stage, probability, kind, ownerID        value
 	name, wallet, tierOverride, snoozeUntil  value
-}
-
-func (r *raw) set(key string, v value) error {
-	if dst := r.field(key); dst != nil {
-		*dst = v
-	}
-	return nil
 }
 
 // field maps a key to its slot, dispatching on the first byte so that the

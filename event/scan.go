@@ -61,8 +61,8 @@ func (s *scanner) ws() {
 	}
 }
 
-// object scans a top-level object, calling field for every member.
-func (s *scanner) object(field func(key string, v value) error) error {
+// object scans a top-level object into the fields of r it knows.
+func (s *scanner) object(r *raw) error {
 	s.ws()
 	if s.i >= len(s.b) || s.b[s.i] != '{' {
 		if s.i >= len(s.b) {
@@ -95,8 +95,8 @@ func (s *scanner) object(field func(key string, v value) error) error {
 		if err != nil {
 			return err
 		}
-		if err := field(key, v); err != nil {
-			return err
+		if dst := r.field(key); dst != nil {
+			*dst = v
 		}
 		s.ws()
 		if s.i >= len(s.b) {

@@ -112,7 +112,10 @@ func (e *Engine) Apply(ev *event.Event, asOf int64, out *Output) (*Account, Resu
 	// A touch can end a neglect that nobody watched happen (the process was
 	// down, or this is a replay): judge the account at the touch's own time
 	// first, so the episode is recorded whenever the processor looks.
-	if isTouch(ev.Type) && a.Tier != TierNone && a.alertMoment == 0 && ev.OccurredAt > a.LastTouchAt() {
+	// The figures are only worked out when the cheap conditions of
+	// neglected hold.
+	if isTouch(ev.Type) && a.Tier != TierNone && a.alertMoment == 0 && ev.OccurredAt > a.LastTouchAt() &&
+		ev.OccurredAt-a.LastTouchAt() > e.p.tiers[a.Tier].neglect && a.snooze <= ev.OccurredAt {
 		f := a.Figures(e.p, ev.OccurredAt)
 		if a.neglected(e.p, &f, ev.OccurredAt) {
 			e.openAlert(a, &f, ev.OccurredAt, alertVersion(a.Version+1, phaseBefore), out)
