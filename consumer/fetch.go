@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"slices"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -89,7 +88,7 @@ func (f *fetcher) session(ctx context.Context, conn *kafka.Conn, offset int64) (
 	case <-ctx.Done():
 		return offset, ctx.Err()
 	}
-	var scratch []kafka.Message
+	prev := 0 // messages in the previous response: the next one's likely size
 	for {
 		if _, err := conn.Seek(offset, kafka.SeekAbsolute|kafka.SeekDontCheck); err != nil {
 			return offset, err
@@ -97,21 +96,20 @@ func (f *fetcher) session(ctx context.Context, conn *kafka.Conn, offset int64) (
 		conn.SetReadDeadline(time.Now().Add(f.maxWait + 10*time.Second))
 		batch := conn.ReadBatchWith(kafka.ReadBatchConfig{MinBytes: 1, MaxBytes: f.maxBytes, MaxWait: f.maxWait})
 		hwm := batch.HighWaterMark()
-		// Read into a reused scratch slice, then hand the worker an exactly
-		// sized copy: the worker keeps pointers into it until applied.
-		scratch = scratch[:0]
+		// The worker keeps pointers into msgs until it applied them, so
+		// each response gets its own slice, sized like the last one.
+		var msgs []kafka.Message
 		for {
 			m, err := batch.ReadMessage()
 			if err != nil {
 				break
 			}
-			scratch = append(scratch, m)
+			if msgs == nil {
+				msgs = make([]kafka.Message, 0, max(prev, 16))
+			}
+			msgs = append(msgs, m)
 		}
-		var msgs []kafka.Message
-		if len(scratch) > 0 {
-			msgs = slices.Clone(scratch)
-			clear(scratch) // drop references to the values
-		}
+		prev = len(msgs)
 		err := batch.Close()
 		// The first response is passed on even when empty: the worker needs
 		// every input's high-water mark to know when it has caught up.
