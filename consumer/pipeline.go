@@ -371,8 +371,9 @@ func (p *Pipeline) generation(ctx context.Context, gen *kafka.Generation) error 
 			hold(gctx, nil)
 		})
 	}
+	commit := newCommitter(gen)
 	for _, n := range parts {
-		w := newWorker(p, gen, n)
+		w := newWorker(p, commit, n)
 		st := starts[n]
 		wg.Add(1)
 		gen.Start(func(gctx context.Context) {

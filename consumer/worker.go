@@ -40,7 +40,7 @@ const futureLimit = int64(24 * time.Hour)
 // topic-partitions with that number and the changelog partition.
 type worker struct {
 	p      *Pipeline
-	gen    *kafka.Generation
+	commit *committer // the generation's offset commits
 	part   int
 	topics []string
 	eng    *scoring.Engine
@@ -88,10 +88,10 @@ type worker struct {
 	done     chan error // the result of writing it
 }
 
-func newWorker(p *Pipeline, gen *kafka.Generation, part int) *worker {
+func newWorker(p *Pipeline, commit *committer, part int) *worker {
 	n := len(p.opts.Topics)
 	w := &worker{
-		p: p, gen: gen, part: part, topics: p.opts.Topics,
+		p: p, commit: commit, part: part, topics: p.opts.Topics,
 		eng: scoring.NewEngine(p.params), dec: event.NewDecoder(p.opts.Config),
 		floor: map[string][]int64{}, maxFloor: make([]int64, n),
 		pos: make([]int64, n), sealed: make([]int64, n), hwm: make([]int64, n), topicTime: make([]int64, n),
@@ -762,7 +762,7 @@ func (w *worker) write(j *job) error {
 	// 3. The offsets. A refused commit (the generation ended) is harmless:
 	// the changelog already says which events each account includes.
 	if len(j.commit) > 0 {
-		if err := w.gen.CommitOffsets(j.commit); err != nil {
+		if err := w.commit.Commit(j.commit); err != nil {
 			p.log.Warn("committing offsets failed; the next flush retries", "partition", w.part, "err", err)
 		} else {
 			for i, t := range w.topics {
