@@ -178,7 +178,9 @@ const maxProduceBytes = 768 << 10
 type rec struct {
 	key, value []byte
 	headers    []kafka.Header
-	off, end   int // value's place in its job's arena while sealing
+	// key's and value's place in its job's arena while sealing: key is
+	// [off, mid), value [mid, end).
+	off, mid, end int
 }
 
 func (r *rec) size() int {

@@ -663,10 +663,10 @@ func (w *worker) seal(reason string) error {
 	j.batch.Alerts, w.out.Alerts = w.out.Alerts, j.batch.Alerts[:0]
 	j.dlq, w.dlq = w.dlq, j.dlq[:0]
 	j.times, w.times = w.times, j.times[:0]
-	// Sized up front: snapshots are large, and the arena holds ~300 bytes
-	// of state per account.
+	// Sized up front: snapshots are large, and the arena holds each
+	// account's key and ~300 bytes of state.
 	j.batch.Snapshots = slices.Grow(j.batch.Snapshots[:0], len(w.order))
-	j.buf = slices.Grow(j.buf[:0], 320*len(w.order))
+	j.buf = slices.Grow(j.buf[:0], 340*len(w.order))
 	j.recs = slices.Grow(j.recs[:0], len(w.order))
 	hdr := make([]int64, len(w.pos))
 	for _, a := range w.order {
@@ -678,13 +678,16 @@ func (w *worker) seal(reason string) error {
 			}
 		}
 		s := len(j.buf)
+		j.buf = append(j.buf, a.ID...)
+		mid := len(j.buf)
 		j.buf = appendHeader(j.buf, w.topics, hdr)
 		j.buf = scoring.MarshalAccount(j.buf, a)
-		j.recs = append(j.recs, rec{key: []byte(a.ID), off: s, end: len(j.buf)})
+		j.recs = append(j.recs, rec{off: s, mid: mid, end: len(j.buf)})
 	}
-	// Values point into the arena only now that it stopped growing.
+	// Keys and values point into the arena only now that it stopped growing.
 	for i := range j.recs {
-		j.recs[i].value = j.buf[j.recs[i].off:j.recs[i].end:j.recs[i].end]
+		r := &j.recs[i]
+		r.key, r.value = j.buf[r.off:r.mid:r.mid], j.buf[r.mid:r.end:r.end]
 	}
 	j.commit = map[string]map[int]int64{}
 	for i, t := range w.topics {
