@@ -807,3 +807,28 @@ func TestFXConversionExact(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkDecode decodes one event of each type, as the pipeline does.
+func BenchmarkDecode(b *testing.B) {
+	d := event.NewDecoder(config.Default())
+	evs := [][]byte{
+		[]byte(`{"event_id":"b0-000123","account_id":"acc-00042","occurred_at":"2026-03-01T10:00:00Z","type":"order","order_id":"o-123","amount":1234.50,"opportunity_id":"op-42-1"}`),
+		[]byte(`{"event_id":"b0-000124","account_id":"acc-00042","occurred_at":"2026-03-01T10:05:00Z","type":"opportunity","opportunity_id":"op-42-1","stage":"negotiation","amount":50000.00}`),
+		[]byte(`{"event_id":"b0-000125","account_id":"acc-00042","occurred_at":"2026-03-01T10:06:00Z","type":"activity","kind":"call","owner_id":"rep-7"}`),
+		[]byte(`{"event_id":"b0-000126","account_id":"acc-00042","occurred_at":"2026-03-01T10:07:00Z","type":"account","name":"Account 42","owner_id":"rep-2","wallet":2500000}`),
+	}
+	var ev event.Event
+	n := 0
+	for _, e := range evs {
+		n += len(e)
+	}
+	b.SetBytes(int64(n))
+	b.ReportAllocs()
+	for b.Loop() {
+		for _, e := range evs {
+			if err := d.DecodeTo(e, &ev); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+}

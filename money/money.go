@@ -29,6 +29,14 @@ var (
 // Parse reads a JSON number literal (optional sign, digits, optional
 // fraction, optional exponent) and rounds it half-to-even to cents.
 func Parse(s string) (Cents, error) {
+	if c, ok := parsePlain(s); ok {
+		return c, nil
+	}
+	return parseDecimal(s)
+}
+
+// parseDecimal is Parse for any JSON number literal.
+func parseDecimal(s string) (Cents, error) {
 	neg, digits, exp, err := splitDecimal(s)
 	if err != nil {
 		return 0, err
@@ -81,6 +89,45 @@ func bound(neg bool, v int64) (Cents, error) {
 		v = -v
 	}
 	return Cents(v), nil
+}
+
+// parsePlain reads the common form exactly, without allocating: optional
+// '-', 1 to 13 integer digits, optionally '.' and one or two decimals.
+// Anything else is left to the general path.
+func parsePlain(s string) (Cents, bool) {
+	i, neg := 0, false
+	if s != "" && s[0] == '-' {
+		i, neg = 1, true
+	}
+	start := i
+	var v int64
+	for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+		v = v*10 + int64(s[i]-'0')
+		i++
+	}
+	if n := i - start; n == 0 || n > 13 { // 13 digits stay below MaxAbs
+		return 0, false
+	}
+	v *= 100
+	if i < len(s) && s[i] == '.' {
+		i++
+		scale := int64(10)
+		for k := 0; k < 2 && i < len(s) && s[i] >= '0' && s[i] <= '9'; k++ {
+			v += int64(s[i]-'0') * scale
+			scale /= 10
+			i++
+		}
+		if scale == 10 { // no decimals after '.'
+			return 0, false
+		}
+	}
+	if i != len(s) {
+		return 0, false
+	}
+	if neg {
+		v = -v
+	}
+	return Cents(v), true
 }
 
 // compareHalf compares the fraction 0.rest with one half.

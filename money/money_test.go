@@ -1,6 +1,11 @@
 package money
 
-import "testing"
+import (
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"testing"
+)
 
 func TestParse(t *testing.T) {
 	tests := []struct {
@@ -108,6 +113,45 @@ func TestFormat(t *testing.T) {
 		}
 		if got := tt.c.Grouped(); got != tt.people {
 			t.Errorf("Grouped(%d) = %q, want %q", tt.c, got, tt.people)
+		}
+	}
+}
+
+// The allocation-free path agrees with the general parser wherever it
+// answers, and declines what it does not handle.
+func TestParsePlainMatchesGeneral(t *testing.T) {
+	cases := []string{"0", "-0", "1", "12.5", "12.50", "-7.01", "9999999999999.99", "10000000000000", "1.", ".5",
+		"1.234", "1e3", "-", "", "00012.30", "1.2.3", "12a", "-12.345"}
+	r := rand.New(rand.NewPCG(3, 4))
+	for range 200000 {
+		s := ""
+		if r.IntN(4) == 0 {
+			s = "-"
+		}
+		s += strconv.FormatInt(r.Int64N(int64(1)<<r.IntN(50)), 10)
+		switch r.IntN(4) {
+		case 1:
+			s += "." + strconv.Itoa(r.IntN(10))
+		case 2:
+			s += fmt.Sprintf(".%02d", r.IntN(100))
+		case 3:
+			s += fmt.Sprintf(".%03d", r.IntN(1000))
+		}
+		cases = append(cases, s)
+	}
+	for _, s := range cases {
+		want, werr := parseDecimal(s)
+		got, ok := parsePlain(s)
+		if ok && (werr != nil || got != want) {
+			t.Fatalf("parsePlain(%q) = %d; the general parser gives %d, %v", s, got, want, werr)
+		}
+		if p, err := Parse(s); p != want || (err == nil) != (werr == nil) {
+			t.Fatalf("Parse(%q) = %d, %v; want %d, %v", s, p, err, want, werr)
+		}
+	}
+	for _, s := range []string{"12.5", "-7.01", "9999999999999.99"} {
+		if _, ok := parsePlain(s); !ok {
+			t.Errorf("parsePlain(%q) declined a plain amount", s)
 		}
 	}
 }

@@ -1,0 +1,36 @@
+package event
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+	"time"
+)
+
+// parseTimeFast agrees with time.Parse on every string of its form it
+// accepts, including impossible dates it must leave to the general path.
+func TestParseTimeFastMatchesTimeParse(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	cases := []string{"2000-02-29T00:00:00Z", "2100-02-29T00:00:00Z", "2024-02-29T23:59:59Z", "2023-02-29T12:00:00Z",
+		"2026-04-31T00:00:00Z", "2026-12-31T23:59:59Z", "2199-12-31T23:59:59Z", "2026-13-01T00:00:00Z", "2026-00-10T00:00:00Z"}
+	for range 100000 {
+		cases = append(cases, fmt.Sprintf("%04d-%02d-%02dT%02d:%02d:%02dZ",
+			1999+r.IntN(202), r.IntN(14), r.IntN(33), r.IntN(25), r.IntN(61), r.IntN(61)))
+	}
+	accepted := 0
+	for _, s := range cases {
+		got, ok := parseTimeFast(s)
+		want, err := time.Parse(time.RFC3339, s)
+		if ok {
+			accepted++
+			if err != nil || got != want.UnixNano() {
+				t.Fatalf("parseTimeFast(%q) = %d; time.Parse gives %v, %v", s, got, want, err)
+			}
+		} else if err == nil && want.Year() >= 2000 && want.Year() < 2200 {
+			t.Fatalf("parseTimeFast(%q) declined a valid time", s)
+		}
+	}
+	if accepted < len(cases)/4 {
+		t.Errorf("only %d of %d accepted: the generator is off", accepted, len(cases))
+	}
+}
