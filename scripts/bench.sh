@@ -51,7 +51,9 @@ def metrics(path, name):
 def jsonlines(path):
     if not os.path.exists(path):
         return []
-    return [json.loads(l) for l in open(path) if l.startswith("{")]
+    # go test prints a benchmark's name before running it, so a JSON line
+    # can follow that name on the same line.
+    return [json.loads(l[l.index("{"):]) for l in open(path) if "{" in l]
 def jsonline(path):
     rows = jsonlines(path)
     return rows[-1] if rows else None
