@@ -377,3 +377,46 @@ func TestRestart(t *testing.T) {
 	r.Stop(t)
 	compare(t, s.latest(), w.golden(t), true)
 }
+
+// TestCaughtUpFlush: a partition that has applied all of its input flushes
+// without waiting for the (here hour-long) interval, and a trickle of later
+// events is flushed at most once per CaughtUpFlush, not once per event.
+func TestCaughtUpFlush(t *testing.T) {
+	c := newCluster(t, 4, testTopics)
+	addrs := c.ListenAddrs()
+	w := makeWorkload(50, 400, 4, 0, 7)
+	produceAll(t, addrs, w.msgs)
+	s := newMemSink()
+	opts := testOptions(addrs, s)
+	opts.FlushInterval = time.Hour
+	opts.FlushSize = 1_000_000
+	opts.CaughtUpFlush = 300 * time.Millisecond
+	opts.Metrics = metrics.New(prometheus.NewRegistry())
+	r := start(t, opts)
+	waitCommitted(t, addrs, "pyramid", endOffsets(w.msgs), 30*time.Second)
+	if got := metricValue(opts.Metrics.SinkFlushes.WithLabelValues("caught_up")); got < 1 {
+		t.Errorf("pyramid_sink_flushes_total{reason=caught_up} = %v, want at least 1", got)
+	}
+
+	// A trickle: one event every 10 ms for 1.5 s to one partition.
+	before := metricValue(opts.Metrics.SinkFlushes.WithLabelValues("caught_up"))
+	ends := endOffsets(w.msgs)
+	live := makeWorkloadIDs("live-", 1, 150, 4, 0, 8)
+	trickle := time.Now()
+	for i := range live.msgs {
+		produceAll(t, addrs, live.msgs[i:i+1])
+		time.Sleep(10 * time.Millisecond)
+	}
+	for tp, ps := range endOffsets(live.msgs) {
+		for p, n := range ps {
+			ends[tp][p] += n
+		}
+	}
+	waitCommitted(t, addrs, "pyramid", ends, 30*time.Second)
+	took := time.Since(trickle)
+	flushes := metricValue(opts.Metrics.SinkFlushes.WithLabelValues("caught_up")) - before
+	if most := float64(took/opts.CaughtUpFlush) + 2; flushes < 2 || flushes > most {
+		t.Errorf("%v caught-up flushes for 150 events over %v, want 2 to %v (one per 300 ms gap at most)", flushes, took, most)
+	}
+	r.Stop(t)
+}
