@@ -438,8 +438,12 @@ func (p *Pipeline) writeSink(b *sink.Batch) error {
 // sinkLoop is the only caller of Sink.Write, since sinks need not be safe
 // for concurrent use. Batches of partitions that asked while a write was
 // running go into one write: one fsync or one INSERT per table for all.
+// Writes start at most every CaughtUpFlush/2: caught-up partitions flush
+// at their own moments, and ClickHouse wants few, large inserts.
 func (p *Pipeline) sinkLoop(quit <-chan struct{}) {
 	var merged sink.Batch
+	gap := max(p.opts.CaughtUpFlush, 0) / 2
+	var last time.Time // when the last write started
 	for {
 		var reqs []*sinkReq
 		select {
@@ -448,6 +452,15 @@ func (p *Pipeline) sinkLoop(quit <-chan struct{}) {
 		case <-quit:
 			return
 		}
+		if wait := time.Until(last.Add(gap)); wait > 0 {
+			t := time.NewTimer(wait)
+			select {
+			case <-t.C:
+			case <-quit: // shutting down: write what was asked at once
+				t.Stop()
+			}
+		}
+		last = time.Now()
 	more:
 		for {
 			select {

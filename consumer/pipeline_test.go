@@ -379,8 +379,9 @@ func TestRestart(t *testing.T) {
 }
 
 // TestCaughtUpFlush: a partition that has applied all of its input flushes
-// without waiting for the (here hour-long) interval, and a trickle of later
-// events is flushed at most once per CaughtUpFlush, not once per event.
+// without waiting for the (here hour-long) interval; a trickle of later
+// events is flushed at most once per CaughtUpFlush per partition, not once
+// per event, and the sink is written at most once per CaughtUpFlush/2.
 func TestCaughtUpFlush(t *testing.T) {
 	c := newCluster(t, 4, testTopics)
 	addrs := c.ListenAddrs()
@@ -394,14 +395,18 @@ func TestCaughtUpFlush(t *testing.T) {
 	opts.Metrics = metrics.New(prometheus.NewRegistry())
 	r := start(t, opts)
 	waitCommitted(t, addrs, "pyramid", endOffsets(w.msgs), 30*time.Second)
-	if got := metricValue(opts.Metrics.SinkFlushes.WithLabelValues("caught_up")); got < 1 {
+	caughtUp := opts.Metrics.SinkFlushes.WithLabelValues("caught_up")
+	if got := metricValue(caughtUp); got < 1 {
 		t.Errorf("pyramid_sink_flushes_total{reason=caught_up} = %v, want at least 1", got)
 	}
 
-	// A trickle: one event every 10 ms for 1.5 s to one partition.
-	before := metricValue(opts.Metrics.SinkFlushes.WithLabelValues("caught_up"))
+	// A trickle: one event every 10 ms for 1.5 s, spread over the partitions.
+	before := metricValue(caughtUp)
+	s.mu.Lock()
+	writesBefore := s.writes
+	s.mu.Unlock()
 	ends := endOffsets(w.msgs)
-	live := makeWorkloadIDs("live-", 1, 150, 4, 0, 8)
+	live := makeWorkloadIDs("live-", 8, 150, 4, 0, 8)
 	trickle := time.Now()
 	for i := range live.msgs {
 		produceAll(t, addrs, live.msgs[i:i+1])
@@ -414,9 +419,16 @@ func TestCaughtUpFlush(t *testing.T) {
 	}
 	waitCommitted(t, addrs, "pyramid", ends, 30*time.Second)
 	took := time.Since(trickle)
-	flushes := metricValue(opts.Metrics.SinkFlushes.WithLabelValues("caught_up")) - before
-	if most := float64(took/opts.CaughtUpFlush) + 2; flushes < 2 || flushes > most {
-		t.Errorf("%v caught-up flushes for 150 events over %v, want 2 to %v (one per 300 ms gap at most)", flushes, took, most)
+	flushes := metricValue(caughtUp) - before
+	if most := 4 * float64(took/opts.CaughtUpFlush+2); flushes < 2 || flushes > most {
+		t.Errorf("%v caught-up flushes of 4 partitions over %v, want 2 to %v (one per partition per 300 ms at most)", flushes, took, most)
 	}
+	s.mu.Lock()
+	writes := s.writes - writesBefore
+	s.mu.Unlock()
+	if most := int(took/(opts.CaughtUpFlush/2)) + 2; writes > most {
+		t.Errorf("%d sink writes over %v, want at most %d (one per 150 ms)", writes, took, most)
+	}
+	t.Logf("%v: %v caught-up flushes, %d sink writes", took, flushes, writes)
 	r.Stop(t)
 }
