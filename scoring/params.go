@@ -73,6 +73,9 @@ type tierParams struct {
 	coverage    string
 	loadWeight  float64
 	neglect     int64 // nanoseconds without a touch before neglect
+	// The fixed ends of the reasons that name this tier's threshold (see
+	// reason), rendered once.
+	upText, belowText, downText string
 }
 
 // Params is a configuration compiled for scoring: money in cents, durations
@@ -110,6 +113,13 @@ func NewParams(cfg *config.Config) *Params {
 			loadWeight:  c.LoadWeight,
 			neglect:     int64(c.NeglectAfterDays) * int64(24*time.Hour),
 		}
+	}
+	for _, t := range AllTiers {
+		tp := &p.tiers[t]
+		th := string(tp.threshold.AppendGrouped(nil))
+		tp.upText = " >= " + t.String() + " threshold " + th
+		tp.belowText = " < " + t.String() + " threshold " + th
+		tp.downText = tp.belowText + " less " + p.hysteresisPct + " hysteresis = " + string(tp.floor.AppendGrouped(nil))
 	}
 	return p
 }
@@ -169,27 +179,21 @@ const (
 // reason renders a tier change explanation, e.g.
 // "value 1,120,000.00 >= major threshold 1,000,000.00".
 func (p *Params) reason(kind uint8, value money.Cents, from, to Tier) string {
-	b := make([]byte, 0, 96)
-	val := func() { b = value.AppendGrouped(append(b, "value "...)) }
+	var suffix string
 	switch kind {
 	case reasonUp:
-		val()
-		b = append(append(append(b, " >= "...), to.String()...), " threshold "...)
-		b = p.tiers[to].threshold.AppendGrouped(b)
+		suffix = p.tiers[to].upText
 	case reasonBelow:
-		val()
-		b = append(append(append(b, " < "...), (to+1).String()...), " threshold "...)
-		b = p.tiers[to+1].threshold.AppendGrouped(b)
+		suffix = p.tiers[to+1].belowText
 	case reasonDown:
-		val()
-		b = append(append(append(b, " < "...), from.String()...), " threshold "...)
-		b = p.tiers[from].threshold.AppendGrouped(b)
-		b = append(append(append(b, " less "...), p.hysteresisPct...), " hysteresis = "...)
-		b = p.tiers[from].floor.AppendGrouped(b)
+		suffix = p.tiers[from].downText
 	case reasonOverride:
-		b = append(append(b, "tier_override set to "...), to.String()...)
+		return "tier_override set to " + to.String()
+	default:
+		return ""
 	}
-	return string(b)
+	var a [96]byte
+	return string(append(value.AppendGrouped(append(a[:0], "value "...)), suffix...))
 }
 
 // nextTier applies the hysteresis rule of SPEC §4 and returns the new tier
