@@ -44,10 +44,12 @@ type Options struct {
 	FlushInterval time.Duration // default 1s
 	FlushSize     int           // events per partition; default 100,000
 	// CaughtUpFlush: a partition that has read and applied all of its input
-	// flushes as soon as its last flush is this old, instead of waiting for
-	// the next FlushInterval: nothing more would join the batch by waiting.
-	// The gap keeps a trickle of events from turning into a sink write per
-	// event. Default FlushInterval/5; negative: off.
+	// flushes once per slot of this length (slots are aligned to the clock,
+	// the same for every partition) instead of waiting for the next
+	// FlushInterval: nothing more would join the batch by waiting. The slots
+	// keep a trickle of events from turning into a sink write per event,
+	// and partitions catching up in the same slot share one sink write.
+	// Default FlushInterval/5; negative: off.
 	CaughtUpFlush  time.Duration
 	ReevalInterval time.Duration // re-evaluate every owned account; default 1m
 	// BackfillLag: while a partition has unread input and its stream time

@@ -417,6 +417,9 @@ func (p *Pipeline) crash() {
 	p.cancel()
 }
 
+// sinkBurst is how many sink writes may start back to back (see sinkLoop).
+const sinkBurst = 4
+
 // sinkReq asks the sink goroutine to write a batch.
 type sinkReq struct {
 	b    *sink.Batch
@@ -438,12 +441,15 @@ func (p *Pipeline) writeSink(b *sink.Batch) error {
 // sinkLoop is the only caller of Sink.Write, since sinks need not be safe
 // for concurrent use. Batches of partitions that asked while a write was
 // running go into one write: one fsync or one INSERT per table for all.
-// Writes start at most every CaughtUpFlush/2: caught-up partitions flush
-// at their own moments, and ClickHouse wants few, large inserts.
+// Writes start at most once per CaughtUpFlush/2 on average over any
+// sinkBurst writes in a row: caught-up partitions flush at their own
+// moments, and ClickHouse wants few, large inserts; the burst lets the
+// flushes of partitions that catch up together go without waiting.
 func (p *Pipeline) sinkLoop(quit <-chan struct{}) {
 	var merged sink.Batch
 	gap := max(p.opts.CaughtUpFlush, 0) / 2
-	var last time.Time // when the last write started
+	var starts [sinkBurst]time.Time // of the last writes, a ring
+	next := 0                       // the oldest
 	for {
 		var reqs []*sinkReq
 		select {
@@ -452,7 +458,7 @@ func (p *Pipeline) sinkLoop(quit <-chan struct{}) {
 		case <-quit:
 			return
 		}
-		if wait := time.Until(last.Add(gap)); wait > 0 {
+		if wait := time.Until(starts[next].Add(sinkBurst * gap)); wait > 0 {
 			t := time.NewTimer(wait)
 			select {
 			case <-t.C:
@@ -460,7 +466,7 @@ func (p *Pipeline) sinkLoop(quit <-chan struct{}) {
 				t.Stop()
 			}
 		}
-		last = time.Now()
+		starts[next], next = time.Now(), (next+1)%sinkBurst
 	more:
 		for {
 			select {

@@ -172,7 +172,7 @@ func (w *worker) run(ctx, gctx context.Context, starts []int64) error {
 	// caughtUp flushes a partition that has applied all of its input (see
 	// Options.CaughtUpFlush); it is asked whenever that may have become true.
 	caughtUp := func() error {
-		if w.busy || w.pending == 0 || o.CaughtUpFlush < 0 || time.Since(w.sealedAt) < o.CaughtUpFlush || !w.drained() {
+		if w.busy || w.pending == 0 || o.CaughtUpFlush < 0 || !w.sealedAt.Before(time.Now().Truncate(o.CaughtUpFlush)) || !w.drained() {
 			return nil
 		}
 		return w.seal("caught_up")
