@@ -90,6 +90,11 @@ type Options struct {
 	// the context is cancelled; default 10s.
 	ShutdownTimeout time.Duration
 
+	// LayoutCheckInterval is how often the partition counts of the input
+	// and state topics are checked against those at start (see
+	// Pipeline.watchLayout); default 30s.
+	LayoutCheckInterval time.Duration
+
 	hooks hooks // test-only fault injection
 }
 
@@ -173,6 +178,9 @@ func (o *Options) withDefaults() (Options, error) {
 	}
 	if c.ShutdownTimeout <= 0 {
 		c.ShutdownTimeout = 10 * time.Second
+	}
+	if c.LayoutCheckInterval <= 0 {
+		c.LayoutCheckInterval = 30 * time.Second
 	}
 	seen := map[string]bool{}
 	for _, t := range c.Topics {

@@ -231,6 +231,29 @@ func (p *Pipeline) Run(parent context.Context) error {
 		}
 	}
 	p.layout = lay
+	// A changed partition layout stops the pipeline, gracefully: what was
+	// read so far is still correct.
+	var layoutErr error
+	layoutDone := make(chan struct{})
+	go func() {
+		defer close(layoutDone)
+		t := time.NewTicker(o.LayoutCheckInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			if err := checkLayout(ctx, p.client, o, lay); err != nil {
+				layoutErr = fmt.Errorf("consumer: %w", err)
+				p.log.Error("stopping: the topic layout changed", "err", err)
+				cancel()
+				return
+			}
+		}
+	}()
+	defer func() { cancel(); <-layoutDone }()
 	sinkDone := make(chan struct{})
 	sinkQuit := make(chan struct{})
 	go func() { defer close(sinkDone); p.sinkLoop(sinkQuit) }()
@@ -283,11 +306,15 @@ func (p *Pipeline) Run(parent context.Context) error {
 			p.log.Warn("leaving the consumer group timed out")
 		}
 	}
+	cancel()
+	<-layoutDone
 	switch {
 	case p.aborted.Load():
 		return errAborted
 	case fatal != nil:
 		return fatal
+	case layoutErr != nil:
+		return layoutErr
 	}
 	p.log.Info("stopped")
 	return nil

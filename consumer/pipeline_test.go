@@ -433,3 +433,39 @@ func TestCaughtUpFlush(t *testing.T) {
 	t.Logf("%v: %v caught-up flushes, %d sink writes", took, flushes, writes)
 	r.Stop(t)
 }
+
+// TestPartitionsAddedStop: partitions added to an input topic while the
+// pipeline runs would split accounts from their state; it stops with an
+// error that names the topic and says how to rebuild, after committing what
+// it had read.
+func TestPartitionsAddedStop(t *testing.T) {
+	c := newCluster(t, 4, testTopics)
+	addrs := c.ListenAddrs()
+	w := makeWorkload(50, 400, 4, 0, 9)
+	produceAll(t, addrs, w.msgs)
+	opts := testOptions(addrs, newMemSink())
+	opts.LayoutCheckInterval = 100 * time.Millisecond
+	r := start(t, opts)
+	waitCommitted(t, addrs, "pyramid", endOffsets(w.msgs), 30*time.Second)
+
+	cl := &kafka.Client{Addr: kafka.TCP(addrs...), Timeout: 5 * time.Second}
+	resp, err := cl.CreatePartitions(context.Background(), &kafka.CreatePartitionsRequest{
+		Topics: []kafka.TopicPartitionsConfig{{Name: testTopics[1], Count: 6}}})
+	if err != nil || resp.Errors[testTopics[1]] != nil {
+		t.Fatalf("adding partitions: %v %v", err, resp)
+	}
+	select {
+	case err := <-r.Done:
+		r.Done <- nil
+		for _, want := range []string{testTopics[1] + " now has 6", "4 at start", "earliest", "pyramid.state"} {
+			if err == nil || !strings.Contains(err.Error(), want) {
+				t.Errorf("Run returned %v, want an error mentioning %q", err, want)
+			}
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the pipeline kept running after partitions were added")
+	}
+	if got, total := committedTotal(t, addrs, "pyramid", endOffsets(w.msgs)); got != total {
+		t.Errorf("%d of %d offsets committed after the stop", got, total)
+	}
+}

@@ -108,6 +108,31 @@ func checkTopics(ctx context.Context, cl *kafka.Client, opts *Options) (topicLay
 	return lay, nil
 }
 
+// checkLayout compares the partition counts of the input topics and the
+// state topic with lay, the layout at start. Partitions added to an input
+// topic send part of its accounts' events to partition numbers whose state
+// lives elsewhere, so like Kafka Streams Pyramid cannot go on; the error says
+// how to rebuild. An unreachable broker is not a changed layout: it
+// returns nil.
+func checkLayout(ctx context.Context, cl *kafka.Client, opts *Options, lay topicLayout) error {
+	topics := append(append([]string(nil), opts.Topics...), opts.Changelog)
+	md, err := metadata(ctx, cl, topics)
+	if err != nil {
+		return nil
+	}
+	var changed []string
+	for _, t := range topics {
+		if n, ok := md.partitions[t]; ok && n != lay.partitions {
+			changed = append(changed, fmt.Sprintf("%s now has %d", t, n))
+		}
+	}
+	if len(changed) == 0 {
+		return nil
+	}
+	return layoutErrorf("partitions changed while running: %s, %d at start. Each account's state lives in the partition number its key hashed to, so Pyramid stopped (after a last flush) instead of splitting accounts. To run on the new layout, give every input topic and %s the same count, reset group %q to the earliest offsets and delete %s; Pyramid then rebuilds state from the inputs",
+		strings.Join(changed, ", "), lay.partitions, opts.Changelog, opts.Group, opts.Changelog)
+}
+
 type metadataInfo struct {
 	partitions map[string]int // existing topics only
 	brokers    int
