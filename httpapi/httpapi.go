@@ -42,7 +42,8 @@ type Options struct {
 	// Ready backs GET /readyz: nil error when partitions are restored and
 	// the sink is healthy, else why not. nil means always ready.
 	Ready func() error
-	// Token, when set, is required on /v1/* as "Authorization: Bearer TOKEN".
+	// Token, when set, is required on /v1/* as "Authorization: Bearer TOKEN"
+	// and on the status page as that or as a basic-auth password.
 	Token string
 	// Params supplies the thresholds the explanation quotes; nil means the
 	// built-in defaults.
@@ -84,7 +85,7 @@ func New(opts Options) http.Handler {
 	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { text(w, http.StatusOK, "ok") })
 	mux.HandleFunc("GET /readyz", s.readyz)
-	mux.HandleFunc("GET /{$}", s.status)
+	mux.Handle("GET /{$}", s.pageAuth(http.HandlerFunc(s.status)))
 	mux.Handle("GET /v1/accounts/{id}", s.auth(http.HandlerFunc(s.account)))
 	mux.Handle("GET /v1/tiers", s.auth(http.HandlerFunc(s.tiers)))
 	mux.Handle("GET /v1/changes", s.auth(http.HandlerFunc(s.changes)))
@@ -109,6 +110,31 @@ func (s *server) auth(next http.Handler) http.Handler {
 		if !ok || !strings.EqualFold(scheme, "Bearer") || subtle.ConstantTimeCompare(sum[:], s.tokenSum[:]) != 1 {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="pyramid"`)
 			jsonError(w, http.StatusUnauthorized, "missing or wrong bearer token")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// pageAuth guards the status page, which shows accounts, owners and
+// values, with the same token. A browser cannot send a bearer token, so the
+// page also takes it as the password of HTTP basic authentication (any user
+// name) and asks for it with a basic challenge.
+func (s *server) pageAuth(next http.Handler) http.Handler {
+	if s.Token == "" {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tok := ""
+		if _, pass, ok := r.BasicAuth(); ok {
+			tok = pass
+		} else if scheme, t, ok := strings.Cut(r.Header.Get("Authorization"), " "); ok && strings.EqualFold(scheme, "Bearer") {
+			tok = strings.TrimSpace(t)
+		}
+		sum := sha256.Sum256([]byte(tok))
+		if subtle.ConstantTimeCompare(sum[:], s.tokenSum[:]) != 1 {
+			w.Header().Set("WWW-Authenticate", `Basic realm="pyramid", charset="UTF-8"`)
+			text(w, http.StatusUnauthorized, "this page needs the API token (PYRAMID_API_TOKEN) as the password")
 			return
 		}
 		next.ServeHTTP(w, r)

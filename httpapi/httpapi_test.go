@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"io"
@@ -292,6 +293,37 @@ func TestAuth(t *testing.T) {
 			if w.Code == 401 && w.Header().Get("WWW-Authenticate") == "" {
 				t.Errorf("%s: 401 without WWW-Authenticate", tc.name)
 			}
+		}
+	}
+	// The status page takes the token as a bearer token or as a basic-auth
+	// password, and challenges a browser for the latter.
+	basic := func(user, pass string) string {
+		return "Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+pass))
+	}
+	for _, tc := range []struct {
+		name, header string
+		code         int
+	}{
+		{"missing", "", 401},
+		{"wrong password", basic("ops", "nope"), 401},
+		{"token as user name", basic("s3cret", ""), 401},
+		{"password", basic("ops", "s3cret"), 200},
+		{"bearer", "Bearer s3cret", 200},
+	} {
+		var w *httptest.ResponseRecorder
+		if tc.header == "" {
+			w = get(t, h, "/")
+		} else {
+			w = get(t, h, "/", "Authorization", tc.header)
+		}
+		if w.Code != tc.code {
+			t.Errorf("status page, %s: %d, want %d", tc.name, w.Code, tc.code)
+		}
+		if w.Code == 401 && !strings.HasPrefix(w.Header().Get("WWW-Authenticate"), "Basic ") {
+			t.Errorf("status page, %s: challenge %q, want Basic", tc.name, w.Header().Get("WWW-Authenticate"))
+		}
+		if w.Code == 200 && !strings.Contains(w.Body.String(), "<svg") {
+			t.Errorf("status page, %s: body does not look like the page", tc.name)
 		}
 	}
 	// Probes stay open for the orchestrator.
