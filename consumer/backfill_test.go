@@ -79,6 +79,9 @@ func testBackfill(t *testing.T, perType bool) {
 	opts.Now = func() time.Time { return wall }
 	opts.BackfillLag = 0 // the default
 	opts.ReevalInterval = time.Hour
+	// Equality with replay needs the merge to wait for every topic's first
+	// fetch; the default 200 ms is too short under the race detector.
+	opts.MergeWait = 5 * time.Second
 	r := start(t, opts)
 	ends := map[string]map[int]int64{}
 	cl := &kafka.Client{Addr: kafka.TCP(addrs...)}
