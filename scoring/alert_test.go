@@ -1,6 +1,10 @@
 package scoring_test
 
 import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"strings"
 	"testing"
 	"time"
 
@@ -146,5 +150,20 @@ func TestAlertCarriesLinkAndContext(t *testing.T) {
 	}
 	if a.AccountName != "Acme" || a.OwnerID != "rep 7" || a.LastTouchKind != "visit" || a.DaysSinceTouch != 19 || a.Potential != cents(5000000) {
 		t.Errorf("alert context = %+v", a)
+	}
+}
+
+// AlertID follows SPEC §5: the first 128 bits of SHA-256 over the account
+// id, a zero byte, the kind, a zero byte and the moment (Unix ns,
+// big-endian), in hex; long account ids included.
+func TestAlertIDDefinition(t *testing.T) {
+	for _, id := range []string{"acc-1", "", strings.Repeat("x", 300)} {
+		moment := int64(1767225600123456789)
+		var m [8]byte
+		binary.BigEndian.PutUint64(m[:], uint64(moment))
+		sum := sha256.Sum256([]byte(id + "\x00neglected\x00" + string(m[:])))
+		if got, want := scoring.AlertID(id, "neglected", moment), hex.EncodeToString(sum[:16]); got != want {
+			t.Errorf("AlertID(%.10q…) = %s, want %s", id, got, want)
+		}
 	}
 }

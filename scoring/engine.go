@@ -243,8 +243,7 @@ func (e *Engine) resolveAlert(a *Account, f *Figures, at int64, version uint64, 
 	al := e.alert(a, f, StatusResolved, at, at)
 	al.Version = version
 	// The record describes the episode that ends: its moment and touch.
-	al.OpenedAt, al.LastTouchAt = a.alertMoment, a.alertTouch
-	al.AlertID = AlertID(a.ID, KindNeglected, a.alertMoment)
+	al.LastTouchAt = a.alertTouch
 	al.DaysSinceTouch = int((at - a.alertTouch) / int64(24*time.Hour))
 	a.alertMoment, a.alertTouch = 0, 0
 	out.Alerts = append(out.Alerts, al)
@@ -283,16 +282,11 @@ func (e *Engine) link(a *Account) string {
 // SHA-256 over the account id, the kind and the moment the account became
 // neglected (Unix ns, big-endian), in hex.
 func AlertID(accountID, kind string, moment int64) string {
-	h := sha256.New()
-	h.Write([]byte(accountID))
-	h.Write([]byte{0})
-	h.Write([]byte(kind))
-	h.Write([]byte{0})
-	var m [8]byte
-	binary.BigEndian.PutUint64(m[:], uint64(moment))
-	h.Write(m[:])
-	var sum [sha256.Size]byte
-	return hex.EncodeToString(h.Sum(sum[:0])[:16])
+	var buf [160]byte // on the stack for ids up to ~140 bytes
+	b := append(append(append(append(buf[:0], accountID...), 0), kind...), 0)
+	b = binary.BigEndian.AppendUint64(b, uint64(moment))
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:16])
 }
 
 // TierReason renders why the account holds its tier.
