@@ -14,8 +14,10 @@
 // A worker's accounts live in memory and in the compacted changelog topic
 // (partition p of the changelog for input partition p), one record per
 // account: a header with, per input topic, the last offset whose effect the
-// record includes, then scoring.MarshalAccount's bytes. A flush, on size, on
-// interval or at shutdown, makes things durable in this order:
+// record includes, then scoring.MarshalAccount's bytes. A flush (on size, on
+// interval, in the next Options.CaughtUpFlush slot once the partition has
+// applied all of its input, or at shutdown) makes things durable in this
+// order:
 //
 //  1. dead letters to the DLQ topic and the batch (newest snapshot of every
 //     changed account, tier changes, alerts) to the sink;
@@ -44,6 +46,10 @@
 // noticing (a long GC pause past the session timeout) could still write a
 // stale changelog record. Commits of an ended generation are refused by the
 // broker, and the next flush of the new owner supersedes the record.
+//
+// Partitions added to an input topic while running would send accounts to
+// partition numbers whose state lives elsewhere; the pipeline checks the
+// layout every Options.LayoutCheckInterval and stops with an error instead.
 package consumer
 
 import (
