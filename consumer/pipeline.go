@@ -142,17 +142,18 @@ func New(opts Options) (*Pipeline, error) {
 // neglectedGauge and accountsGauge return the gauges' children for tier t;
 // TierNone, which no account should be counted under, is looked up.
 func (p *Pipeline) neglectedGauge(t scoring.Tier) prometheus.Gauge {
-	if g := p.neglected[t]; g != nil {
-		return g
-	}
-	return p.opts.Metrics.Neglected.WithLabelValues(t.String())
+	return tierGauge(&p.neglected, p.opts.Metrics.Neglected, t)
 }
 
 func (p *Pipeline) accountsGauge(t scoring.Tier) prometheus.Gauge {
-	if g := p.accounts[t]; g != nil {
+	return tierGauge(&p.accounts, p.opts.Metrics.Accounts, t)
+}
+
+func tierGauge(cached *[5]prometheus.Gauge, vec *prometheus.GaugeVec, t scoring.Tier) prometheus.Gauge {
+	if g := cached[t]; g != nil {
 		return g
 	}
-	return p.opts.Metrics.Accounts.WithLabelValues(t.String())
+	return vec.WithLabelValues(t.String())
 }
 
 // Run runs the pipeline with opts until ctx is cancelled.
@@ -243,20 +244,8 @@ func (p *Pipeline) Run(parent context.Context) error {
 	layoutDone := make(chan struct{})
 	go func() {
 		defer close(layoutDone)
-		t := time.NewTicker(o.LayoutCheckInterval)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			}
-			if err := checkLayout(ctx, p.client, o, lay); err != nil {
-				layoutErr = fmt.Errorf("consumer: %w", err)
-				p.log.Error("stopping: the topic layout changed", "err", err)
-				cancel()
-				return
-			}
+		if layoutErr = p.watchLayout(ctx, lay); layoutErr != nil {
+			cancel()
 		}
 	}()
 	defer func() { cancel(); <-layoutDone }()
@@ -448,6 +437,24 @@ func (p *Pipeline) ask(point string, part int) bool {
 func (p *Pipeline) crash() {
 	p.aborted.Store(true)
 	p.cancel()
+}
+
+// watchLayout checks the topic layout every LayoutCheckInterval until ctx
+// ends, and returns the first change it finds.
+func (p *Pipeline) watchLayout(ctx context.Context, lay topicLayout) error {
+	t := time.NewTicker(p.opts.LayoutCheckInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		if err := checkLayout(ctx, p.client, &p.opts, lay); err != nil {
+			p.log.Error("stopping: the topic layout changed", "err", err)
+			return fmt.Errorf("consumer: %w", err)
+		}
+	}
 }
 
 // sinkBurst is how many sink writes may start back to back (see sinkLoop).

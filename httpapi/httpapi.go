@@ -96,24 +96,36 @@ func New(opts Options) http.Handler {
 	return mux
 }
 
-// auth requires the bearer token when one is configured. Both sides are
-// hashed first so the comparison takes the same time whatever the length
-// of the token sent.
+// auth requires the bearer token when one is configured.
 func (s *server) auth(next http.Handler) http.Handler {
 	if s.Token == "" {
 		return next
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h := r.Header.Get("Authorization")
-		scheme, tok, ok := strings.Cut(h, " ")
-		sum := sha256.Sum256([]byte(strings.TrimSpace(tok)))
-		if !ok || !strings.EqualFold(scheme, "Bearer") || subtle.ConstantTimeCompare(sum[:], s.tokenSum[:]) != 1 {
+		if !s.tokenOK(bearer(r)) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="pyramid"`)
 			jsonError(w, http.StatusUnauthorized, "missing or wrong bearer token")
 			return
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// bearer returns the token of an "Authorization: Bearer" header, or "".
+func bearer(r *http.Request) string {
+	scheme, tok, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return ""
+	}
+	return strings.TrimSpace(tok)
+}
+
+// tokenOK compares tok with the configured token; both sides are hashed
+// first so the comparison takes the same time whatever tok's length. An
+// empty tok never matches.
+func (s *server) tokenOK(tok string) bool {
+	sum := sha256.Sum256([]byte(tok))
+	return tok != "" && subtle.ConstantTimeCompare(sum[:], s.tokenSum[:]) == 1
 }
 
 // pageAuth guards the status page, which shows accounts, owners and
@@ -125,14 +137,11 @@ func (s *server) pageAuth(next http.Handler) http.Handler {
 		return next
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		tok := ""
+		tok := bearer(r)
 		if _, pass, ok := r.BasicAuth(); ok {
 			tok = pass
-		} else if scheme, t, ok := strings.Cut(r.Header.Get("Authorization"), " "); ok && strings.EqualFold(scheme, "Bearer") {
-			tok = strings.TrimSpace(t)
 		}
-		sum := sha256.Sum256([]byte(tok))
-		if subtle.ConstantTimeCompare(sum[:], s.tokenSum[:]) != 1 {
+		if !s.tokenOK(tok) {
 			w.Header().Set("WWW-Authenticate", `Basic realm="pyramid", charset="UTF-8"`)
 			text(w, http.StatusUnauthorized, "this page needs the API token (PYRAMID_API_TOKEN) as the password")
 			return
