@@ -78,6 +78,10 @@ type Event struct {
 	// opportunity
 	Stage   string
 	ProbPPM int64 // probability in millionths; the stage default when absent
+	// Deleted marks an opportunity removed in the source system (a CRM
+	// delete): it leaves the account under the same last-writer-wins rule
+	// as an upsert, and carries no stage or amount.
+	Deleted bool
 
 	// activity
 	Kind    string
@@ -183,6 +187,7 @@ type raw struct {
 	orderID, amount, currency, opportunityID value
 	stage, probability, kind, ownerID        value
 	name, wallet, tierOverride, snoozeUntil  value
+	deleted                                  value
 }
 
 // field maps a key to its slot, dispatching on the first byte so that the
@@ -204,6 +209,8 @@ func (r *raw) field(key string) *value {
 		return nil
 	case 'c':
 		slot, name = &r.currency, "currency"
+	case 'd':
+		slot, name = &r.deleted, "deleted"
 	case 'e':
 		slot, name = &r.eventID, "event_id"
 	case 'k':
@@ -332,6 +339,16 @@ func (d *Decoder) build(r *raw, ev *Event) error {
 			return err
 		}
 		subjKind, subjID = "opportunity", ev.OpportunityID
+		switch v := r.deleted; v.kind {
+		case kNone, kNull:
+		case kBool:
+			ev.Deleted = v.str == "true"
+		default:
+			return fail(ReasonInvalidField, "deleted must be true or false, not %s", v.kind)
+		}
+		if ev.Deleted {
+			return nil // a deletion needs only the opportunity's id
+		}
 		if ev.Stage, err = req("stage", r.stage); err != nil {
 			return err
 		}

@@ -456,6 +456,30 @@ func TestOpportunity(t *testing.T) {
 	}
 }
 
+func TestOpportunityDeletion(t *testing.T) {
+	// A deletion needs only the opportunity's id: stage and amount may be
+	// absent, and are ignored when present.
+	del := with(with(with(opportunity("proposal", "1"), "stage", ""), "amount", ""), "deleted", "true")
+	ev := mustDecode(t, obj(del))
+	if !ev.Deleted || ev.OpportunityID != "o-9" || ev.Stage != "" || ev.Amount != 0 {
+		t.Errorf("deletion decoded as %+v", ev)
+	}
+	if ev := mustDecode(t, obj(with(opportunity("nonsense", "-5"), "deleted", "true"))); !ev.Deleted {
+		t.Error("a deletion with a stale stage and amount is still a deletion")
+	}
+	for _, v := range []string{"false", "null"} {
+		if ev := mustDecode(t, obj(with(opportunity("proposal", "1"), "deleted", v))); ev.Deleted || ev.Stage != "proposal" {
+			t.Errorf("deleted %s: %+v", v, ev)
+		}
+	}
+	wantReject(t, obj(with(opportunity("proposal", "1"), "deleted", `"yes"`)), event.ReasonInvalidField, `opportunity "o-9": deleted must be true or false, not a string`)
+	wantReject(t, obj(with(with(opportunity("proposal", "1"), "deleted", "true"), "opportunity_id", "")), event.ReasonMissingField, "opportunity_id is required")
+	// Only opportunities can be deleted: on other types the field is unknown, so ignored.
+	if ev := mustDecode(t, obj(with(order("5"), "deleted", "true"))); ev.Deleted {
+		t.Error("an order cannot be deleted by a flag")
+	}
+}
+
 func TestStageDefaults(t *testing.T) {
 	want := map[string]int64{"prospecting": 100_000, "qualification": 200_000, "proposal": 500_000,
 		"negotiation": 750_000, "closed_won": 1_000_000, "closed_lost": 0}

@@ -69,7 +69,9 @@ type monthSum struct {
 }
 
 // opp is an opportunity: the last upsert's state plus the sum of orders that
-// invoice it. at == 0 marks a placeholder known only from orders.
+// invoice it. at == 0 marks a placeholder known only from orders; an empty
+// stage with at != 0 marks a deletion, kept so that an older upsert arriving
+// later cannot bring the opportunity back (last writer wins).
 type opp struct {
 	id       string
 	stage    string
@@ -126,7 +128,7 @@ type Opportunity struct {
 func (a *Account) Opportunities() []Opportunity {
 	out := make([]Opportunity, 0, len(a.opps))
 	for _, o := range a.opps {
-		if o.at == 0 {
+		if o.at == 0 || o.stage == "" {
 			continue
 		}
 		out = append(out, Opportunity{o.id, o.stage, o.amount, o.invoiced, float64(o.ppm) / 1e6, o.at})
@@ -226,8 +228,9 @@ func (a *Account) addMonth(m int32, c money.Cents) {
 	a.months[i] = monthSum{m, c}
 }
 
-// isTouch reports whether an event type counts as a touch (SPEC §3).
-func isTouch(t event.Type) bool { return t != event.Account }
+// isTouch reports whether an event counts as a touch (docs/model.md): an
+// account update is bookkeeping, and so is deleting an opportunity.
+func isTouch(ev *event.Event) bool { return ev.Type != event.Account && !ev.Deleted }
 
 // mutate applies ev's facts to the state. intern dedups repeated strings.
 func (a *Account) mutate(ev *event.Event, intern func(string) string) {
@@ -236,7 +239,7 @@ func (a *Account) mutate(ev *event.Event, intern func(string) string) {
 		a.firstAt = t
 	}
 	a.lastAt = max(a.lastAt, t)
-	if isTouch(ev.Type) && t > a.lastTouch {
+	if isTouch(ev) && t > a.lastTouch {
 		a.lastTouch = t
 		if ev.Type == event.Activity {
 			if a.touchKind != ev.Kind {
@@ -254,7 +257,9 @@ func (a *Account) mutate(ev *event.Event, intern func(string) string) {
 		}
 	case event.Opportunity:
 		o := a.findOpp(ev.OpportunityID)
-		if t >= o.at {
+		if t >= o.at && ev.Deleted {
+			o.at, o.stage, o.amount, o.ppm = t, "", 0, 0
+		} else if t >= o.at {
 			if o.stage != ev.Stage {
 				o.stage = intern(ev.Stage)
 			}
@@ -309,7 +314,7 @@ func (a *Account) Figures(p *Params, asOf int64) Figures {
 	for i := range a.opps {
 		o := &a.opps[i]
 		switch {
-		case o.at == 0:
+		case o.at == 0, o.stage == "": // known only from orders, or deleted
 		case o.stage == config.ClosedWon:
 			if m := monthOf(o.at); m >= lo && m <= hi && o.amount > o.invoiced {
 				f.Backlog += o.amount - o.invoiced

@@ -114,7 +114,7 @@ func (e *Engine) Apply(ev *event.Event, asOf int64, out *Output) (*Account, Resu
 	// first, so the episode is recorded whenever the processor looks.
 	// The figures are only worked out when the cheap conditions of
 	// neglected hold.
-	if isTouch(ev.Type) && a.Tier != TierNone && a.alertMoment == 0 && ev.OccurredAt > a.LastTouchAt() &&
+	if isTouch(ev) && a.Tier != TierNone && a.alertMoment == 0 && ev.OccurredAt > a.LastTouchAt() &&
 		ev.OccurredAt-a.LastTouchAt() > e.p.tiers[a.Tier].neglect && a.snooze <= ev.OccurredAt {
 		f := a.Figures(e.p, ev.OccurredAt)
 		if a.neglected(e.p, &f, ev.OccurredAt) {

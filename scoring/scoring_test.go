@@ -289,6 +289,58 @@ func TestOutOfOrderOpportunityUpserts(t *testing.T) {
 	}
 }
 
+func TestOpportunityDeletion(t *testing.T) {
+	del := func(w *world, at, id string) {
+		w.t.Helper()
+		w.apply("a", at, "", fmt.Sprintf(`"type":"opportunity","opportunity_id":%q,"deleted":true`, id))
+	}
+	w := newWorld(t, nil)
+	w.touch("a", "2026-01-01T00:00:00Z")
+	w.opp("a", "2026-01-05T00:00:00Z", "p", "negotiation", "200000")
+	w.opp("a", "2026-01-05T00:00:00Z", "q", "proposal", "100000")
+	del(w, "2026-02-01T00:00:00Z", "p")
+	s := w.eval("a", "2026-03-01T00:00:00Z")
+	if s.WeightedPipeline != cents(50000) || s.OpenOpportunities != 1 {
+		t.Fatalf("after deleting p: weighted = %s, open = %d; want 50000.00 from q alone", s.WeightedPipeline, s.OpenOpportunities)
+	}
+	if got := len(w.eng.Account("a").Opportunities()); got != 1 {
+		t.Fatalf("Opportunities() lists %d, want only q", got)
+	}
+	// Deleting is bookkeeping, not a touch of the customer.
+	if s.LastTouchAt != ts("2026-01-05T00:00:00Z") {
+		t.Fatalf("last_touch_at = %v, want the last upsert's time", time.Unix(0, s.LastTouchAt).UTC())
+	}
+	// An older upsert arriving after the deletion does not resurrect it;
+	// a newer one does (the deal was re-opened in the CRM).
+	w.opp("a", "2026-01-20T00:00:00Z", "p", "negotiation", "200000")
+	if s := w.eval("a", "2026-03-01T00:00:00Z"); s.OpenOpportunities != 1 {
+		t.Fatalf("an upsert older than the deletion brought p back")
+	}
+	w.opp("a", "2026-02-10T00:00:00Z", "p", "proposal", "40000")
+	if s := w.eval("a", "2026-03-01T00:00:00Z"); s.OpenOpportunities != 2 || s.WeightedPipeline != cents(70000) {
+		t.Fatalf("newer upsert after deletion: open = %d, weighted = %s", s.OpenOpportunities, s.WeightedPipeline)
+	}
+	// A won deal deleted stops counting as backlog; its invoices stay.
+	w2 := newWorld(t, nil)
+	w2.opp("a", "2026-01-10T00:00:00Z", "d", "closed_won", "300000")
+	w2.order("a", "2026-01-20T00:00:00Z", "100000", "d")
+	del(w2, "2026-01-25T00:00:00Z", "d")
+	if s := w2.eval("a", "2026-03-01T00:00:00Z"); s.CurrentValue != cents(100000) {
+		t.Fatalf("deleted won deal: current = %s, want 100000.00 (the invoice only)", s.CurrentValue)
+	}
+	// The deletion survives the state codec.
+	a := w.eng.Account("a")
+	back, err := scoring.UnmarshalAccount(scoring.MarshalAccount(nil, a))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.eng.Put(back)
+	w.opp("a", "2026-01-21T00:00:00Z", "p", "negotiation", "999999") // older than the re-open: ignored
+	if s := w.eval("a", "2026-03-01T00:00:00Z"); s.WeightedPipeline != cents(70000) {
+		t.Fatalf("after a codec round trip: weighted = %s", s.WeightedPipeline)
+	}
+}
+
 func TestAccountFieldsLastWriterWinsPerField(t *testing.T) {
 	w := newWorld(t, nil)
 	w.account("a", "2026-02-01T00:00:00Z", `"owner_id":"rep-new","wallet":1000`)
