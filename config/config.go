@@ -54,6 +54,8 @@ type Config struct {
 	// AlertLinkTemplate builds a link for each alert; {account_id} and
 	// {owner_id} are replaced (URL-escaped).
 	AlertLinkTemplate string `yaml:"alert_link_template"`
+	// Inputs declares foreign topics and how they map onto events.
+	Inputs []Input `yaml:"inputs,omitempty"`
 }
 
 // Quadrant holds the "high" bounds of the two axes (inclusive).
@@ -209,6 +211,15 @@ func checkKeys(n *yaml.Node, t reflect.Type, path string) error {
 				return err
 			}
 		}
+	case reflect.Slice:
+		if n.Kind != yaml.SequenceNode && !(n.Kind == yaml.ScalarNode && n.Tag == "!!null") {
+			return fmt.Errorf("%s: must be a list (line %d)", path, n.Line)
+		}
+		for i, e := range n.Content {
+			if err := checkKeys(e, t.Elem(), fmt.Sprintf("%s[%d]", path, i)); err != nil {
+				return err
+			}
+		}
 	case reflect.Map:
 		if n.Kind != yaml.MappingNode && !(n.Kind == yaml.ScalarNode && n.Tag == "!!null") {
 			return fmt.Errorf("%s: must be a mapping (line %d)", path, n.Line)
@@ -352,6 +363,7 @@ func (c *Config) Validate() error {
 	if t := c.AlertLinkTemplate; t != "" && !strings.Contains(t, "{account_id}") {
 		bad("alert_link_template", "must contain {account_id}")
 	}
+	c.validateInputs(bad)
 	return errors.Join(errs...)
 }
 
