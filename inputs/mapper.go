@@ -1,0 +1,379 @@
+// Package inputs maps the records of declared foreign topics — Debezium
+// change streams and Kafka Connect source connectors' JSON — onto
+// Pyramid's own events, as the `inputs:` section of the configuration
+// declares (docs/events.md, "Mapping other topics").
+//
+// Map turns one Kafka record into zero or more native event documents, each
+// with the account_id to re-key it by: the same JSON a producer of native
+// events would write, validated by the event decoder before it leaves, so
+// what comes out is exactly what the native pipeline accepts. A record that
+// cannot be mapped is an *event.Error whose message names the Pyramid
+// field and the path it was read from; a tombstone (null value) and a
+// Debezium truncate or message event map to nothing, without an error.
+//
+// Every mapped event gets a deterministic event_id derived from where the
+// change sits in the source database's log (see id.go), so a connector
+// that re-emits changes after a restart, at new Kafka offsets, produces the
+// same ids again and each change is applied once.
+package inputs
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/tidwall/gjson"
+
+	"github.com/pyramid-crm/pyramid/config"
+	"github.com/pyramid-crm/pyramid/event"
+)
+
+// Record is one Kafka record of a declared input.
+type Record struct {
+	Topic     string
+	Partition int
+	Offset    int64
+	Key       []byte
+	Value     []byte
+	TimeMs    int64 // the record's timestamp in Unix milliseconds ($timestamp); 0 when unknown
+}
+
+// Event is one mapped event: a native event document and the account it
+// belongs to, the key to re-partition it by.
+type Event struct {
+	AccountID string
+	JSON      []byte
+}
+
+// Mapper maps the records of every declared input. It is not safe for
+// concurrent use: make one per goroutine (New is cheap).
+type Mapper struct {
+	inputs map[string]*input
+	dec    *event.Decoder
+	ev     event.Event // scratch for validation
+}
+
+// input is one compiled declaration.
+type input struct {
+	topic    string
+	debezium bool
+	typ      event.Type
+	fields   []field // in the order they are written
+	eventID  *field  // the declared event_id, or nil for the default
+	occurred *field
+	account  *field
+	schemas  schemaCache
+}
+
+// New compiles the inputs of cfg. cfg must have passed Validate.
+func New(cfg *config.Config) (*Mapper, error) {
+	m := &Mapper{inputs: map[string]*input{}, dec: event.NewDecoder(cfg)}
+	for i, in := range cfg.Inputs {
+		c, err := compile(in)
+		if err != nil {
+			return nil, fmt.Errorf("inputs[%d]: %w", i, err)
+		}
+		m.inputs[in.Topic] = c
+	}
+	return m, nil
+}
+
+// Topics lists the declared input topics.
+func (m *Mapper) Topics() []string {
+	out := make([]string, 0, len(m.inputs))
+	for t := range m.inputs {
+		out = append(out, t)
+	}
+	return out
+}
+
+// Type returns the event type a declared topic maps to, and false for a
+// topic that is not declared.
+func (m *Mapper) Type(topic string) (event.Type, bool) {
+	in, ok := m.inputs[topic]
+	if !ok {
+		return 0, false
+	}
+	return in.typ, true
+}
+
+func compile(in config.Input) (*input, error) {
+	c := &input{topic: in.Topic, debezium: in.Format == config.FormatDebezium}
+	switch in.Type {
+	case "order":
+		c.typ = event.Order
+	case "opportunity":
+		c.typ = event.Opportunity
+	case "activity":
+		c.typ = event.Activity
+	case "account":
+		c.typ = event.Account
+	default:
+		return nil, fmt.Errorf("type %q is not an event type", in.Type)
+	}
+	for _, f := range config.InputFields[in.Type] {
+		src, ok := in.Fields[f.Name]
+		if !ok {
+			continue
+		}
+		fd, err := newField(f, src)
+		if err != nil {
+			return nil, err
+		}
+		switch f.Name {
+		case "event_id":
+			c.eventID = &fd
+			continue
+		}
+		c.fields = append(c.fields, fd)
+	}
+	for i := range c.fields {
+		switch c.fields[i].name {
+		case "occurred_at":
+			c.occurred = &c.fields[i]
+		case "account_id":
+			c.account = &c.fields[i]
+		}
+	}
+	if c.occurred == nil || c.account == nil {
+		return nil, fmt.Errorf("account_id and occurred_at must be mapped")
+	}
+	return c, nil
+}
+
+// Map maps one record of a declared input and appends the events it
+// produces to out. It appends nothing for a tombstone and for changes that
+// mean nothing to Pyramid; an error is an *event.Error for the dead-letter
+// topic.
+func (m *Mapper) Map(r Record, out []Event) ([]Event, error) {
+	in := m.inputs[r.Topic]
+	if in == nil {
+		return out, &event.Error{Reason: event.ReasonInvalidField, Msg: fmt.Sprintf("topic %q is not a declared input", r.Topic)}
+	}
+	if len(r.Value) == 0 {
+		return out, nil // a tombstone: log compaction's delete marker
+	}
+	if len(r.Value) > event.MaxSize || len(r.Key) > event.MaxSize {
+		return out, in.errorf(event.ReasonTooLarge, "record is %d bytes (key %d); the limit is %d (1 MiB)", len(r.Value), len(r.Key), event.MaxSize)
+	}
+	if err := checkJSON(r.Value); err != "" {
+		return out, in.errorf(event.ReasonNotJSON, "record value is not JSON: %s", err)
+	}
+	root := gjson.ParseBytes(r.Value)
+	if root.Type == gjson.Null {
+		return out, nil
+	}
+	if !root.IsObject() {
+		return out, in.errorf(event.ReasonNotJSON, "record value is %s, not a JSON object", describe(root))
+	}
+	v := view{in: in, rec: &r, body: root}
+	// The JSON converter with schemas.enable wraps everything in
+	// {"schema": ..., "payload": ...}.
+	if s, p, ok := envelope(root); ok {
+		v.schema, v.body = s, p
+		if p.Type == gjson.Null {
+			return out, nil
+		}
+		if !p.IsObject() {
+			return out, in.errorf(event.ReasonNotJSON, "payload is %s, not a JSON object", describe(p))
+		}
+	}
+	v.key = parseKey(r.Key)
+	b := builder{m: m, v: &v, out: out}
+	if in.debezium {
+		return b.debezium()
+	}
+	return b.plain()
+}
+
+// envelope splits the JSON converter's {"schema", "payload"} wrapping.
+func envelope(root gjson.Result) (schema, payload gjson.Result, ok bool) {
+	n := 0
+	root.ForEach(func(k, val gjson.Result) bool {
+		n++
+		switch k.Str {
+		case "schema":
+			schema = val
+		case "payload":
+			payload = val
+		}
+		return n <= 2
+	})
+	return schema, payload, n == 2 && schema.Exists() && payload.Exists()
+}
+
+// parseKey returns the record key as JSON when it is JSON (unwrapping the
+// converter's schema envelope), or as a string otherwise.
+func parseKey(k []byte) gjson.Result {
+	if len(k) == 0 {
+		return gjson.Result{}
+	}
+	if checkJSON(k) == "" {
+		r := gjson.ParseBytes(k)
+		if _, p, ok := envelope(r); ok {
+			return p
+		}
+		return r
+	}
+	return gjson.Result{Type: gjson.String, Str: string(k), Raw: string(k)}
+}
+
+// plain maps a record of format json: the (unwrapped) value is the row.
+// A row flattened by Debezium's ExtractNewRecordState with
+// delete.handling.mode=rewrite carries "__deleted": "true" on deletes.
+func (b *builder) plain() ([]Event, error) {
+	b.v.row = b.v.body
+	if d := b.v.row.Get("__deleted"); d.Type == gjson.True || d.Str == "true" {
+		b.v.side = sideBefore
+		return b.remove()
+	}
+	b.v.side = sideRow
+	return b.apply("")
+}
+
+// debezium maps a change-event envelope by its op.
+func (b *builder) debezium() ([]Event, error) {
+	v := b.v
+	op := v.body.Get("op")
+	if op.Type != gjson.String {
+		return b.out, v.in.errorf(event.ReasonMissingField, "op is %s: not a Debezium change event (for records flattened by ExtractNewRecordState use format: json)", describe(op))
+	}
+	v.op = op.Str
+	switch v.op {
+	case "c", "r":
+		return b.after()
+	case "u":
+		if v.in.typ == event.Order {
+			return b.orderUpdate()
+		}
+		return b.after()
+	case "d":
+		if err := b.side("before", sideBefore); err != nil {
+			return b.out, err
+		}
+		return b.remove()
+	case "t", "m": // a truncate, or a logical-decoding message: no row
+		return b.out, nil
+	}
+	return b.out, v.in.errorf(event.ReasonInvalidField, "op %q is not one of c, u, d, r, t, m", trunc(v.op))
+}
+
+func (b *builder) after() ([]Event, error) {
+	if err := b.side("after", sideAfter); err != nil {
+		return b.out, err
+	}
+	return b.apply("")
+}
+
+// side selects the before or after image as the row.
+func (b *builder) side(name string, s side) error {
+	v := b.v
+	row := v.body.Get(name)
+	if !row.IsObject() {
+		hint := ""
+		if s == sideBefore {
+			hint = "; the table's REPLICA IDENTITY (Postgres) must not be NOTHING"
+		}
+		return v.in.errorf(event.ReasonMissingField, "%s is %s in an op %q change%s", name, describe(row), v.op, hint)
+	}
+	v.row, v.side = row, s
+	return nil
+}
+
+// orderUpdate maps an update of an order row. Orders are signed amounts
+// that add up, so the change is the new row minus the old one: a reversal
+// of the before image and the after image, or nothing when neither the
+// amount nor anything else Pyramid reads changed.
+func (b *builder) orderUpdate() ([]Event, error) {
+	v := b.v
+	if err := b.side("after", sideAfter); err != nil {
+		return b.out, err
+	}
+	after, err := b.fields()
+	if err != nil {
+		return b.out, err
+	}
+	if err := b.side("before", sideBefore); err != nil {
+		return b.out, err
+	}
+	before, err := b.fields()
+	if err != nil {
+		return b.out, err
+	}
+	if sameValues(before, after) {
+		return b.out, nil
+	}
+	v.row, v.side = v.body.Get("before"), sideBefore
+	if b.out, err = b.emit(before, "-r", reversed); err != nil {
+		return b.out, err
+	}
+	return b.emit(after, "", asIs)
+}
+
+// remove maps a deletion of the row in v.row (the before image).
+func (b *builder) remove() ([]Event, error) {
+	switch b.v.in.typ {
+	case event.Order: // the order never happened: reverse its amount
+		vals, err := b.fields()
+		if err != nil {
+			return b.out, err
+		}
+		return b.emit(vals, "", reversed)
+	case event.Opportunity, event.Account:
+		return b.deletion()
+	}
+	return b.out, nil // an activity happened even if its record is gone
+}
+
+// apply maps the row as it is now.
+func (b *builder) apply(suffix string) ([]Event, error) {
+	vals, err := b.fields()
+	if err != nil {
+		return b.out, err
+	}
+	return b.emit(vals, suffix, asIs)
+}
+
+func sameValues(a, b []value) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// errorf returns a rejection naming the input.
+func (in *input) errorf(reason, format string, a ...any) *event.Error {
+	return &event.Error{Reason: reason, Msg: in.topic + ": " + fmt.Sprintf(format, a...)}
+}
+
+// describe names the JSON kind of r for messages.
+func describe(r gjson.Result) string {
+	switch {
+	case !r.Exists():
+		return "absent"
+	case r.Type == gjson.Null:
+		return "null"
+	case r.Type == gjson.String:
+		return "a string"
+	case r.Type == gjson.Number:
+		return "a number"
+	case r.Type == gjson.True, r.Type == gjson.False:
+		return "a boolean"
+	case r.IsArray():
+		return "an array"
+	}
+	return "an object"
+}
+
+// trunc keeps echoed values short enough for a header.
+func trunc(s string) string {
+	const max = 64
+	if len(s) <= max {
+		return s
+	}
+	return strings.ToValidUTF8(s[:max], "") + "…"
+}
