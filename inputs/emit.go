@@ -85,7 +85,9 @@ func (b *builder) decorate(err error) error {
 
 // containsWord reports whether w occurs in s as a whole identifier.
 func containsWord(s, w string) bool {
-	ident := func(c byte) bool { return c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' }
+	ident := func(c byte) bool {
+		return c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+	}
 	for i := 0; ; {
 		j := strings.Index(s[i:], w)
 		if j < 0 {
