@@ -143,6 +143,8 @@ func (v *view) lookup(f *field) (r, schema gjson.Result) {
 			r = r.Get(s)
 		}
 		return r, gjson.Result{}
+	case inTimestamp:
+		return gjson.Result{}, gjson.Result{} // read by read, not here
 	}
 	base, sch := v.row, v.schema
 	if v.side != sideRow {
@@ -245,6 +247,7 @@ func (b *builder) deletion() ([]Event, error) {
 		switch {
 		case f == in.occurred:
 			if r, _ := v.lookup(f); f.where == inTimestamp || r.Exists() && r.Type != gjson.Null {
+				// The image's own time, when it has one.
 				val, err := b.read(f)
 				if err != nil {
 					return b.out, err

@@ -227,7 +227,7 @@ func (b *builder) plain() ([]Event, error) {
 		return b.remove()
 	}
 	b.v.side = sideRow
-	return b.apply("")
+	return b.apply()
 }
 
 // debezium maps a change-event envelope by its op.
@@ -261,7 +261,7 @@ func (b *builder) after() ([]Event, error) {
 	if err := b.side("after", sideAfter); err != nil {
 		return b.out, err
 	}
-	return b.apply("")
+	return b.apply()
 }
 
 // side selects the before or after image as the row.
@@ -325,12 +325,12 @@ func (b *builder) remove() ([]Event, error) {
 }
 
 // apply maps the row as it is now.
-func (b *builder) apply(suffix string) ([]Event, error) {
+func (b *builder) apply() ([]Event, error) {
 	vals, err := b.fields()
 	if err != nil {
 		return b.out, err
 	}
-	return b.emit(vals, suffix, asIs)
+	return b.emit(vals, "", asIs)
 }
 
 func sameValues(a, b []value) bool {
