@@ -1,4 +1,4 @@
-// Package alert delivers neglect alerts (SPEC §5) out of Pyramid.
+// Package alert delivers neglect alerts (docs/model.md) out of Pyramid.
 //
 // Two sinks take the alerts of each flushed batch:
 //

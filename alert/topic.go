@@ -17,7 +17,7 @@ import (
 	"github.com/pyramid-crm/pyramid/sink"
 )
 
-// Default topic names (SPEC §5).
+// Default topic names (docs/operations.md, Topics).
 const (
 	DefaultTopic    = "pyramid.alerts"
 	DefaultDLQTopic = "pyramid.alerts.dlq"
@@ -139,7 +139,7 @@ func (t *Topic) Healthy() error {
 // Close flushes and closes the Kafka writer.
 func (t *Topic) Close() error { return t.w.Close() }
 
-// Message returns the Kafka record for a: the SPEC §5 JSON as value,
+// Message returns the Kafka record for a: the alert JSON of docs/model.md as value,
 // account_id as key (one account's alerts stay in order on one partition),
 // and the id, status and kind as headers so consumers can route without
 // parsing.

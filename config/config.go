@@ -1,4 +1,5 @@
-// Package config holds every tunable of SPEC §4 in one YAML document with
+// Package config holds every tunable of the model (docs/model.md) and the
+// declared inputs (docs/events.md) in one YAML document with
 // the defaults built in. Load refuses unknown keys and invalid values and
 // names the offending key by its full path (tiers.major.threshold), so a
 // typo is caught at start instead of silently using a default.
@@ -87,7 +88,8 @@ type Goal struct {
 	Target float64 `yaml:"target"`
 }
 
-// Default returns the built-in configuration of SPEC §4.
+// Default returns the built-in configuration, the defaults docs/model.md
+// describes.
 func Default() *Config {
 	return &Config{
 		Currency:     "USD",

@@ -72,7 +72,7 @@ var (
 		"pyramid.state", "pyramid.dlq", "pyramid.alerts", "pyramid.alerts.dlq")
 )
 
-// chRelations are the ClickHouse tables and views of SPEC §5.
+// chRelations are the ClickHouse tables and views of docs/clickhouse.md.
 var chRelations = map[string]bool{
 	"account_snapshots": true, "tier_changes": true, "account_alerts": true,
 	"account_latest": true, "tier_distribution": true, "rep_coverage": true, "neglected_accounts": true,
@@ -255,7 +255,7 @@ func TestMetricNamesExist(t *testing.T) {
 			used[name] = true
 		}
 	}
-	// The rules and dashboard must actually watch the things SPEC cares about.
+	// The rules and dashboard must actually watch what docs/operations.md promises.
 	for _, m := range []string{"pyramid_neglected_accounts", "pyramid_consumer_lag", "pyramid_sink_up",
 		"pyramid_sink_errors_total", "pyramid_dlq_total", "pyramid_state_restore_seconds",
 		"pyramid_events_total", "pyramid_sink_flush_seconds"} {

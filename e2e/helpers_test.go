@@ -484,7 +484,7 @@ func latest(tb testing.TB, conn driver.Conn) map[string]*latestRow {
 // With events of several input topics, the pipeline applies an account's
 // events in an order of its own (each topic-partition in log order, the
 // topics interleaved as fetches return), not in the replay's file order.
-// The figures do not depend on that order (SPEC §1: last-writer-wins by
+// The figures do not depend on that order (docs/events.md: last-writer-wins by
 // occurred_at, orders commute), but tier_reason names the value at the
 // moment of the account's last tier move, and that moment is on the path.
 // So is the tier itself when the final value lies in a hysteresis band

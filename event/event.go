@@ -1,4 +1,4 @@
-// Package event decodes and validates the CRM events of SPEC §1.
+// Package event decodes and validates the CRM events of docs/events.md.
 //
 // Decode is the single entry point for outside input, in replay and in
 // streaming alike. It never panics; every rejection is an *Error carrying a

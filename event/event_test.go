@@ -443,7 +443,7 @@ func TestOpportunity(t *testing.T) {
 		})
 	}
 
-	// The exact message of SPEC and the package doc.
+	// The exact message of docs/events.md and the package doc.
 	_, err := decode(t, obj(with(opportunity("proposal", "1"), "probability", "1.4")))
 	if err == nil || err.Error() != `opportunity "o-9": probability 1.4 is outside 0..1` {
 		t.Errorf("probability 1.4: %v", err)

@@ -175,7 +175,7 @@ func explain(d *view.Detail, p *scoring.Params) explanation {
 	return e
 }
 
-// accountJSON renders the snapshot with the SPEC §5 names, then the
+// accountJSON renders the snapshot with the names of docs/model.md, then the
 // account's name, partition and the explanation.
 func accountJSON(d *view.Detail, p *scoring.Params) ([]byte, error) {
 	ex, err := marshal(explain(d, p))

@@ -139,7 +139,7 @@ func TestAccount(t *testing.T) {
 		t.Fatalf("status %d: %s", w.Code, w.Body)
 	}
 	body := w.Body.String()
-	// Snapshot fields keep their SPEC §5 names and money has two decimals.
+	// Snapshot fields keep their docs/model.md names and money has two decimals.
 	for _, want := range []string{`"account_id":"nam-2"`, `"version":2`, `"tier":"named"`, `"quadrant":"low_current_high_potential"`,
 		`"current_value":100000.00`, `"potential_value":550000.00`, `"neglected":true`, `"goal_target":50000.00`,
 		`"name":"Acme <GmbH>"`, `"partition":1`} {

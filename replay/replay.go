@@ -1,7 +1,7 @@
 // Package replay runs the scoring core over a JSONL file of events, offline:
 // the backtest a revenue-operations team runs before switching a tier
 // configuration on. It applies events in file order with the evaluation
-// clock of SPEC §2 (the largest occurred_at seen so far), evaluates every
+// clock of docs/operations.md (the largest occurred_at seen so far), evaluates every
 // account once more at the end at --as-of, and writes one snapshot per
 // account sorted by account_id, every tier change, and every alert with its
 // final status.

@@ -19,7 +19,7 @@ const (
 	nFields
 )
 
-// dedupDepth is how many recent event ids an account remembers (SPEC §1).
+// dedupDepth is how many recent event ids an account remembers (docs/events.md).
 const dedupDepth = 16
 
 // Account is the whole state of one account. It is small on purpose: the
@@ -301,7 +301,7 @@ type Figures struct {
 // Value is the tiering value: current plus potential.
 func (f *Figures) Value() money.Cents { return f.Current + f.Potential }
 
-// Figures computes SPEC §3 at asOf (Unix ns).
+// Figures computes the figures of docs/model.md at asOf (Unix ns).
 func (a *Account) Figures(p *Params, asOf int64) Figures {
 	var f Figures
 	hi := monthOf(asOf)
@@ -333,7 +333,7 @@ func (a *Account) Figures(p *Params, asOf int64) Figures {
 	return f
 }
 
-// neglected applies SPEC §4's neglect rule at asOf.
+// neglected applies the neglect rule of docs/model.md at asOf.
 func (a *Account) neglected(p *Params, f *Figures, asOf int64) bool {
 	return f.Potential >= p.potentialHigh &&
 		asOf-a.LastTouchAt() > p.tiers[a.Tier].neglect &&

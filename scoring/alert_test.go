@@ -153,7 +153,7 @@ func TestAlertCarriesLinkAndContext(t *testing.T) {
 	}
 }
 
-// AlertID follows SPEC §5: the first 128 bits of SHA-256 over the account
+// AlertID follows docs/model.md: the first 128 bits of SHA-256 over the account
 // id, a zero byte, the kind, a zero byte and the moment (Unix ns,
 // big-endian), in hex; long account ids included.
 func TestAlertIDDefinition(t *testing.T) {

@@ -278,7 +278,7 @@ func (e *Engine) link(a *Account) string {
 	return strings.NewReplacer("{account_id}", url.PathEscape(a.ID), "{owner_id}", url.PathEscape(a.owner)).Replace(t)
 }
 
-// AlertID is the deterministic id of SPEC §5: the first 128 bits of
+// AlertID is the deterministic id of docs/model.md: the first 128 bits of
 // SHA-256 over the account id, the kind and the moment the account became
 // neglected (Unix ns, big-endian), in hex.
 func AlertID(accountID, kind string, moment int64) string {
@@ -295,7 +295,7 @@ func (e *Engine) TierReason(a *Account) string {
 	return e.p.reason(a.reasonKind, a.reasonValue, a.reasonFrom, to)
 }
 
-// Snapshot builds the SPEC §5 snapshot of a at asOf. It does not change a.
+// Snapshot builds the snapshot of docs/model.md of a at asOf. It does not change a.
 func (e *Engine) Snapshot(a *Account, asOf int64) Snapshot {
 	p := e.p
 	f := a.Figures(p, asOf)
@@ -348,7 +348,7 @@ func (p *Params) quadrant(f *Figures) string {
 // ratio rounds to four decimals, the precision ratios are reported with.
 func ratio(v float64) float64 { return math.Round(v*1e4) / 1e4 }
 
-// Snapshot is an account's published state (SPEC §5).
+// Snapshot is an account's published state (docs/model.md, Outputs).
 type Snapshot struct {
 	AccountID         string
 	Version           uint64
@@ -378,7 +378,7 @@ type Snapshot struct {
 	Name              string // not a snapshot column; used by the HTTP API
 }
 
-// TierChange records one move between tiers (SPEC §5).
+// TierChange records one move between tiers (docs/model.md, Outputs).
 type TierChange struct {
 	AccountID string
 	Version   uint64
@@ -390,7 +390,7 @@ type TierChange struct {
 	EventID   string // empty when the clock caused the change
 }
 
-// Alert is one neglect alert record (SPEC §5, plus what a rep needs).
+// Alert is one neglect alert record (docs/model.md, Outputs).
 type Alert struct {
 	AlertID        string
 	AccountID      string

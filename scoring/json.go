@@ -8,7 +8,7 @@ import (
 	"github.com/pyramid-crm/pyramid/money"
 )
 
-// The JSON forms below are written by hand, field by field in SPEC §5
+// The JSON forms below are written by hand, field by field in docs/model.md's
 // order: the output is byte-for-byte deterministic, money always has two
 // decimals, and a snapshot costs no reflection on the hot path.
 

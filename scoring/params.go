@@ -196,7 +196,7 @@ func (p *Params) reason(kind uint8, value money.Cents, from, to Tier) string {
 	return string(append(value.AppendGrouped(append(a[:0], "value "...)), suffix...))
 }
 
-// nextTier applies the hysteresis rule of SPEC §4 and returns the new tier
+// nextTier applies the hysteresis rule of docs/model.md and returns the new tier
 // and why, or the current tier and reasonNone when nothing moves.
 func (p *Params) nextTier(cur, override Tier, value money.Cents) (Tier, uint8) {
 	if override != TierNone {

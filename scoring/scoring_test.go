@@ -112,7 +112,7 @@ func TestFigures(t *testing.T) {
 		attainment                             float64
 	}{
 		{
-			// SPEC: 200k sold to a Non-named customer buying ~200k a year is a success.
+			// docs/model.md's worked example: 200k sold to a Non-named customer buying ~200k a year is a success.
 			name: "non_named 200k of 200k wallet meets its goal",
 			build: func(w *world) {
 				w.account("a", "2026-01-02T00:00:00Z", `"wallet":200000`)
@@ -123,7 +123,7 @@ func TestFigures(t *testing.T) {
 			goalStatus: "met", goalMetric: "absolute_sales", attainment: 4,
 		},
 		{
-			// SPEC: 600k sold to a Major customer buying 30M is a failure (2% share).
+			// docs/model.md's worked example: 600k sold to a Major customer buying 30M is a failure (2% share).
 			name: "major 600k of 30M wallet is behind at 2%",
 			build: func(w *world) {
 				w.account("a", "2026-01-02T00:00:00Z", `"wallet":30000000`)
@@ -463,7 +463,7 @@ func TestDuplicatesIgnored(t *testing.T) {
 	if _, r := w.eng.Apply(&ev, ev.OccurredAt, &w.out); r != scoring.Duplicate {
 		t.Fatal("repeat not detected")
 	}
-	// 16 other events later the id is forgotten (SPEC: the last 16).
+	// 16 other events later the id is forgotten (docs/events.md: the last 16).
 	for i := 0; i < 15; i++ {
 		w.touch("a", "2026-01-02T00:00:00Z")
 	}

@@ -20,7 +20,7 @@ import (
 )
 
 // File names Files writes in its directory, one JSON object per line in the
-// field order of SPEC §5.
+// field order of docs/model.md (Outputs).
 const (
 	SnapshotsFile = "snapshots.jsonl"
 	ChangesFile   = "tier_changes.jsonl"

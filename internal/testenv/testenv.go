@@ -137,7 +137,7 @@ func Go(tb testing.TB, run func(context.Context) error) *Background {
 func (b *Background) Cancel() { b.cancel() }
 
 // Stop cancels the run and fails the test unless it returns nil within
-// 10 s (the graceful-stop bound of SPEC §6 runs: flush, commit, leave).
+// 10 s (the graceful-stop bound of docs/operations.md runs: flush, commit, leave).
 func (b *Background) Stop(tb testing.TB) {
 	tb.Helper()
 	t0 := time.Now()

@@ -59,7 +59,7 @@ func TestMigrationsEmbedded(t *testing.T) {
 	}
 	for _, m := range ms {
 		for _, s := range m.Statements {
-			// SPEC §7: SQL that ClickHouse 18.16 and current releases both accept.
+			// docs/clickhouse.md: SQL that ClickHouse 18.16 and current releases both accept.
 			for _, bad := range []string{"LowCardinality", "DateTime64", "Map(", "JSON", " TTL "} {
 				if strings.Contains(s, bad) {
 					t.Errorf("migration %d uses %s", m.Version, bad)

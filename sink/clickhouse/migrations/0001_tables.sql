@@ -1,4 +1,4 @@
--- Tables Pyramid writes (SPEC §5). {db} is the target database.
+-- Tables Pyramid writes (docs/clickhouse.md). {db} is the target database.
 -- Compatible with ClickHouse 18.16 and current releases: no LowCardinality,
 -- DateTime64, Map, JSON or TTL; booleans are UInt8.
 
