@@ -4,14 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"sync"
 	"time"
 
-	"github.com/cenkalti/backoff/v4"
 	"github.com/segmentio/kafka-go"
 
+	"github.com/pyramid-crm/pyramid/internal/retry"
+	"github.com/pyramid-crm/pyramid/kafkaio"
 	"github.com/pyramid-crm/pyramid/metrics"
 	"github.com/pyramid-crm/pyramid/scoring"
 	"github.com/pyramid-crm/pyramid/sink"
@@ -59,14 +58,20 @@ func NewWriter(brokers []string, topic string, transport kafka.RoundTripper) *ka
 // Write returns only once Kafka acknowledged every record, so an alert is
 // never lost between a flush and the offset commit that follows it.
 type Topic struct {
-	w          *kafka.Writer
-	m          *metrics.Metrics
-	log        *slog.Logger
-	newBackOff func() backoff.BackOff // tests shorten it
-
-	mu   sync.Mutex
-	last error
+	w     *kafka.Writer
+	m     *metrics.Metrics
+	stage *retry.Stage // retries, health and the sink="alerts_topic" metrics
 }
+
+// Stage names: the metric label (sink=...) of each destination here.
+const (
+	TopicStage   = "alerts_topic"
+	WebhookStage = "webhook"
+	DLQStage     = "alerts_dlq"
+)
+
+// kafkaRetry paces the retries of writes to Kafka.
+var kafkaRetry = retry.Options{Initial: 100 * time.Millisecond, Max: 5 * time.Second}
 
 var _ sink.Sink = (*Topic)(nil)
 
@@ -81,19 +86,10 @@ func NewTopic(brokers []string, topic string, transport kafka.RoundTripper, m *m
 		log = slog.Default()
 	}
 	return &Topic{
-		w:          NewWriter(brokers, topic, transport),
-		m:          m,
-		log:        log.With("component", "alert.topic", "topic", topic),
-		newBackOff: defaultKafkaBackOff,
+		w:     NewWriter(brokers, topic, transport),
+		m:     m,
+		stage: retry.New(TopicStage, kafkaRetry, m, log.With("component", "alert.topic", "topic", topic)),
 	}
-}
-
-func defaultKafkaBackOff() backoff.BackOff {
-	return backoff.NewExponentialBackOff(
-		backoff.WithInitialInterval(100*time.Millisecond),
-		backoff.WithMaxInterval(5*time.Second),
-		backoff.WithMaxElapsedTime(0), // until ctx ends
-	)
 }
 
 // Write writes b.Alerts to the topic, keyed by account_id. It retries
@@ -108,13 +104,7 @@ func (t *Topic) Write(ctx context.Context, b *sink.Batch) error {
 	for i := range b.Alerts {
 		msgs[i] = Message(&b.Alerts[i])
 	}
-	err := writeRetrying(ctx, t.w, msgs, t.newBackOff(), func(err error, next time.Duration) {
-		t.log.Warn("alert write failed, retrying", "err", err, "alerts", len(msgs), "retry_in", next)
-	})
-	t.mu.Lock()
-	t.last = err
-	t.mu.Unlock()
-	if err != nil {
+	if err := writeAll(ctx, t.stage, t.w, msgs); err != nil {
 		return fmt.Errorf("alert: write %d alerts to %s: %w", len(msgs), t.w.Topic, err)
 	}
 	for i := range b.Alerts {
@@ -129,12 +119,9 @@ func (t *Topic) Write(ctx context.Context, b *sink.Batch) error {
 	return nil
 }
 
-// Healthy returns nil when the last write succeeded.
-func (t *Topic) Healthy() error {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.last
-}
+// Healthy returns nil when the last write attempt succeeded, else its
+// error.
+func (t *Topic) Healthy() error { return t.stage.Healthy() }
 
 // Close flushes and closes the Kafka writer.
 func (t *Topic) Close() error { return t.w.Close() }
@@ -155,18 +142,16 @@ func Message(a *scoring.Alert) kafka.Message {
 	}
 }
 
-// writeRetrying writes msgs with w until all are acknowledged, retrying
-// healable errors with bo until ctx ends. After a partial failure only the
-// failed records are sent again, so a retry adds no duplicates.
-func writeRetrying(ctx context.Context, w MessageWriter, msgs []kafka.Message, bo backoff.BackOff, notify backoff.Notify) error {
+// writeAll writes msgs with w through stage until all are acknowledged.
+// After a partial failure only the failed records are sent again, so a
+// retry adds no duplicates.
+func writeAll(ctx context.Context, stage *retry.Stage, w MessageWriter, msgs []kafka.Message) error {
 	pending := msgs
-	var last error
-	op := func() error {
+	return stage.Do(ctx, "", func(ctx context.Context) (bool, error) {
 		err := w.WriteMessages(ctx, pending...)
 		if err == nil {
-			return nil
+			return false, nil
 		}
-		last = err
 		var werrs kafka.WriteErrors
 		if errors.As(err, &werrs) && len(werrs) == len(pending) {
 			failed := make([]kafka.Message, 0, werrs.Count())
@@ -174,44 +159,14 @@ func writeRetrying(ctx context.Context, w MessageWriter, msgs []kafka.Message, b
 				if e == nil {
 					continue
 				}
-				if !healable(e) {
-					return backoff.Permanent(e)
+				if !kafkaio.Retryable(e) {
+					return false, e
 				}
 				failed = append(failed, pending[i])
 			}
 			pending = failed
-			return err
+			return true, err
 		}
-		if !healable(err) {
-			return backoff.Permanent(err)
-		}
-		return err
-	}
-	err := backoff.RetryNotify(op, backoff.WithContext(bo, ctx), notify)
-	if err != nil && last != nil && ctx.Err() != nil && !errors.Is(last, ctx.Err()) {
-		// Say what kept failing, not only that time ran out.
-		return fmt.Errorf("%w (last error: %v)", ctx.Err(), last)
-	}
-	return err
-}
-
-// healable reports whether a Kafka write error can go away by itself:
-// broker-side retriable codes, network trouble and timeouts. Records too
-// large, authorization and configuration errors, and a closed writer need
-// someone to fix something.
-func healable(err error) bool {
-	var tooLarge kafka.MessageTooLargeError
-	if errors.As(err, &tooLarge) {
-		return false
-	}
-	if errors.Is(err, io.ErrClosedPipe) || errors.Is(err, context.Canceled) {
-		return false
-	}
-	var ke kafka.Error
-	if errors.As(err, &ke) {
-		return ke.Temporary()
-	}
-	// The rest are mostly I/O (net.Error, EOF, reset connections): retry
-	// them rather than fail a flush that would succeed a moment later.
-	return true
+		return kafkaio.Retryable(err), err
+	})
 }

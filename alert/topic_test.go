@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/pyramid-crm/pyramid/internal/retry"
 	"github.com/pyramid-crm/pyramid/metrics"
 	"github.com/pyramid-crm/pyramid/scoring"
 )
@@ -29,7 +30,7 @@ func newCluster(t testing.TB, topics ...string) *kfake.Cluster {
 func newTestTopic(t testing.TB, c *kfake.Cluster, m *metrics.Metrics) *Topic {
 	t.Helper()
 	tp := NewTopic(c.ListenAddrs(), DefaultTopic, nil, m, slog.New(slog.DiscardHandler))
-	tp.newBackOff = fastBackOff
+	tp.stage = retry.New(TopicStage, fastRetry, tp.m, nil)
 	t.Cleanup(func() { tp.Close() })
 	return tp
 }
@@ -189,7 +190,7 @@ func TestWebhookDLQOnKafka(t *testing.T) {
 		t.Errorf("dead letter headers %+v", got.Headers)
 	}
 	eventually(t, "AlertDLQ", func() bool { return count(m.AlertDLQ) == 1 })
-	if count(m.WebhookFailures) < 1 {
+	if count(m.SinkErrors.WithLabelValues(WebhookStage)) < 1 {
 		t.Error("no webhook failure counted")
 	}
 }

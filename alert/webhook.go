@@ -13,9 +13,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/cenkalti/backoff/v4"
 	"github.com/segmentio/kafka-go"
 
+	"github.com/pyramid-crm/pyramid/internal/retry"
 	"github.com/pyramid-crm/pyramid/metrics"
 	"github.com/pyramid-crm/pyramid/scoring"
 	"github.com/pyramid-crm/pyramid/sink"
@@ -65,10 +65,9 @@ type Options struct {
 	DLQ MessageWriter
 
 	Client *http.Client // default: a new http.Client; Timeout applies per attempt
-	// NewBackOff returns the retry schedule for one alert; default
-	// exponential from 1s, doubling, up to 1m between attempts, ±50%
-	// jitter. MaxElapsed bounds the whole schedule either way.
-	NewBackOff func() backoff.BackOff
+	// Retry paces the attempts at one alert; default from 1s, doubling, up
+	// to 1m between attempts, ±50% jitter. MaxElapsed bounds them all.
+	Retry retry.Options
 }
 
 func (o *Options) defaults() error {
@@ -94,15 +93,8 @@ func (o *Options) defaults() error {
 	if o.Client == nil {
 		o.Client = &http.Client{}
 	}
-	if o.NewBackOff == nil {
-		o.NewBackOff = func() backoff.BackOff {
-			return backoff.NewExponentialBackOff(
-				backoff.WithInitialInterval(time.Second),
-				backoff.WithMultiplier(2),
-				backoff.WithMaxInterval(time.Minute),
-				backoff.WithMaxElapsedTime(0), // MaxElapsed bounds it
-			)
-		}
+	if o.Retry == (retry.Options{}) {
+		o.Retry = retry.Options{Initial: time.Second, Multiplier: 2, Max: time.Minute}
 	}
 	return nil
 }
@@ -116,6 +108,9 @@ type Webhook struct {
 	o   Options
 	m   *metrics.Metrics
 	log *slog.Logger
+	// Deliveries and dead letters retry through their own stages
+	// (sink="webhook" and sink="alerts_dlq").
+	stage, dlqStage *retry.Stage
 
 	mu     sync.RWMutex // guards closed against sends on a closed queue
 	closed bool
@@ -157,10 +152,13 @@ func NewWebhook(o Options, m *metrics.Metrics, log *slog.Logger) (*Webhook, erro
 	if log == nil {
 		log = slog.Default()
 	}
+	log = log.With("component", "alert.webhook")
 	w := &Webhook{
 		o:          o,
 		m:          m,
-		log:        log.With("component", "alert.webhook"),
+		log:        log,
+		stage:      retry.New(WebhookStage, o.Retry, m, log),
+		dlqStage:   retry.New(DLQStage, kafkaRetry, m, log),
 		queue:      make(chan delivery, o.QueueSize),
 		dead:       make(chan deadLetter, o.QueueSize),
 		workerDone: make(chan struct{}),
@@ -211,7 +209,7 @@ func (w *Webhook) Write(ctx context.Context, b *sink.Batch) error {
 // Healthy returns nil until Close. A failing receiver is deliberately not
 // unhealthy: it does not stop scoring, and taking the instance out of
 // service would not bring the receiver back. Watch
-// pyramid_alert_webhook_failures_total and pyramid_alert_dlq_total instead.
+// pyramid_sink_up{sink="webhook"} and pyramid_alert_dlq_total instead.
 func (w *Webhook) Healthy() error {
 	w.mu.RLock()
 	defer w.mu.RUnlock()
@@ -288,30 +286,17 @@ func (w *Webhook) run() {
 func (w *Webhook) deliver(d delivery) {
 	ctx, cancel := context.WithTimeout(w.runCtx, w.o.MaxElapsed)
 	defer cancel()
-	bo := &retryAfter{BackOff: w.o.NewBackOff()}
 	attempts, rejected := 0, false
-	var last error
-	op := func() error {
+	var last error // the receiver's last answer, not the end of ctx
+	err := w.stage.Do(ctx, "", func(ctx context.Context) (bool, error) {
 		attempts++
-		err := w.post(ctx, d, attempts, bo)
-		if err == nil {
-			return nil
+		retry, err := w.post(ctx, d, attempts)
+		if err != nil && ctx.Err() == nil {
+			last, rejected = err, !retry
 		}
-		if ctx.Err() != nil && last != nil {
-			// Cut short by MaxElapsed or shutdown, not failed by the
-			// receiver: keep the error that says what was wrong.
-			return backoff.Permanent(err)
-		}
-		w.m.WebhookFailures.Inc()
-		last = err
-		var perm *backoff.PermanentError
-		rejected = errors.As(err, &perm)
-		return err
-	}
-	notify := func(err error, next time.Duration) {
-		w.log.Warn("alert webhook failed, retrying", "alert_id", d.alertID, "attempt", attempts, "err", err, "retry_in", next)
-	}
-	if backoff.RetryNotify(op, backoff.WithContext(bo, ctx), notify) == nil {
+		return retry, err
+	})
+	if err == nil {
 		return
 	}
 	reason := ReasonGaveUp
@@ -324,14 +309,15 @@ func (w *Webhook) deliver(d delivery) {
 	w.deadLetter(deadLetter{delivery: d, reason: reason, err: last, attempts: attempts})
 }
 
-// post makes one attempt. Network errors, 5xx and 429 can heal; any other
-// non-2xx answer is permanent.
-func (w *Webhook) post(ctx context.Context, d delivery, attempt int, bo *retryAfter) error {
+// post makes one attempt. Network errors, 5xx and 429 can heal (a
+// Retry-After header sets the least wait before the next attempt); any
+// other non-2xx answer is final.
+func (w *Webhook) post(ctx context.Context, d delivery, attempt int) (retryable bool, err error) {
 	ctx, cancel := context.WithTimeout(ctx, w.o.Timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, w.o.URL, bytes.NewReader(d.body))
 	if err != nil {
-		return backoff.Permanent(err)
+		return false, err
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "pyramid/"+metrics.Version)
@@ -343,7 +329,7 @@ func (w *Webhook) post(ctx context.Context, d delivery, attempt int, bo *retryAf
 	}
 	resp, err := w.o.Client.Do(req)
 	if err != nil {
-		return err
+		return true, err
 	}
 	// Drain a little so the connection can be reused.
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
@@ -351,30 +337,16 @@ func (w *Webhook) post(ctx context.Context, d delivery, attempt int, bo *retryAf
 	code := resp.StatusCode
 	switch {
 	case code >= 200 && code < 300:
-		return nil
+		return false, nil
 	case code == http.StatusTooManyRequests || code >= 500:
-		if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && s > 0 {
-			bo.hint = time.Duration(s) * time.Second
+		err := fmt.Errorf("alert: webhook answered %s", resp.Status)
+		if s, perr := strconv.Atoi(resp.Header.Get("Retry-After")); perr == nil && s > 0 {
+			err = retry.After(time.Duration(s)*time.Second, err)
 		}
-		return fmt.Errorf("alert: webhook answered %s", resp.Status)
+		return true, err
 	default:
-		return backoff.Permanent(fmt.Errorf("alert: webhook rejected the alert: %s", resp.Status))
+		return false, fmt.Errorf("alert: webhook rejected the alert: %s", resp.Status)
 	}
-}
-
-// retryAfter waits at least as long as the receiver's Retry-After asked.
-type retryAfter struct {
-	backoff.BackOff
-	hint time.Duration
-}
-
-func (r *retryAfter) NextBackOff() time.Duration {
-	next := r.BackOff.NextBackOff()
-	if next != backoff.Stop && r.hint > next {
-		next = r.hint
-	}
-	r.hint = 0
-	return next
 }
 
 // deadLetter hands dl to the DLQ goroutine, unless dead-lettering ran out
@@ -426,10 +398,7 @@ func (w *Webhook) writeDLQ(ctx context.Context, batch []deadLetter) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, w.o.DLQTimeout)
 	defer cancel()
-	err := writeRetrying(ctx, w.o.DLQ, msgs, defaultKafkaBackOff(), func(err error, next time.Duration) {
-		w.log.Warn("dead-letter write failed, retrying", "err", err, "alerts", len(msgs), "retry_in", next)
-	})
-	if err != nil {
+	if err := writeAll(ctx, w.dlqStage, w.o.DLQ, msgs); err != nil {
 		for _, dl := range batch {
 			w.log.Error("alert lost: dead-letter write failed", "alert_id", dl.alertID, "reason", dl.reason, "err", err)
 		}

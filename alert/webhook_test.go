@@ -13,11 +13,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cenkalti/backoff/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/segmentio/kafka-go"
 
+	"github.com/pyramid-crm/pyramid/internal/retry"
 	"github.com/pyramid-crm/pyramid/metrics"
 	"github.com/pyramid-crm/pyramid/money"
 	"github.com/pyramid-crm/pyramid/scoring"
@@ -146,13 +146,8 @@ func header(m kafka.Message, key string) string {
 	return ""
 }
 
-func fastBackOff() backoff.BackOff {
-	return backoff.NewExponentialBackOff(
-		backoff.WithInitialInterval(2*time.Millisecond),
-		backoff.WithMaxInterval(20*time.Millisecond),
-		backoff.WithMaxElapsedTime(0),
-	)
-}
+// fastRetry shortens the backoff of the tests' stages.
+var fastRetry = retry.Options{Initial: 2 * time.Millisecond, Max: 20 * time.Millisecond}
 
 func newTestWebhook(t testing.TB, url string, dlq MessageWriter, tweak func(*Options)) (*Webhook, *metrics.Metrics) {
 	t.Helper()
@@ -164,7 +159,7 @@ func newTestWebhook(t testing.TB, url string, dlq MessageWriter, tweak func(*Opt
 		CloseTimeout: 5 * time.Second,
 		DLQTimeout:   5 * time.Second,
 		DLQ:          dlq,
-		NewBackOff:   fastBackOff,
+		Retry:        fastRetry,
 	}
 	if tweak != nil {
 		tweak(&o)
@@ -229,8 +224,8 @@ func TestWebhookDelivers(t *testing.T) {
 	if !dlq.closed {
 		t.Error("Close did not close the DLQ writer")
 	}
-	if got := count(m.WebhookFailures); got != 0 {
-		t.Errorf("WebhookFailures = %v, want 0", got)
+	if got := count(m.SinkErrors.WithLabelValues(WebhookStage)); got != 0 {
+		t.Errorf("webhook errors = %v, want 0", got)
 	}
 	if err := w.Write(context.Background(), batchOf(testAlert(3, scoring.StatusOpen))); err != ErrClosed {
 		t.Errorf("Write after Close = %v, want ErrClosed", err)
@@ -263,8 +258,8 @@ func TestWebhookRetriesUntilReceiverRecovers(t *testing.T) {
 	if string(accepted[0]) != string(a.AppendJSON(nil)) {
 		t.Errorf("body %s", accepted[0])
 	}
-	if got := count(m.WebhookFailures); got != 4 {
-		t.Errorf("WebhookFailures = %v, want 4", got)
+	if got := count(m.SinkErrors.WithLabelValues(WebhookStage)); got != 4 {
+		t.Errorf("webhook errors = %v, want 4", got)
 	}
 	if n := len(dlq.messages()); n != 0 {
 		t.Errorf("%d alerts in the DLQ, want none", n)
@@ -301,8 +296,8 @@ func TestWebhookRejectedGoesToDLQAtOnce(t *testing.T) {
 	if requests, _, _ := r.got(); requests != 1 {
 		t.Errorf("receiver got %d requests, want 1 (4xx is permanent)", requests)
 	}
-	if got := count(m.WebhookFailures); got != 1 {
-		t.Errorf("WebhookFailures = %v, want 1", got)
+	if got := count(m.SinkErrors.WithLabelValues(WebhookStage)); got != 1 {
+		t.Errorf("webhook errors = %v, want 1", got)
 	}
 }
 
@@ -349,8 +344,8 @@ func TestWebhookReceiverDownNeverStallsWrite(t *testing.T) {
 	if reasons[ReasonGaveUp] == 0 || reasons[ReasonQueueFull] == 0 || reasons[ReasonGaveUp]+reasons[ReasonQueueFull] != n {
 		t.Errorf("reasons %v, want both %s and %s", reasons, ReasonGaveUp, ReasonQueueFull)
 	}
-	if got := count(m.WebhookFailures); got < 2 || got > float64(hits.Load()) {
-		t.Errorf("WebhookFailures = %v, receiver hits %d", got, hits.Load())
+	if got := count(m.SinkErrors.WithLabelValues(WebhookStage)); got < 2 || got > float64(hits.Load()) {
+		t.Errorf("webhook errors = %v, receiver hits %d", got, hits.Load())
 	}
 }
 

@@ -7,10 +7,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strconv"
 	"time"
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/pyramid-crm/pyramid/internal/retry"
+	"github.com/pyramid-crm/pyramid/kafkaio"
 	"github.com/pyramid-crm/pyramid/scoring"
 )
 
@@ -192,8 +195,9 @@ func (r *rec) size() int {
 }
 
 // produce writes records to one partition with acks=all, in requests of
-// bounded size, retrying until ctx ends.
-func produce(ctx context.Context, cl *kafka.Client, log *slog.Logger, topic string, partition int, recs []rec) error {
+// bounded size, through stage, which retries what can heal until ctx ends.
+func produce(ctx context.Context, stage *retry.Stage, cl *kafka.Client, topic string, partition int, recs []rec) error {
+	part := strconv.Itoa(partition)
 	for len(recs) > 0 {
 		n, size := 0, 0
 		for n < len(recs) {
@@ -204,10 +208,7 @@ func produce(ctx context.Context, cl *kafka.Client, log *slog.Logger, topic stri
 			size += s
 			n++
 		}
-		for attempt := 0; ; attempt++ {
-			if attempt > 0 && !sleep(ctx, backoff(attempt)) {
-				return fmt.Errorf("writing to %s partition %d: %w", topic, partition, ctx.Err())
-			}
+		err := stage.Do(ctx, part, func(ctx context.Context) (bool, error) {
 			// A record reader is consumed by one request: build it per attempt.
 			batch := make([]kafka.Record, n)
 			for i := range batch {
@@ -215,29 +216,26 @@ func produce(ctx context.Context, cl *kafka.Client, log *slog.Logger, topic stri
 				batch[i] = kafka.Record{Key: kafka.NewBytes(r.key), Value: kafka.NewBytes(r.value), Headers: r.headers}
 			}
 			rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			defer cancel()
 			resp, err := cl.Produce(rctx, &kafka.ProduceRequest{
 				Topic: topic, Partition: partition, RequiredAcks: kafka.RequireAll,
 				Records: kafka.NewRecordReader(batch...),
 			})
-			cancel()
 			if err == nil && resp != nil && resp.Error != nil {
 				err = resp.Error
 			}
 			if err == nil {
-				break
-			}
-			if ctx.Err() != nil {
-				return fmt.Errorf("writing to %s partition %d: %w", topic, partition, err)
+				return false, nil
 			}
 			// Retrying cannot fix a refusal such as a missing ACL or a
 			// record over the topic's max.message.bytes.
-			var kerr kafka.Error
-			if errors.As(err, &kerr) && !kerr.Temporary() {
-				return fmt.Errorf("writing to %s partition %d was refused: %w", topic, partition, err)
+			if !kafkaio.Retryable(err) {
+				return false, fmt.Errorf("writing to %s partition %d was refused: %w", topic, partition, err)
 			}
-			if attempt%10 == 0 {
-				log.Warn("produce failed; retrying", "topic", topic, "partition", partition, "attempt", attempt+1, "err", err)
-			}
+			return true, fmt.Errorf("writing to %s partition %d: %w", topic, partition, err)
+		})
+		if err != nil {
+			return err
 		}
 		recs = recs[n:]
 	}

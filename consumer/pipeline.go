@@ -66,8 +66,16 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/pyramid-crm/pyramid/event"
+	"github.com/pyramid-crm/pyramid/internal/retry"
 	"github.com/pyramid-crm/pyramid/scoring"
 	"github.com/pyramid-crm/pyramid/sink"
+)
+
+// Stage names: the metric label (sink=...) of the flush path's writes to
+// Kafka.
+const (
+	ChangelogStage = "changelog"
+	DLQStage       = "dlq"
 )
 
 // errAborted ends a pipeline stopped by a test hook, as a crash would.
@@ -80,6 +88,9 @@ type Pipeline struct {
 	params *scoring.Params
 	client *kafka.Client
 	layout topicLayout
+	// The flush path's writes to Kafka retry through these stages
+	// (sink="changelog" and sink="dlq").
+	changelogStage, dlqStage *retry.Stage
 
 	sinkReqs chan *sinkReq // to the one goroutine that writes the sink
 	aborted  atomic.Bool
@@ -116,6 +127,10 @@ func New(opts Options) (*Pipeline, error) {
 	p := &Pipeline{opts: o, log: o.Logger, params: scoring.NewParams(o.Config), restoring: map[int]bool{},
 		sinkReqs: make(chan *sinkReq)}
 	p.client = &kafka.Client{Addr: kafka.TCP(o.Brokers...), Transport: o.Transport, Timeout: 10 * time.Second}
+	// The pace of the old hand-rolled loop: 100 ms doubling to 2 s, ±25%.
+	kafkaRetry := retry.Options{Initial: 100 * time.Millisecond, Multiplier: 2, Max: 2 * time.Second, Jitter: 0.25}
+	p.changelogStage = retry.New(ChangelogStage, kafkaRetry, o.Metrics, o.Logger)
+	p.dlqStage = retry.New(DLQStage, kafkaRetry, o.Metrics, o.Logger)
 	for t := range p.events {
 		name := event.Type(t).String()
 		if t == 0 {

@@ -723,7 +723,7 @@ func (w *worker) write(j *job) error {
 		if p.aborted.Load() {
 			return errAborted
 		}
-		if err := produce(ctx, p.client, p.log, o.DLQ, w.part%p.layout.dlqPartitions, j.dlq); err != nil {
+		if err := produce(ctx, p.dlqStage, p.client, o.DLQ, w.part%p.layout.dlqPartitions, j.dlq); err != nil {
 			return w.flushErr("dead-letter topic", err)
 		}
 	}
@@ -747,7 +747,7 @@ func (w *worker) write(j *job) error {
 		if half {
 			recs = recs[:len(recs)/2]
 		}
-		err := produce(ctx, p.client, p.log, o.Changelog, w.part, recs)
+		err := produce(ctx, p.changelogStage, p.client, o.Changelog, w.part, recs)
 		if half {
 			p.crash()
 			return errAborted

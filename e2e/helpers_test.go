@@ -26,6 +26,7 @@ import (
 	"github.com/pyramid-crm/pyramid/event"
 	"github.com/pyramid-crm/pyramid/gen"
 	"github.com/pyramid-crm/pyramid/internal/testenv"
+	"github.com/pyramid-crm/pyramid/metrics"
 	"github.com/pyramid-crm/pyramid/money"
 	"github.com/pyramid-crm/pyramid/replay"
 	"github.com/pyramid-crm/pyramid/scoring"
@@ -80,9 +81,14 @@ func freshDB(tb testing.TB, serverDSN string) (string, driver.Conn) {
 // newSink returns a ClickHouse sink on dsn that retries quickly, so that a
 // test notices a server come back within a second.
 func newSink(tb testing.TB, dsn string) *clickhouse.Sink {
+	return newSinkMetrics(tb, dsn, nil)
+}
+
+// newSinkMetrics is newSink counting in m.
+func newSinkMetrics(tb testing.TB, dsn string, m *metrics.Metrics) *clickhouse.Sink {
 	tb.Helper()
 	s, err := clickhouse.New(context.Background(), clickhouse.Options{DSN: dsn,
-		AttemptTimeout: 5 * time.Second, RetryInitial: 50 * time.Millisecond, RetryMax: time.Second}, nil, nil)
+		AttemptTimeout: 5 * time.Second, RetryInitial: 50 * time.Millisecond, RetryMax: time.Second}, m, nil)
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -2,10 +2,16 @@ package e2e
 
 import (
 	"context"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/pyramid-crm/pyramid/internal/testenv"
+	"github.com/pyramid-crm/pyramid/metrics"
+	"github.com/pyramid-crm/pyramid/sink"
+	"github.com/pyramid-crm/pyramid/sink/clickhouse"
 )
 
 // TestClickHouseOutage stops ClickHouse for 20 s while events flow. The
@@ -34,8 +40,14 @@ func TestClickHouseOutage(t *testing.T) {
 		produced <- err
 	}()
 
-	s := newSink(t, dsn)
-	r := start(t, pipelineOptions(addrs, topics, group, s))
+	m := metrics.New(nil)
+	s := &countingSink{Sink: newSinkMetrics(t, dsn, m)}
+	opts := pipelineOptions(addrs, topics, group, s)
+	// Observe sees each partition's batch once its flush is over: sink,
+	// changelog, offsets.
+	var flushed atomic.Int64
+	opts.Observe = func(_ int, b *sink.Batch) { flushed.Add(int64(b.Len())) }
+	r := start(t, opts)
 	ready := func() error {
 		if err := r.p.Ready(); err != nil {
 			return err
@@ -79,8 +91,15 @@ func TestClickHouseOutage(t *testing.T) {
 	}
 	t.Logf("readiness during the outage: %v", ready())
 	// A flush whose rows reached ClickHouse just before the stop may still
-	// be committing; after that nothing may be.
-	time.Sleep(time.Second)
+	// be committing; once every row ClickHouse took has been through its
+	// flush's commit, nothing more may be.
+	deadline = time.Now().Add(10 * time.Second)
+	for flushed.Load() != s.rows.Load() {
+		if time.Now().After(deadline) {
+			t.Fatalf("flushes not over 10 s into the outage: %d rows written, %d through their commit", s.rows.Load(), flushed.Load())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	held := commits()
 	var checks int
 	for time.Since(stoppedAt) < 20*time.Second {
@@ -122,9 +141,31 @@ func TestClickHouseOutage(t *testing.T) {
 	if err := ready(); err != nil {
 		t.Errorf("readiness after recovery: %v", err)
 	}
+	// The outage went through the retry stage: failed attempts, retries,
+	// the sink down, then up again.
+	errs, retries := testutil.ToFloat64(m.SinkErrors.WithLabelValues(clickhouse.StageName)), testutil.ToFloat64(m.SinkRetries.WithLabelValues(clickhouse.StageName))
+	if errs == 0 || retries == 0 || testutil.ToFloat64(m.SinkUp.WithLabelValues(clickhouse.StageName)) != 1 {
+		t.Errorf("pyramid_sink_errors_total %v, pyramid_sink_retries_total %v, pyramid_sink_up %v for clickhouse: want >0, >0, 1",
+			errs, retries, testutil.ToFloat64(m.SinkUp.WithLabelValues(clickhouse.StageName)))
+	}
+	t.Logf("%v failed attempts, %v retries", errs, retries)
 	r.Stop(t)
 
 	conn := newSink(t, dsn).Conn()
 	checkCollapsed(t, conn, len(gold.snaps))
 	compareLatest(t, conn, gold, interleaved, unbounded)
+}
+
+// countingSink counts the rows its sink acknowledged.
+type countingSink struct {
+	sink.Sink
+	rows atomic.Int64
+}
+
+func (c *countingSink) Write(ctx context.Context, b *sink.Batch) error {
+	err := c.Sink.Write(ctx, b)
+	if err == nil {
+		c.rows.Add(int64(b.Len()))
+	}
+	return err
 }

@@ -22,14 +22,13 @@ type Metrics struct {
 	Neglected       *prometheus.GaugeVec   // tier
 	AlertsOpened    *prometheus.CounterVec // tier
 	AlertsResolved  *prometheus.CounterVec // tier
-	WebhookFailures prometheus.Counter     // deliveries that failed an attempt
 	AlertDLQ        prometheus.Counter     // alerts given up on and sent to pyramid.alerts.dlq
 	SinkFlush       prometheus.Histogram   // seconds per successful flush
 	SinkFlushes     *prometheus.CounterVec // reason (size|interval|caught_up|shutdown)
 	SinkRows        *prometheus.CounterVec // table
-	SinkErrors      prometheus.Counter     // failed write attempts
-	SinkRetries     prometheus.Counter     // retried write attempts
-	SinkUp          prometheus.Gauge       // 1 when the last write succeeded
+	SinkErrors      *prometheus.CounterVec // sink: failed write attempts
+	SinkRetries     *prometheus.CounterVec // sink: retried write attempts
+	SinkUp          *prometheus.GaugeVec   // sink: 1 when the last write succeeded
 	ConsumerLag     *prometheus.GaugeVec   // topic, partition
 	PartitionsOwned prometheus.Gauge       // partitions this instance works on
 	Restore         prometheus.Histogram   // seconds to restore a partition's state
@@ -44,7 +43,7 @@ type Metrics struct {
 var Names = []string{
 	"pyramid_events_total", "pyramid_dlq_total", "pyramid_accounts", "pyramid_tier_changes_total",
 	"pyramid_neglected_accounts", "pyramid_alerts_opened_total", "pyramid_alerts_resolved_total",
-	"pyramid_alert_webhook_failures_total", "pyramid_alert_dlq_total",
+	"pyramid_alert_dlq_total",
 	"pyramid_sink_flush_seconds", "pyramid_sink_flushes_total", "pyramid_sink_rows_total",
 	"pyramid_sink_errors_total", "pyramid_sink_retries_total", "pyramid_sink_up",
 	"pyramid_consumer_lag", "pyramid_partitions_owned", "pyramid_state_restore_seconds",
@@ -90,14 +89,15 @@ func New(reg prometheus.Registerer) *Metrics {
 	m.Neglected = gv("pyramid_neglected_accounts", "Accounts currently neglected (open alert), by tier.", "tier")
 	m.AlertsOpened = cv("pyramid_alerts_opened_total", "Neglect alerts opened, by tier.", "tier")
 	m.AlertsResolved = cv("pyramid_alerts_resolved_total", "Neglect alerts resolved, by tier.", "tier")
-	m.WebhookFailures = c("pyramid_alert_webhook_failures_total", "Alert webhook delivery attempts that failed.")
 	m.AlertDLQ = c("pyramid_alert_dlq_total", "Alerts the webhook gave up on, sent to pyramid.alerts.dlq.")
 	m.SinkFlush = h("pyramid_sink_flush_seconds", "Duration of successful sink flushes.", prometheus.ExponentialBuckets(0.001, 2, 16))
 	m.SinkFlushes = cv("pyramid_sink_flushes_total", "Sink flushes, by what triggered them (size, interval, caught_up, shutdown).", "reason")
 	m.SinkRows = cv("pyramid_sink_rows_total", "Rows written to the sink, by table.", "table")
-	m.SinkErrors = c("pyramid_sink_errors_total", "Sink write attempts that failed.")
-	m.SinkRetries = c("pyramid_sink_retries_total", "Sink write attempts retried after a healable error.")
-	m.SinkUp = g("pyramid_sink_up", "1 when the last sink write succeeded, 0 while it is failing.")
+	// One series per destination (see internal/retry): the sinks, the
+	// alerts topic, the webhook, and the pipeline's own Kafka writes.
+	m.SinkErrors = cv("pyramid_sink_errors_total", "Write attempts that failed, by destination.", "sink")
+	m.SinkRetries = cv("pyramid_sink_retries_total", "Write attempts retried after an error that can heal, by destination.", "sink")
+	m.SinkUp = gv("pyramid_sink_up", "1 when the last write to the destination succeeded, 0 while it is failing.", "sink")
 	m.ConsumerLag = gv("pyramid_consumer_lag", "Messages between the committed offset and the partition end.", "topic", "partition")
 	m.PartitionsOwned = g("pyramid_partitions_owned", "Input partitions this instance owns.")
 	m.Restore = h("pyramid_state_restore_seconds", "Time to restore one partition's state from the changelog.", prometheus.ExponentialBuckets(0.01, 2, 14))
@@ -106,7 +106,6 @@ func New(reg prometheus.Registerer) *Metrics {
 	m.ChangelogWrites = c("pyramid_changelog_writes_total", "State records written to the changelog topic.")
 	m.BuildInfo = gv("pyramid_build_info", "Build information; the value is always 1.", "version", "goversion")
 	m.BuildInfo.WithLabelValues(version(), runtime.Version()).Set(1)
-	m.SinkUp.Set(1)
 	if reg != nil {
 		for _, c := range m.registered {
 			reg.MustRegister(c)

@@ -2,18 +2,21 @@ package metrics
 
 import (
 	"os"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 )
 
-// Every name in Names is registered, and every registered family is in
-// Names, so documentation and rules checked against Names are complete.
-func TestNamesMatchRegistered(t *testing.T) {
+// gathered registers every metric, gives each vector a child (vectors
+// only appear once they have one) and returns the families.
+func gathered(t *testing.T) []*dto.MetricFamily {
+	t.Helper()
 	reg := prometheus.NewRegistry()
 	m := New(reg)
-	// Vectors only appear once they have a child.
 	m.Events.WithLabelValues("order", "applied")
 	m.DLQ.WithLabelValues("not_json")
 	m.Accounts.WithLabelValues("major")
@@ -24,12 +27,21 @@ func TestNamesMatchRegistered(t *testing.T) {
 	m.SinkFlushes.WithLabelValues("size")
 	m.SinkRows.WithLabelValues("account_snapshots")
 	m.ConsumerLag.WithLabelValues("crm.orders", "0")
+	m.SinkErrors.WithLabelValues("files")
+	m.SinkRetries.WithLabelValues("files")
+	m.SinkUp.WithLabelValues("files")
 	fams, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
+	return fams
+}
+
+// Every name in Names is registered, and every registered family is in
+// Names, so documentation and rules checked against Names are complete.
+func TestNamesMatchRegistered(t *testing.T) {
 	got := map[string]bool{}
-	for _, f := range fams {
+	for _, f := range gathered(t) {
 		got[f.GetName()] = true
 	}
 	want := map[string]bool{}
@@ -46,15 +58,44 @@ func TestNamesMatchRegistered(t *testing.T) {
 	}
 }
 
-// The README's metrics table lists every metric.
+// The README's metrics table lists every metric with its labels.
 func TestREADMEListsEveryMetric(t *testing.T) {
 	b, err := os.ReadFile("../README.md")
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, n := range Names {
-		if !strings.Contains(string(b), "`"+n+"`") {
-			t.Errorf("README.md does not document %s", n)
+	// | `name` | label, label | meaning |
+	row := regexp.MustCompile("(?m)^\\| `(pyramid_[a-z_]+)` \\|([a-z_, ]*)\\|")
+	documented := map[string]string{}
+	for _, m := range row.FindAllStringSubmatch(string(b), -1) {
+		documented[m[1]] = strings.TrimSpace(m[2])
+	}
+	for _, f := range gathered(t) {
+		var labels []string
+		for _, l := range f.GetMetric()[0].GetLabel() {
+			labels = append(labels, l.GetName())
+		}
+		want := strings.Join(labels, ", ")
+		got, ok := documented[f.GetName()]
+		switch {
+		case !ok:
+			t.Errorf("README.md does not document %s", f.GetName())
+		case !sameSet(got, want):
+			t.Errorf("README.md gives %s the labels %q, the code %q", f.GetName(), got, want)
 		}
 	}
+}
+
+func sameSet(a, b string) bool {
+	split := func(s string) []string {
+		var out []string
+		for _, x := range strings.Split(s, ",") {
+			if x = strings.TrimSpace(x); x != "" {
+				out = append(out, x)
+			}
+		}
+		slices.Sort(out)
+		return out
+	}
+	return slices.Equal(split(a), split(b))
 }

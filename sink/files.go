@@ -13,11 +13,14 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/cenkalti/backoff/v4"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/pyramid-crm/pyramid/internal/retry"
 	"github.com/pyramid-crm/pyramid/metrics"
 )
+
+// StageName labels the file sink's metrics (sink="files").
+const StageName = "files"
 
 // File names Files writes in its directory, one JSON object per line in the
 // field order of docs/model.md (Outputs).
@@ -47,11 +50,8 @@ type Files struct {
 	// that.
 	chunk int
 
-	errMu   sync.Mutex // Healthy must not wait for a Write stuck in retries
-	lastErr error
+	stage *retry.Stage // retries, health and the sink="files" metrics
 
-	// Retry pacing; tests shorten it.
-	retryInitial, retryMax time.Duration
 	// failWrite, when set by a test, is asked before each write of a chunk
 	// and fails it with the error it returns.
 	failWrite func() error
@@ -77,11 +77,10 @@ func NewFiles(dir string, m *metrics.Metrics) (*Files, error) {
 		return nil, fmt.Errorf("file sink: %w", err)
 	}
 	s := &Files{
-		dir:          dir,
-		m:            m,
-		chunk:        1 << 20,
-		retryInitial: 100 * time.Millisecond,
-		retryMax:     5 * time.Second,
+		dir:   dir,
+		m:     m,
+		chunk: 1 << 20,
+		stage: retry.New(StageName, retry.Options{Initial: 100 * time.Millisecond, Max: 5 * time.Second}, m, nil),
 	}
 	for i, x := range [3][2]string{
 		{"account_snapshots", SnapshotsFile},
@@ -130,7 +129,13 @@ func (s *Files) Write(ctx context.Context, b *Batch) error {
 			if cap(t.buf) < s.chunk+64<<10 {
 				t.buf = make([]byte, 0, s.chunk+64<<10)
 			}
-			if err := s.retry(ctx, func() error { return t.append(r, s.chunk, s.failWrite) }); err != nil {
+			err := s.stage.Do(ctx, t.table, func(context.Context) (bool, error) {
+				if err := t.append(r, s.chunk, s.failWrite); err != nil {
+					return healable(err), fmt.Errorf("file sink: %w", hint(err))
+				}
+				return false, nil
+			})
+			if err != nil {
 				return err
 			}
 			s.m.SinkRows.WithLabelValues(t.table).Add(float64(r.n))
@@ -140,42 +145,8 @@ func (s *Files) Write(ctx context.Context, b *Batch) error {
 	if err := g.Wait(); err != nil {
 		return err
 	}
-	s.setErr(nil)
 	s.m.SinkFlush.Observe(time.Since(start).Seconds())
 	return nil
-}
-
-// retry runs op until it succeeds, fails with an error that cannot heal, or
-// ctx ends.
-func (s *Files) retry(ctx context.Context, op func() error) error {
-	exp := backoff.NewExponentialBackOff()
-	exp.InitialInterval = s.retryInitial
-	exp.MaxInterval = s.retryMax
-	exp.MaxElapsedTime = 0 // until ctx ends: nothing may be lost
-	var last error
-	attempt := func() error {
-		if err := ctx.Err(); err != nil {
-			return backoff.Permanent(err)
-		}
-		err := op()
-		if err == nil {
-			return nil
-		}
-		s.m.SinkErrors.Inc()
-		err = fmt.Errorf("file sink: %w", hint(err))
-		last = err
-		s.setErr(err)
-		if !healable(err) {
-			return backoff.Permanent(err)
-		}
-		return err
-	}
-	notify := func(error, time.Duration) { s.m.SinkRetries.Inc() }
-	err := backoff.RetryNotify(attempt, backoff.WithContext(exp, ctx), notify)
-	if err != nil && ctx.Err() != nil && last != nil {
-		return fmt.Errorf("file sink: gave up (%w); last error: %v", ctx.Err(), last)
-	}
-	return err
 }
 
 func (t *fileTable) open() error {
@@ -285,23 +256,8 @@ func hint(err error) error {
 	return err
 }
 
-func (s *Files) setErr(err error) {
-	s.errMu.Lock()
-	s.lastErr = err
-	s.errMu.Unlock()
-	if err == nil {
-		s.m.SinkUp.Set(1)
-	} else {
-		s.m.SinkUp.Set(0)
-	}
-}
-
 // Healthy returns nil when the last write attempt succeeded, else its error.
-func (s *Files) Healthy() error {
-	s.errMu.Lock()
-	defer s.errMu.Unlock()
-	return s.lastErr
-}
+func (s *Files) Healthy() error { return s.stage.Healthy() }
 
 // Close closes the files. Every successful Write is already durable.
 func (s *Files) Close() error {

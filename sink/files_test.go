@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/pyramid-crm/pyramid/internal/retry"
 	"github.com/pyramid-crm/pyramid/metrics"
 	"github.com/pyramid-crm/pyramid/money"
 	"github.com/pyramid-crm/pyramid/scoring"
@@ -94,7 +95,7 @@ func newFiles(t testing.TB, dir string, m *metrics.Metrics) *Files {
 	if err != nil {
 		t.Fatalf("NewFiles: %v", err)
 	}
-	s.retryInitial, s.retryMax = 5*time.Millisecond, 20*time.Millisecond
+	s.stage = retry.New(StageName, retry.Options{Initial: 5 * time.Millisecond, Max: 20 * time.Millisecond}, s.m, nil)
 	t.Cleanup(func() { s.Close() })
 	return s
 }
@@ -238,9 +239,9 @@ func TestFilesWriteErrorIsReportedAndHeals(t *testing.T) {
 	if h := s.Healthy(); h == nil || !strings.Contains(h.Error(), path) || !errors.Is(h, syscall.ENOSPC) {
 		t.Errorf("Healthy = %v, want ENOSPC naming %s", h, path)
 	}
-	if gaugeValue(m.SinkUp) != 0 || counterValue(m.SinkErrors) == 0 || counterValue(m.SinkRetries) == 0 {
+	if gaugeValue(m.SinkUp.WithLabelValues(StageName)) != 0 || counterValue(m.SinkErrors.WithLabelValues(StageName)) == 0 || counterValue(m.SinkRetries.WithLabelValues(StageName)) == 0 {
 		t.Errorf("up %v, errors %v, retries %v: want 0, >0, >0",
-			gaugeValue(m.SinkUp), counterValue(m.SinkErrors), counterValue(m.SinkRetries))
+			gaugeValue(m.SinkUp.WithLabelValues(StageName)), counterValue(m.SinkErrors.WithLabelValues(StageName)), counterValue(m.SinkRetries.WithLabelValues(StageName)))
 	}
 
 	// A directory in the way cannot heal by waiting: Write returns at once.
@@ -272,8 +273,8 @@ func TestFilesWriteErrorIsReportedAndHeals(t *testing.T) {
 	if h := s.Healthy(); h != nil {
 		t.Errorf("Healthy after the fix = %v", h)
 	}
-	if gaugeValue(m.SinkUp) != 1 {
-		t.Errorf("SinkUp = %v after the fix, want 1", gaugeValue(m.SinkUp))
+	if gaugeValue(m.SinkUp.WithLabelValues(StageName)) != 1 {
+		t.Errorf("SinkUp = %v after the fix, want 1", gaugeValue(m.SinkUp.WithLabelValues(StageName)))
 	}
 	if got, want := readFile(t, path), lines(b)[SnapshotsFile]; got != want {
 		t.Errorf("%s after the fix:\ngot  %q\nwant %q", path, got, want)
@@ -368,7 +369,7 @@ func TestFilesWriteInChunks(t *testing.T) {
 	if n := len(want) / s.chunk; int(writes.Load()) < n {
 		t.Errorf("%d chunk writes for %d bytes, want at least %d", writes.Load(), len(want), n)
 	}
-	if counterValue(m.SinkRetries) != 1 {
-		t.Errorf("retries = %v, want 1", counterValue(m.SinkRetries))
+	if counterValue(m.SinkRetries.WithLabelValues(StageName)) != 1 {
+		t.Errorf("retries = %v, want 1", counterValue(m.SinkRetries.WithLabelValues(StageName)))
 	}
 }

@@ -426,10 +426,10 @@ func TestPermanentErrorNamesTableAndColumn(t *testing.T) {
 	if s.Healthy() == nil {
 		t.Error("Healthy() = nil after a failed write")
 	}
-	if v := gaugeValue(m.SinkUp); v != 0 {
+	if v := gaugeValue(m.SinkUp.WithLabelValues(StageName)); v != 0 {
 		t.Errorf("pyramid_sink_up = %v after a failed write", v)
 	}
-	if n := counterValue(m.SinkRetries); n != 0 {
+	if n := counterValue(m.SinkRetries.WithLabelValues(StageName)); n != 0 {
 		t.Errorf("permanent error retried %v times", n)
 	}
 

@@ -97,13 +97,20 @@ func TestOutage(t *testing.T) {
 	if !Retryable(s.Healthy()) {
 		t.Errorf("outage error %v is not retryable", s.Healthy())
 	}
-	time.Sleep(3 * time.Second) // let it retry a few times
+	// Let it retry a few times.
+	retries := m.SinkRetries.WithLabelValues(StageName)
+	for counterValue(retries) < 3 {
+		if time.Now().After(deadline.Add(20 * time.Second)) {
+			t.Fatalf("%v retries 30 s into the outage, want 3", counterValue(retries))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	select {
 	case err := <-done:
 		t.Fatalf("Write returned during the outage: %v", err)
 	default:
 	}
-	if gaugeValue(m.SinkUp) != 0 {
+	if gaugeValue(m.SinkUp.WithLabelValues(StageName)) != 0 {
 		t.Error("pyramid_sink_up is not 0 during the outage")
 	}
 
@@ -122,15 +129,15 @@ func TestOutage(t *testing.T) {
 		t.Fatal("Write did not complete within 60 s of the restart")
 	}
 	t.Logf("write completed %v after the restart", time.Since(restartedAt).Round(time.Millisecond))
-	t.Logf("outage %v: %v errors, %v retries", time.Since(stoppedAt).Round(time.Millisecond), counterValue(m.SinkErrors), counterValue(m.SinkRetries))
+	t.Logf("outage %v: %v errors, %v retries", time.Since(stoppedAt).Round(time.Millisecond), counterValue(m.SinkErrors.WithLabelValues(StageName)), counterValue(m.SinkRetries.WithLabelValues(StageName)))
 	if err := s.Healthy(); err != nil {
 		t.Errorf("Healthy after recovery: %v", err)
 	}
-	if gaugeValue(m.SinkUp) != 1 {
+	if gaugeValue(m.SinkUp.WithLabelValues(StageName)) != 1 {
 		t.Error("pyramid_sink_up is not 1 after recovery")
 	}
-	if counterValue(m.SinkRetries) == 0 || counterValue(m.SinkErrors) == 0 {
-		t.Errorf("retries %v, errors %v: want both > 0", counterValue(m.SinkRetries), counterValue(m.SinkErrors))
+	if counterValue(m.SinkRetries.WithLabelValues(StageName)) == 0 || counterValue(m.SinkErrors.WithLabelValues(StageName)) == 0 {
+		t.Errorf("retries %v, errors %v: want both > 0", counterValue(m.SinkRetries.WithLabelValues(StageName)), counterValue(m.SinkErrors.WithLabelValues(StageName)))
 	}
 	if n := counterValue(m.SinkRows.WithLabelValues(TableSnapshots)); n != 200 {
 		t.Errorf("pyramid_sink_rows_total{table=account_snapshots} = %v, want 200", n)

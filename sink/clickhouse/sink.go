@@ -7,15 +7,14 @@ import (
 	"log/slog"
 	"net/url"
 	"strings"
-	"sync"
 	"time"
 
 	ch "github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
-	"github.com/cenkalti/backoff/v4"
 	"github.com/shopspring/decimal"
 
 	"github.com/pyramid-crm/pyramid/config"
+	"github.com/pyramid-crm/pyramid/internal/retry"
 	"github.com/pyramid-crm/pyramid/metrics"
 	"github.com/pyramid-crm/pyramid/money"
 	"github.com/pyramid-crm/pyramid/scoring"
@@ -64,14 +63,15 @@ type Options struct {
 // Sink writes batches to ClickHouse. It implements sink.Sink and is safe
 // for concurrent use.
 type Sink struct {
-	conn driver.Conn
-	opt  Options
-	m    *metrics.Metrics
-	log  *slog.Logger
-
-	mu      sync.Mutex
-	lastErr error
+	conn  driver.Conn
+	opt   Options
+	m     *metrics.Metrics
+	log   *slog.Logger
+	stage *retry.Stage // retries, health and the sink="clickhouse" metrics
 }
+
+// StageName labels the ClickHouse sink's metrics (sink="clickhouse").
+const StageName = "clickhouse"
 
 var _ sink.Sink = (*Sink)(nil)
 
@@ -102,14 +102,19 @@ func New(ctx context.Context, opts Options, m *metrics.Metrics, log *slog.Logger
 		return nil, err
 	}
 	s := &Sink{conn: conn, opt: opts, m: m, log: log.With("component", "clickhouse", "dsn", Redact(opts.DSN))}
+	backoff := retry.Options{Initial: opts.RetryInitial, Max: opts.RetryMax}
+	s.stage = retry.New(StageName, backoff, m, s.log)
 	if opts.Migrate {
-		err := s.retry(ctx, "migrate", func(ctx context.Context) error {
+		// Waiting for a server that is still starting is not a failed
+		// write: the migration's retries stay out of the sink's metrics.
+		start := retry.New(StageName, backoff, nil, s.log)
+		err := start.Do(ctx, "migrate", s.attempt("migrate", func(ctx context.Context) error {
 			applied, err := Migrate(ctx, conn)
 			if len(applied) > 0 {
 				s.log.Info("schema migrated", "applied", applied)
 			}
 			return err
-		}, false)
+		}))
 		if err != nil {
 			conn.Close()
 			return nil, err
@@ -212,55 +217,27 @@ func (s *Sink) Write(ctx context.Context, b *sink.Batch) error {
 		if st.n == 0 {
 			continue
 		}
-		if err := s.retry(ctx, st.table, st.send, true); err != nil {
+		if err := s.stage.Do(ctx, st.table, s.attempt(st.table, st.send)); err != nil {
 			return err
 		}
 		s.m.SinkRows.WithLabelValues(st.table).Add(float64(st.n))
 	}
-	s.setErr(nil)
 	s.m.SinkFlush.Observe(time.Since(start).Seconds())
 	return nil
 }
 
-// retry runs op until it succeeds, fails permanently, or ctx ends.
-func (s *Sink) retry(ctx context.Context, what string, op func(context.Context) error, count bool) error {
-	exp := backoff.NewExponentialBackOff()
-	exp.InitialInterval = s.opt.RetryInitial
-	exp.MaxInterval = s.opt.RetryMax
-	exp.MaxElapsedTime = 0 // retry until ctx ends: nothing may be lost
-	var last error
-	attempt := func() error {
+// attempt makes op one attempt of the retry stage, bounded by
+// AttemptTimeout; what names the table, for the error.
+func (s *Sink) attempt(what string, op func(context.Context) error) retry.Op {
+	return func(ctx context.Context) (bool, error) {
 		actx, cancel := context.WithTimeout(ctx, s.opt.AttemptTimeout)
 		defer cancel()
-		err := op(actx)
-		if err == nil {
-			return nil
+		if err := op(actx); err != nil {
+			err = describe(what, err)
+			return Retryable(err), err
 		}
-		if ctx.Err() != nil {
-			return backoff.Permanent(ctx.Err())
-		}
-		if count {
-			s.m.SinkErrors.Inc()
-		}
-		err = describe(what, err)
-		last = err
-		s.setErr(err)
-		if !Retryable(err) {
-			return backoff.Permanent(err)
-		}
-		return err
+		return false, nil
 	}
-	notify := func(err error, d time.Duration) {
-		if count {
-			s.m.SinkRetries.Inc()
-		}
-		s.log.Warn("clickhouse write failed; retrying", "table", what, "err", err, "retry_in", d.Round(time.Millisecond))
-	}
-	err := backoff.RetryNotify(attempt, backoff.WithContext(exp, ctx), notify)
-	if err != nil && ctx.Err() != nil && last != nil {
-		return fmt.Errorf("clickhouse sink: %s: gave up (%w); last error: %v", what, ctx.Err(), last)
-	}
-	return err
 }
 
 // describe names the table and says what to do.
@@ -277,23 +254,9 @@ func describe(table string, err error) error {
 	return fmt.Errorf("clickhouse sink: table %s: %w", table, err)
 }
 
-func (s *Sink) setErr(err error) {
-	s.mu.Lock()
-	s.lastErr = err
-	s.mu.Unlock()
-	if err == nil {
-		s.m.SinkUp.Set(1)
-	} else {
-		s.m.SinkUp.Set(0)
-	}
-}
-
-// Healthy returns nil when the last write attempt succeeded, else its error.
-func (s *Sink) Healthy() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.lastErr
-}
+// Healthy returns nil when the last write attempt to every table
+// succeeded, else the error of a failing one.
+func (s *Sink) Healthy() error { return s.stage.Healthy() }
 
 // Close closes the connection pool.
 func (s *Sink) Close() error { return s.conn.Close() }
