@@ -98,7 +98,8 @@ type Event struct {
 // Time returns OccurredAt as a time.Time in UTC.
 func (e *Event) Time() time.Time { return time.Unix(0, e.OccurredAt).UTC() }
 
-// Reasons for rejecting an event, used as metric labels and in summaries.
+// Reasons for rejecting an event, used as metric labels, in the
+// pyramid-reason header of dead letters and in replay summaries.
 const (
 	ReasonTooLarge        = "too_large"
 	ReasonNotJSON         = "not_json"
@@ -108,11 +109,29 @@ const (
 	ReasonUnknownStage    = "unknown_stage"
 	ReasonUnknownCurrency = "unknown_currency"
 	ReasonFuture          = "future_event"
+	// ReasonBadKey: the message has no key, or a key that is not its
+	// account_id, so it may sit in another partition than its account.
+	ReasonBadKey = "bad_key"
+	// ReasonLimit: applying the event would exceed a configured bound of
+	// the account's state (limits.*); the message names the limit.
+	ReasonLimit = "limit"
+	// ReasonOutOfRange: applying the event would take a figure of the
+	// account beyond ±1e15 in the reporting currency (scoring.MaxFigure).
+	ReasonOutOfRange = "out_of_range"
 )
 
-// Reasons lists every rejection reason.
+// Reasons lists every rejection reason, in the order the README documents
+// them; metrics export each at 0 from the start.
 var Reasons = []string{ReasonTooLarge, ReasonNotJSON, ReasonMissingField, ReasonInvalidField,
-	ReasonUnknownType, ReasonUnknownStage, ReasonUnknownCurrency, ReasonFuture}
+	ReasonUnknownType, ReasonUnknownStage, ReasonUnknownCurrency, ReasonFuture,
+	ReasonBadKey, ReasonLimit, ReasonOutOfRange}
+
+// Bounds on the strings an event carries, so that no producer can make an
+// account's state grow without limit through one field.
+const (
+	MaxIDLen   = 128 // event_id, account_id, order_id, opportunity_id, owner_id
+	MaxNameLen = 256 // name, activity kind
+)
 
 // Error is a rejected event.
 type Error struct {
@@ -286,8 +305,8 @@ func (d *Decoder) build(r *raw, ev *Event) error {
 	if ev.ID, err = req("event_id", r.eventID); err != nil {
 		return err
 	}
-	if n := len(ev.ID); n == 0 || n > 128 {
-		return fail(ReasonInvalidField, "event_id must be 1 to 128 bytes, not %d", n)
+	if err := idLen("event_id", ev.ID, fail); err != nil {
+		return err
 	}
 	typ, err := req("type", r.typ)
 	if err != nil {
@@ -308,8 +327,8 @@ func (d *Decoder) build(r *raw, ev *Event) error {
 	if ev.AccountID, err = req("account_id", r.accountID); err != nil {
 		return err
 	}
-	if n := len(ev.AccountID); n == 0 || n > 128 {
-		return fail(ReasonInvalidField, "account_id must be 1 to 128 bytes, not %d", n)
+	if err := idLen("account_id", ev.AccountID, fail); err != nil {
+		return err
 	}
 	if hasControl(ev.AccountID) {
 		return fail(ReasonInvalidField, "account_id %q contains a control character", trunc(ev.AccountID))
@@ -327,15 +346,21 @@ func (d *Decoder) build(r *raw, ev *Event) error {
 		if ev.OrderID, err = req("order_id", r.orderID); err != nil {
 			return err
 		}
+		if err := idLen("order_id", ev.OrderID, fail); err != nil {
+			return err
+		}
 		subjKind, subjID = "order", ev.OrderID
 		if ev.Amount, err = d.amount(r.amount, r.currency, true, fail); err != nil {
 			return err
 		}
-		if ev.OpportunityID, err = optString("opportunity_id", r.opportunityID, fail); err != nil {
+		if ev.OpportunityID, err = optID("opportunity_id", r.opportunityID, fail); err != nil {
 			return err
 		}
 	case Opportunity:
 		if ev.OpportunityID, err = req("opportunity_id", r.opportunityID); err != nil {
+			return err
+		}
+		if err := idLen("opportunity_id", ev.OpportunityID, fail); err != nil {
 			return err
 		}
 		subjKind, subjID = "opportunity", ev.OpportunityID
@@ -375,7 +400,10 @@ func (d *Decoder) build(r *raw, ev *Event) error {
 		if ev.Kind, err = req("kind", r.kind); err != nil {
 			return err
 		}
-		if ev.OwnerID, err = optString("owner_id", r.ownerID, fail); err != nil {
+		if err := nameLen("kind", ev.Kind, fail); err != nil {
+			return err
+		}
+		if ev.OwnerID, err = optID("owner_id", r.ownerID, fail); err != nil {
 			return err
 		}
 	case Account:
@@ -383,8 +411,16 @@ func (d *Decoder) build(r *raw, ev *Event) error {
 		if ev.Name, err = strField("name", r.name, fail); err != nil {
 			return err
 		}
+		if err := nameLen("name", ev.Name.V, fail); err != nil {
+			return err
+		}
 		if ev.Owner, err = strField("owner_id", r.ownerID, fail); err != nil {
 			return err
+		}
+		if o := ev.Owner; o.Set && !o.Null {
+			if err := idLen("owner_id", o.V, fail); err != nil {
+				return err
+			}
 		}
 		if ev.TierOverride, err = strField("tier_override", r.tierOverride, fail); err != nil {
 			return err
@@ -498,14 +534,32 @@ func (d *Decoder) stageNames() []string {
 	return names
 }
 
-func optString(name string, v value, fail func(string, string, ...any) error) (string, error) {
+// optID reads an optional id: absent or null gives "", a string must
+// satisfy idLen.
+func optID(name string, v value, fail func(string, string, ...any) error) (string, error) {
 	switch v.kind {
 	case kNone, kNull:
 		return "", nil
 	case kString:
-		return v.str, nil
+		return v.str, idLen(name, v.str, fail)
 	}
 	return "", fail(ReasonInvalidField, "%s must be a string, not %s", name, v.kind)
+}
+
+// idLen enforces the 1..MaxIDLen bytes of every string id.
+func idLen(name, s string, fail func(string, string, ...any) error) error {
+	if n := len(s); n == 0 || n > MaxIDLen {
+		return fail(ReasonInvalidField, "%s must be 1 to %d bytes, not %d", name, MaxIDLen, n)
+	}
+	return nil
+}
+
+// nameLen enforces the MaxNameLen bytes of names and free text.
+func nameLen(name, s string, fail func(string, string, ...any) error) error {
+	if n := len(s); n > MaxNameLen {
+		return fail(ReasonInvalidField, "%s must be at most %d bytes, not %d", name, MaxNameLen, n)
+	}
+	return nil
 }
 
 func strField(name string, v value, fail func(string, string, ...any) error) (Field[string], error) {

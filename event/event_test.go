@@ -313,6 +313,50 @@ func TestCommonFieldRules(t *testing.T) {
 	}
 }
 
+// Every string id is 1..128 bytes and every name at most 256, so that no
+// field can make an account's state grow without bound.
+func TestStringBounds(t *testing.T) {
+	id := func(n int) string { return `"` + strings.Repeat("i", n) + `"` }
+	orderWith := func(k, v string) []kv { return with(order("1"), k, v) }
+	tests := []struct {
+		name  string
+		in    []kv
+		field string // "" = accepted
+		bound string
+	}{
+		{"order_id 128", orderWith("order_id", id(128)), "", ""},
+		{"order_id 129", orderWith("order_id", id(129)), "order_id", "1 to 128 bytes, not 129"},
+		{"order_id empty", orderWith("order_id", `""`), "order_id", "1 to 128 bytes, not 0"},
+		{"order opportunity_id 128", orderWith("opportunity_id", id(128)), "", ""},
+		{"order opportunity_id 400 KB", orderWith("opportunity_id", id(400<<10)), "opportunity_id", "not 409600"},
+		{"order opportunity_id empty", orderWith("opportunity_id", `""`), "opportunity_id", "not 0"},
+		{"order opportunity_id null", orderWith("opportunity_id", `null`), "", ""},
+		{"opportunity_id 128", with(opportunity("proposal", "1"), "opportunity_id", id(128)), "", ""},
+		{"opportunity_id 129", with(opportunity("proposal", "1"), "opportunity_id", id(129)), "opportunity_id", "not 129"},
+		{"opportunity_id empty", with(opportunity("proposal", "1"), "opportunity_id", `""`), "opportunity_id", "not 0"},
+		{"activity owner_id 128", with(activity(), "owner_id", id(128)), "", ""},
+		{"activity owner_id 129", with(activity(), "owner_id", id(129)), "owner_id", "not 129"},
+		{"activity kind 256", with(activity(), "kind", id(256)), "", ""},
+		{"activity kind 257", with(activity(), "kind", id(257)), "kind", "at most 256 bytes, not 257"},
+		{"account owner_id 128", account(kv{"owner_id", id(128)}), "", ""},
+		{"account owner_id 129", account(kv{"owner_id", id(129)}), "owner_id", "not 129"},
+		{"account owner_id empty", account(kv{"owner_id", `""`}), "owner_id", "not 0"},
+		{"account owner_id null", account(kv{"owner_id", `null`}), "", ""},
+		{"account name 256", account(kv{"name", id(256)}), "", ""},
+		{"account name 257", account(kv{"name", id(257)}), "name", "at most 256 bytes, not 257"},
+		{"account name of 86 three-byte runes", account(kv{"name", `"` + strings.Repeat("€", 86) + `"`}), "name", "not 258"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.field == "" {
+				mustDecode(t, obj(tt.in))
+				return
+			}
+			wantReject(t, obj(tt.in), event.ReasonInvalidField, tt.field, tt.bound)
+		})
+	}
+}
+
 func TestOccurredAt(t *testing.T) {
 	tests := []struct {
 		in   string
@@ -761,8 +805,19 @@ func TestTypeString(t *testing.T) {
 	if event.Type(0).String() != "" || event.Type(99).String() != "unknown" {
 		t.Errorf("odd types: %q %q", event.Type(0), event.Type(99))
 	}
-	if len(event.Reasons) != 8 {
-		t.Errorf("Reasons = %v", event.Reasons)
+	seen := map[string]bool{}
+	for _, r := range event.Reasons {
+		if seen[r] || r == "" {
+			t.Errorf("Reasons = %v: %q is empty or listed twice", event.Reasons, r)
+		}
+		seen[r] = true
+	}
+	for _, r := range []string{event.ReasonTooLarge, event.ReasonNotJSON, event.ReasonMissingField, event.ReasonInvalidField,
+		event.ReasonUnknownType, event.ReasonUnknownStage, event.ReasonUnknownCurrency, event.ReasonFuture,
+		event.ReasonBadKey, event.ReasonLimit, event.ReasonOutOfRange} {
+		if !seen[r] {
+			t.Errorf("Reasons lacks %q", r)
+		}
 	}
 	if event.ReasonOf(errors.New("x")) != "" || event.ReasonOf(nil) != "" {
 		t.Error("ReasonOf of a plain error")
