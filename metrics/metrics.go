@@ -11,6 +11,9 @@ import (
 	"runtime/debug"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/pyramid-crm/pyramid/config"
+	"github.com/pyramid-crm/pyramid/event"
 )
 
 // Metrics holds every metric. Fields are safe for concurrent use.
@@ -50,6 +53,9 @@ var Names = []string{
 	"pyramid_event_latency_seconds", "pyramid_rebalances_total", "pyramid_changelog_writes_total",
 	"pyramid_build_info",
 }
+
+// EventResults are the values of pyramid_events_total's result label.
+var EventResults = []string{"applied", "duplicate", "rejected"}
 
 // Version is the build version, set with -ldflags at release time.
 var Version = "dev"
@@ -106,12 +112,35 @@ func New(reg prometheus.Registerer) *Metrics {
 	m.ChangelogWrites = c("pyramid_changelog_writes_total", "State records written to the changelog topic.")
 	m.BuildInfo = gv("pyramid_build_info", "Build information; the value is always 1.", "version", "goversion")
 	m.BuildInfo.WithLabelValues(version(), runtime.Version()).Set(1)
+	m.zeroKnownSeries()
 	if reg != nil {
 		for _, c := range m.registered {
 			reg.MustRegister(c)
 		}
 	}
 	return m
+}
+
+// zeroKnownSeries creates, at 0, every series of a counter whose label
+// values are known in advance: rate() and alert rules then see the series
+// before the first event of its kind, instead of nothing.
+func (m *Metrics) zeroKnownSeries() {
+	for _, r := range event.Reasons {
+		m.DLQ.WithLabelValues(r)
+	}
+	types := []string{"unknown"} // rejected before its type was known
+	for _, t := range event.Types {
+		types = append(types, t.String())
+	}
+	for _, t := range types {
+		for _, r := range EventResults {
+			m.Events.WithLabelValues(t, r)
+		}
+	}
+	for _, t := range config.TierNames {
+		m.AlertsOpened.WithLabelValues(t)
+		m.AlertsResolved.WithLabelValues(t)
+	}
 }
 
 func version() string {

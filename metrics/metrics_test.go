@@ -9,6 +9,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+
+	"github.com/pyramid-crm/pyramid/event"
 )
 
 // gathered registers every metric, gives each vector a child (vectors
@@ -54,6 +56,45 @@ func TestNamesMatchRegistered(t *testing.T) {
 	for n := range got {
 		if !want[n] {
 			t.Errorf("%s is registered but missing from Names", n)
+		}
+	}
+}
+
+// Counters with known label values exist at 0 before anything happened,
+// so rate() and the alert rules work from the start.
+func TestKnownSeriesStartAtZero(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	New(reg)
+	fams, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	series := map[string]float64{}
+	for _, f := range fams {
+		for _, m := range f.GetMetric() {
+			key := f.GetName()
+			for _, l := range m.GetLabel() {
+				key += " " + l.GetName() + "=" + l.GetValue()
+			}
+			series[key] = m.GetCounter().GetValue()
+		}
+	}
+	want := []string{
+		"pyramid_events_total result=rejected type=unknown",
+		"pyramid_alerts_opened_total tier=major",
+		"pyramid_alerts_resolved_total tier=mass_market",
+	}
+	for _, r := range event.Reasons {
+		want = append(want, "pyramid_dlq_total reason="+r)
+	}
+	for _, typ := range event.Types {
+		for _, r := range EventResults {
+			want = append(want, "pyramid_events_total result="+r+" type="+typ.String())
+		}
+	}
+	for _, k := range want {
+		if v, ok := series[k]; !ok || v != 0 {
+			t.Errorf("%s: present %v, value %v; want present at 0", k, ok, v)
 		}
 	}
 }
