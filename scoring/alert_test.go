@@ -80,7 +80,7 @@ func TestAlertLifecycle(t *testing.T) {
 		}
 	})
 
-	t.Run("snooze resolves and holds; expiry re-opens the same episode", func(t *testing.T) {
+	t.Run("snooze resolves and holds; expiry opens a new episode at its end", func(t *testing.T) {
 		w := newWorld(t, nil)
 		bigAccount(w, t0)
 		w.eval("a", at(t0, 20*day))
@@ -92,7 +92,9 @@ func TestAlertLifecycle(t *testing.T) {
 			t.Fatalf("alert while snoozed")
 		}
 		w.eval("a", at(t0, 31*day))
-		if len(w.alerts) != 3 || w.alerts[2].Status != scoring.StatusOpen || w.alerts[2].OpenedAt != moment {
+		end := ts(at(t0, 30*day))
+		if len(w.alerts) != 3 || w.alerts[2].Status != scoring.StatusOpen || w.alerts[2].OpenedAt != end ||
+			w.alerts[2].AlertID != scoring.AlertID("a", "neglected", end) || w.alerts[2].AlertID == w.alerts[0].AlertID {
 			t.Fatalf("after snooze: %+v", w.alerts)
 		}
 	})
@@ -130,6 +132,50 @@ func TestAlertLifecycle(t *testing.T) {
 		w.order("a", t0, "2000000", "") // major, but no potential
 		if s := w.eval("a", at(t0, 100*day)); s.Neglected || len(w.alerts) != 0 {
 			t.Fatalf("low-potential account alerted")
+		}
+	})
+}
+
+// The alert moment is the latest of last touch + limit and the end of a
+// snooze covering that time: no alert ever opens inside a snooze, and an
+// alert re-opened after a snooze is a new episode with its own id.
+func TestAlertMomentAfterSnooze(t *testing.T) {
+	const t0 = "2026-01-01T00:00:00Z"
+	limitEnd := at(t0, 14*day) // major
+	tests := []struct {
+		name   string
+		snooze string // snooze_alerts_until, set at t0 + 1 day
+		look   []time.Duration
+		opened string
+	}{
+		{"snooze covers the neglect moment", at(t0, 30*day), []time.Duration{20 * day, 31 * day}, at(t0, 30*day)},
+		{"looked at only after the snooze", at(t0, 30*day), []time.Duration{45 * day}, at(t0, 30*day)},
+		{"snooze ends before the neglect moment", at(t0, 10*day), []time.Duration{15 * day}, limitEnd},
+		{"snooze ends exactly at the neglect moment", limitEnd, []time.Duration{15 * day}, limitEnd},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := newWorld(t, nil)
+			bigAccount(w, t0)
+			w.apply("a", at(t0, day), "", `"type":"account","snooze_alerts_until":"`+tt.snooze+`"`)
+			for _, d := range tt.look {
+				w.eval("a", at(t0, d))
+			}
+			if len(w.alerts) != 1 || w.alerts[0].Status != scoring.StatusOpen {
+				t.Fatalf("alerts: %+v", w.alerts)
+			}
+			if a := w.alerts[0]; a.OpenedAt != ts(tt.opened) || a.AlertID != scoring.AlertID("a", "neglected", ts(tt.opened)) {
+				t.Errorf("opened_at %s, want %s", scoring.FormatTime(a.OpenedAt), tt.opened)
+			}
+		})
+	}
+	t.Run("an episode nobody watched, recorded by the touch that ends it", func(t *testing.T) {
+		w := newWorld(t, nil)
+		bigAccount(w, t0)
+		w.apply("a", at(t0, day), "", `"type":"account","snooze_alerts_until":"`+at(t0, 30*day)+`"`)
+		w.touch("a", at(t0, 40*day))
+		if len(w.alerts) != 2 || w.alerts[0].OpenedAt != ts(at(t0, 30*day)) || w.alerts[1].Status != scoring.StatusResolved {
+			t.Fatalf("alerts: %+v", w.alerts)
 		}
 	})
 }

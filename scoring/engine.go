@@ -229,7 +229,11 @@ func alertVersion(snapshotVersion uint64, phase uint64) uint64 { return snapshot
 
 func (e *Engine) openAlert(a *Account, f *Figures, asOf int64, version uint64, out *Output) {
 	lt := a.LastTouchAt()
-	a.alertMoment = lt + e.p.tiers[a.Tier].neglect
+	// The account became neglected when its touch went stale, or when a
+	// snooze covering that time ended, whichever is later: an alert never
+	// opens inside a snooze, and one re-opened after a snooze is a new
+	// episode with its own id. neglected guarantees snooze <= asOf.
+	a.alertMoment = max(lt+e.p.tiers[a.Tier].neglect, a.snooze)
 	a.alertTouch = lt
 	al := e.alert(a, f, StatusOpen, 0, asOf)
 	al.Version = version
