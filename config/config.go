@@ -57,6 +57,17 @@ type Config struct {
 	AlertLinkTemplate string `yaml:"alert_link_template"`
 	// Inputs declares foreign topics and how they map onto events.
 	Inputs []Input `yaml:"inputs,omitempty"`
+	Limits Limits  `yaml:"limits"`
+}
+
+// Limits bound what one account's state may hold, so that no producer can
+// grow it without limit. An event that would exceed one is dead-lettered
+// with reason limit.
+type Limits struct {
+	// MaxOpenOpportunities counts the opportunities an account holds that
+	// are not closed, including those known so far only from orders that
+	// carry their id.
+	MaxOpenOpportunities int `yaml:"max_open_opportunities"`
 }
 
 // Quadrant holds the "high" bounds of the two axes (inclusive).
@@ -107,6 +118,7 @@ func Default() *Config {
 			"negotiation": 0.75, ClosedWon: 1.0, ClosedLost: 0.0,
 		},
 		FXRates: map[string]float64{},
+		Limits:  Limits{MaxOpenOpportunities: 1000},
 	}
 }
 
@@ -361,6 +373,9 @@ func (c *Config) Validate() error {
 		if r := c.FXRates[cur]; !(r > 0 && r < 1e6) {
 			bad("fx_rates."+cur, "rate %v must be positive", r)
 		}
+	}
+	if n := c.Limits.MaxOpenOpportunities; n < 1 || n > 100_000 {
+		bad("limits.max_open_opportunities", "%d is outside 1..100000", n)
 	}
 	if t := c.AlertLinkTemplate; t != "" && !strings.Contains(t, "{account_id}") {
 		bad("alert_link_template", "must contain {account_id}")

@@ -33,9 +33,6 @@ const (
 	truncatedDeadLetter = 64 << 10
 )
 
-// futureLimit is how far after the wall clock an event may lie (SPEC §1).
-const futureLimit = int64(24 * time.Hour)
-
 // worker owns one partition number: its accounts, the input
 // topic-partitions with that number and the changelog partition.
 type worker struct {
@@ -461,8 +458,13 @@ func (w *worker) apply(ti int, q *queued) error {
 	}
 	c0, a0 := len(w.out.Changes), len(w.out.Alerts)
 	a, res := w.eng.Apply(ev, asOf, &w.out)
-	if res == scoring.Duplicate {
+	switch res {
+	case scoring.Duplicate:
 		w.p.events[ev.Type][resDuplicate].Inc()
+		return nil
+	case scoring.Rejected: // a limit or the figure bound; nothing changed
+		w.reject(m, ti, ev, w.out.Err)
+		w.out.Err = nil
 		return nil
 	}
 	w.p.events[ev.Type][resApplied].Inc()
@@ -476,10 +478,8 @@ func (w *worker) apply(ti int, q *queued) error {
 
 // check applies the rules the decoder cannot: the wall clock and the key.
 func (w *worker) check(m *kafka.Message, ev *event.Event, asOf int64) error {
-	if ev.OccurredAt > asOf+futureLimit {
-		return &event.Error{Reason: event.ReasonFuture, Msg: fmt.Sprintf(
-			"occurred_at %s is more than 24h after the wall clock %s; fix the producer's clock or time zone",
-			scoring.FormatTime(ev.OccurredAt), scoring.FormatTime(asOf))}
+	if err := event.CheckFuture(ev, asOf); err != nil {
+		return err
 	}
 	if len(m.Key) > 0 && string(m.Key) != ev.AccountID {
 		return &event.Error{Reason: event.ReasonInvalidField, Msg: fmt.Sprintf(

@@ -133,6 +133,23 @@ const (
 	MaxNameLen = 256 // name, activity kind
 )
 
+// FutureLimit is how far after the wall clock an event may lie, in
+// streaming and in replay alike: further is a producer's clock or time zone
+// gone wrong, and judging accounts at such a time would wreck them.
+const FutureLimit = 24 * time.Hour
+
+// CheckFuture rejects ev when it lies more than FutureLimit after wall
+// (Unix ns).
+func CheckFuture(ev *Event, wall int64) error {
+	if ev.OccurredAt <= wall+int64(FutureLimit) {
+		return nil
+	}
+	f := func(ns int64) string { return time.Unix(0, ns).UTC().Format(time.RFC3339) }
+	return &Error{ReasonFuture, fmt.Sprintf(
+		"occurred_at %s is more than 24h after the wall clock %s; fix the producer's clock or time zone",
+		f(ev.OccurredAt), f(wall))}
+}
+
 // Error is a rejected event.
 type Error struct {
 	Reason string // one of the Reason constants

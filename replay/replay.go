@@ -16,6 +16,7 @@ package replay
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -39,7 +40,9 @@ type Options struct {
 	Errors  io.Writer // bad lines and the summary
 	// Progress, when set, is called about once a second with lines read.
 	Progress func(lines int64)
-	// Now is the wall clock for progress reporting only.
+	// Now is the wall clock: read once at the start, it is the time the
+	// replay runs, and an event more than 24 h after it is rejected, as
+	// in streaming. It also paces progress reports. Default time.Now.
 	Now func() time.Time
 }
 
@@ -92,9 +95,13 @@ type Result struct {
 	AsOf   int64
 }
 
-// Run replays opts.Input. It returns an error only when reading or writing
-// fails; bad events are reported and counted.
-func Run(opts Options) (*Summary, *Result, error) {
+// Run is RunContext without cancellation.
+func Run(opts Options) (*Summary, *Result, error) { return RunContext(context.Background(), opts) }
+
+// RunContext replays opts.Input. It returns an error only when reading or
+// writing fails, or when ctx ends (then wrapping ctx's error); bad events
+// are reported and counted.
+func RunContext(ctx context.Context, opts Options) (*Summary, *Result, error) {
 	if opts.Config == nil {
 		opts.Config = config.Default()
 	}
@@ -108,12 +115,23 @@ func Run(opts Options) (*Summary, *Result, error) {
 		chg: bufio.NewWriterSize(orDiscard(opts.Changes), 1<<16), errs: orDiscard(opts.Errors)}
 	alerts := newAlertLog()
 
+	// clock is the largest occurred_at of the events applied: rejected
+	// ones never move it, so one bad line cannot move the default as-of.
 	var clock int64
 	var o scoring.Output
 	var buf []byte
 	lines := newLineReader(opts.Input)
 	lastProgress := opts.Now()
+	wall := lastProgress.UnixNano()
+	done := ctx.Done()
 	for {
+		if lines.n%1024 == 0 {
+			select {
+			case <-done:
+				return sum, nil, fmt.Errorf("replay stopped after %d lines: %w", lines.n, ctx.Err())
+			default:
+			}
+		}
 		line, tooLong, err := lines.next()
 		if err == io.EOF {
 			break
@@ -135,8 +153,18 @@ func Run(opts Options) (*Summary, *Result, error) {
 		var ev event.Event
 		if tooLong {
 			err = &event.Error{Reason: event.ReasonTooLarge, Msg: fmt.Sprintf("event is larger than %d bytes (1 MiB)", event.MaxSize)}
-		} else {
-			ev, err = dec.Decode(line)
+		} else if err = dec.DecodeTo(line, &ev); err == nil {
+			err = event.CheckFuture(&ev, wall)
+		}
+		if err == nil {
+			o.Reset()
+			switch _, res := eng.Apply(&ev, scoring.EventTime, &o); res {
+			case scoring.Duplicate:
+				sum.Duplicates++
+				continue
+			case scoring.Rejected:
+				err = o.Err
+			}
 		}
 		if err != nil {
 			sum.Rejected[event.ReasonOf(err)]++
@@ -144,11 +172,6 @@ func Run(opts Options) (*Summary, *Result, error) {
 			continue
 		}
 		clock = max(clock, ev.OccurredAt)
-		o.Reset()
-		if _, res := eng.Apply(&ev, scoring.EventTime, &o); res == scoring.Duplicate {
-			sum.Duplicates++
-			continue
-		}
 		sum.Applied++
 		if buf, err = out.emit(&o, alerts, buf); err != nil {
 			return sum, nil, err

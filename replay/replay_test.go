@@ -2,6 +2,8 @@ package replay
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"strings"
@@ -178,5 +180,60 @@ func TestAsOfDefaultsToLatestEvent(t *testing.T) {
 	s, _, _, _ := run(t, in, time.Time{})
 	if !strings.Contains(s, `"as_of":"`+want.Format("2006-01-02T15:04:05Z")+`"`) {
 		t.Fatalf("snapshots not at the latest event time:\n%s", s)
+	}
+}
+
+// A line far in the future used to be applied and to become the default
+// as-of, evaluating every account in 2199. Replay now applies the
+// streaming rule relative to the time it runs (Options.Now), and the
+// default as-of comes from applied events only, whatever else was
+// rejected.
+func TestFutureLinesAreRejectedAndDoNotMoveAsOf(t *testing.T) {
+	now := time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
+	cfg := config.Default()
+	cfg.Limits.MaxOpenOpportunities = 1
+	line := func(id, at, body string) string {
+		return fmt.Sprintf(`{"event_id":%q,"account_id":"acc-1","occurred_at":%q,%s}`, id, at, body)
+	}
+	in := strings.Join([]string{
+		line("e1", "2026-05-01T00:00:00Z", `"type":"order","order_id":"o1","amount":100`),
+		line("e2", "2199-12-31T00:00:00Z", `"type":"order","order_id":"o2","amount":100`),
+		line("e3", now.Add(23*time.Hour).Format(time.RFC3339), `"type":"opportunity","opportunity_id":"p1","stage":"proposal","amount":5`),
+		line("e4", now.Add(25*time.Hour).Format(time.RFC3339), `"type":"activity","kind":"call"`),
+		// Over limits.max_open_opportunities, and later than anything applied.
+		line("e5", now.Add(24*time.Hour).Format(time.RFC3339), `"type":"opportunity","opportunity_id":"p2","stage":"proposal","amount":5`),
+	}, "\n")
+	var snaps, errs bytes.Buffer
+	sum, _, err := Run(Options{Config: cfg, Input: strings.NewReader(in), Output: &snaps, Errors: &errs, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := now.Add(23 * time.Hour); !sum.AsOf.Equal(want) {
+		t.Errorf("as_of %s, want the latest applied event %s", sum.AsOf, want)
+	}
+	if sum.Applied != 2 || sum.Rejected["future_event"] != 2 || sum.Rejected["limit"] != 1 {
+		t.Errorf("summary %+v", sum)
+	}
+	if s := sum.String(); !strings.Contains(s, "rejected 3 (future_event 2, limit 1)") {
+		t.Errorf("summary line %q does not name the rejections by reason", s)
+	}
+	for _, want := range []string{"line 2: occurred_at 2199-12-31T00:00:00Z is more than 24h after the wall clock 2026-06-01T12:00:00Z", "line 4: ", "line 5: opportunity \"p2\""} {
+		if !strings.Contains(errs.String(), want) {
+			t.Errorf("stderr lacks %q:\n%s", want, errs.String())
+		}
+	}
+	if !strings.Contains(snaps.String(), `"as_of":"2026-06-02T11:00:00Z"`) {
+		t.Errorf("snapshot not at the latest applied event:\n%s", snaps.String())
+	}
+}
+
+// A replay stops when its context ends.
+func TestReplayStopsWithItsContext(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	in := strings.Join(events(1, 5, 5000), "\n")
+	sum, _, err := RunContext(ctx, Options{Input: strings.NewReader(in)})
+	if !errors.Is(err, context.Canceled) || sum.Read >= 5000 {
+		t.Fatalf("err %v after %d lines", err, sum.Read)
 	}
 }

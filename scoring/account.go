@@ -52,7 +52,8 @@ type Account struct {
 	touchKind string
 
 	months []monthSum // order sums per calendar month, sorted
-	opps   []opp
+	opps   []opp      // every opportunity not forgotten, in order of arrival
+	gone   *graveyard // forgotten closed opportunities; nil when none
 
 	seen     []uint64 // hashes of recent event ids, a ring once full
 	seenNext uint8
@@ -66,19 +67,6 @@ type Account struct {
 type monthSum struct {
 	month int32 // year*12 + month-1
 	cents money.Cents
-}
-
-// opp is an opportunity: the last upsert's state plus the sum of orders that
-// invoice it. at == 0 marks a placeholder known only from orders; an empty
-// stage with at != 0 marks a deletion, kept so that an older upsert arriving
-// later cannot bring the opportunity back (last writer wins).
-type opp struct {
-	id       string
-	stage    string
-	amount   money.Cents
-	invoiced money.Cents
-	at       int64
-	ppm      int64
 }
 
 // Name, Owner and the other accessors expose profile fields read-only.
@@ -204,16 +192,6 @@ func (a *Account) remember(h uint64) {
 	a.seenNext = (a.seenNext + 1) % dedupDepth
 }
 
-func (a *Account) findOpp(id string) *opp {
-	for i := range a.opps {
-		if a.opps[i].id == id {
-			return &a.opps[i]
-		}
-	}
-	a.opps = append(a.opps, opp{id: strings.Clone(id)})
-	return &a.opps[len(a.opps)-1]
-}
-
 func (a *Account) addMonth(m int32, c money.Cents) {
 	i := len(a.months)
 	for i > 0 && a.months[i-1].month > m {
@@ -253,17 +231,13 @@ func (a *Account) mutate(ev *event.Event, intern func(string) string) {
 	case event.Order:
 		a.addMonth(monthOf(t), ev.Amount)
 		if ev.OpportunityID != "" {
-			a.findOpp(ev.OpportunityID).invoiced += ev.Amount
+			a.invoice(ev.OpportunityID, ev.Amount)
 		}
 	case event.Opportunity:
-		o := a.findOpp(ev.OpportunityID)
-		if t >= o.at && ev.Deleted {
-			o.at, o.stage, o.amount, o.ppm = t, "", 0, 0
-		} else if t >= o.at {
-			if o.stage != ev.Stage {
-				o.stage = intern(ev.Stage)
-			}
-			o.at, o.amount, o.ppm = t, ev.Amount, ev.ProbPPM
+		if ev.Deleted {
+			a.upsert(ev.OpportunityID, "", 0, 0, t, intern)
+		} else {
+			a.upsert(ev.OpportunityID, ev.Stage, ev.Amount, ev.ProbPPM, t, intern)
 		}
 	case event.Account:
 		lww(a, fName, t, ev.Name.Set, func() { a.name = strings.Clone(ev.Name.V) })
@@ -296,6 +270,10 @@ type Figures struct {
 	WalletHeadroom   money.Cents
 	Potential        money.Cents
 	OpenOpps         int
+
+	// stale: the account holds a closed opportunity it can forget at
+	// this evaluation time (see forgetClosed).
+	stale bool
 }
 
 // Value is the tiering value: current plus potential.
@@ -314,12 +292,15 @@ func (a *Account) Figures(p *Params, asOf int64) Figures {
 	for i := range a.opps {
 		o := &a.opps[i]
 		switch {
-		case o.at == 0, o.stage == "": // known only from orders, or deleted
+		case o.at == 0: // known only from orders
 		case o.stage == config.ClosedWon:
-			if m := monthOf(o.at); m >= lo && m <= hi && o.amount > o.invoiced {
+			m := monthOf(o.at)
+			if m >= lo && m <= hi && o.amount > o.invoiced {
 				f.Backlog += o.amount - o.invoiced
 			}
-		case o.stage == config.ClosedLost:
+			f.stale = f.stale || m < lo-1
+		case o.stage == config.ClosedLost, o.stage == "": // lost or deleted
+			f.stale = true
 		default:
 			f.OpenOpps++
 			f.WeightedPipeline += money.MulPPMSmall(o.amount, o.ppm)

@@ -11,28 +11,36 @@ import (
 
 // State records are the changelog's values: one per account. The format is
 // versioned by its first two bytes; every later release must keep a reader
-// for every version ever written (testdata/state_v1.bin pins version 1).
+// for every version ever written (testdata/state_v1.bin pins version 1,
+// testdata/state_v2.bin version 2). Only the latest version is written.
 //
-// Version 1 layout, all integers varint-encoded unless noted:
+// Version 2 layout, all integers varint-encoded unless noted:
 //
-//	'P' 1                        magic and format version
+//	'P' 2                        magic and format version
 //	id, version, tier, reason kind, reason from, reason value
 //	override, flags (bit0 wallet known)
 //	name, owner, wallet, snooze, at[5]
 //	firstAt, lastAt, lastTouch, touchKind
 //	n months, then (month, cents) each
 //	n opps, then (id, stage, amount, invoiced, at, ppm) each
+//	n tombstones, then (hash (fixed 8 bytes), at, invoiced) each
 //	n seen (fixed 8 bytes each), seenNext
 //	alertMoment, alertTouch, digest (fixed 8 bytes)
+//
+// Version 1 is version 2 without the tombstones: it was written before
+// closed opportunities were forgotten.
 const (
 	stateMagic    = 'P'
 	stateVersion1 = 1
+	stateVersion2 = 2
+	stateLatest   = stateVersion2
 )
 
-// MarshalAccount appends the encoded state of a to dst.
+// MarshalAccount appends the encoded state of a to dst, in the latest
+// format version.
 func MarshalAccount(dst []byte, a *Account) []byte {
 	w := enc{dst}
-	w.b = append(w.b, stateMagic, stateVersion1)
+	w.b = append(w.b, stateMagic, stateLatest)
 	w.str(a.ID)
 	w.uvar(a.Version)
 	w.b = append(w.b, byte(a.Tier), a.reasonKind, byte(a.reasonFrom))
@@ -68,6 +76,16 @@ func MarshalAccount(dst []byte, a *Account) []byte {
 		w.svar(o.at)
 		w.svar(o.ppm)
 	}
+	var gone []tombstone
+	if a.gone != nil {
+		gone = a.gone.list
+	}
+	w.uvar(uint64(len(gone)))
+	for _, t := range gone {
+		w.b = binary.LittleEndian.AppendUint64(w.b, t.hash)
+		w.svar(t.at)
+		w.svar(int64(t.invoiced))
+	}
 	w.uvar(uint64(len(a.seen)))
 	for _, h := range a.seen {
 		w.b = binary.LittleEndian.AppendUint64(w.b, h)
@@ -84,15 +102,17 @@ func UnmarshalAccount(b []byte) (*Account, error) {
 	if len(b) < 2 || b[0] != stateMagic {
 		return nil, errors.New("state record: not a Pyramid state record (bad magic)")
 	}
-	switch b[1] {
-	case stateVersion1:
-		return decodeV1(b[2:])
+	switch v := b[1]; {
+	case v == stateVersion1, v == stateVersion2:
+		return decode(b[2:], v)
+	case v > stateLatest:
+		return nil, fmt.Errorf("state record: format version %d is newer than this release understands (1 to %d); upgrade Pyramid", v, stateLatest)
 	default:
-		return nil, fmt.Errorf("state record: format version %d is newer than this release understands (1); upgrade Pyramid", b[1])
+		return nil, fmt.Errorf("state record: format version %d was never written by Pyramid", v)
 	}
 }
 
-func decodeV1(b []byte) (*Account, error) {
+func decode(b []byte, version byte) (*Account, error) {
 	r := dec{b: b}
 	a := &Account{}
 	a.ID = r.str()
@@ -130,6 +150,18 @@ func decodeV1(b []byte) (*Account, error) {
 			o.at, o.ppm = r.svar(), r.svar()
 		}
 	}
+	if version >= stateVersion2 {
+		if n := r.count(10); n > 0 {
+			a.gone = &graveyard{list: make([]tombstone, n)}
+			for i := range a.gone.list {
+				t := &a.gone.list[i]
+				t.hash, t.at, t.invoiced = r.u64(), r.svar(), money.Cents(r.svar())
+				if i > 0 && t.hash <= a.gone.list[i-1].hash {
+					r.fail("tombstones out of order")
+				}
+			}
+		}
+	}
 	if n := r.count(8); n > 0 {
 		if n > dedupDepth {
 			r.fail("too many remembered event ids")
@@ -154,6 +186,50 @@ func decodeV1(b []byte) (*Account, error) {
 	}
 	return a, nil
 }
+
+// EncodedSize returns len(MarshalAccount(nil, a)) without encoding: the
+// size of a's state record before the key and the record overhead, to
+// compare with the state topic's max.message.bytes.
+func EncodedSize(a *Account) int {
+	n := 2 + strLen(a.ID) + uvarLen(a.Version) + 3 + svarLen(int64(a.reasonValue)) + 2
+	n += strLen(a.name) + strLen(a.owner) + svarLen(int64(a.wallet)) + svarLen(a.snooze)
+	for _, t := range a.at {
+		n += svarLen(t)
+	}
+	n += svarLen(a.firstAt) + svarLen(a.lastAt) + svarLen(a.lastTouch) + strLen(a.touchKind)
+	n += uvarLen(uint64(len(a.months)))
+	for _, m := range a.months {
+		n += svarLen(int64(m.month)) + svarLen(int64(m.cents))
+	}
+	n += uvarLen(uint64(len(a.opps)))
+	for i := range a.opps {
+		o := &a.opps[i]
+		n += strLen(o.id) + strLen(o.stage) + svarLen(int64(o.amount)) + svarLen(int64(o.invoiced)) + svarLen(o.at) + svarLen(o.ppm)
+	}
+	var gone []tombstone
+	if a.gone != nil {
+		gone = a.gone.list
+	}
+	n += uvarLen(uint64(len(gone)))
+	for _, t := range gone {
+		n += 8 + svarLen(t.at) + svarLen(int64(t.invoiced))
+	}
+	n += uvarLen(uint64(len(a.seen))) + 8*len(a.seen) + 1
+	return n + svarLen(a.alertMoment) + svarLen(a.alertTouch) + 8
+}
+
+func uvarLen(v uint64) int {
+	n := 1
+	for v >= 0x80 {
+		v >>= 7
+		n++
+	}
+	return n
+}
+
+func svarLen(v int64) int { return uvarLen(uint64(v<<1) ^ uint64(v>>63)) }
+
+func strLen(s string) int { return uvarLen(uint64(len(s))) + len(s) }
 
 type enc struct{ b []byte }
 

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -22,10 +23,13 @@ import (
 
 var update = flag.Bool("update", false, "rewrite golden files under testdata")
 
-const (
-	codecGoldenBin  = "testdata/state_v1.bin"
-	codecGoldenJSON = "testdata/state_v1.json"
-)
+// codecGolden names the golden files of format version v.
+func codecGolden(v int) (bin, json string) {
+	return fmt.Sprintf("testdata/state_v%d.bin", v), fmt.Sprintf("testdata/state_v%d.json", v)
+}
+
+// codecLatest is the format version MarshalAccount writes.
+const codecLatest = 2
 
 // codecAsOf is the evaluation time of the golden snapshots.
 var codecAsOf = codecTime("2026-06-30T00:00:00Z")
@@ -146,6 +150,14 @@ func codecScript(h *codecHarness) {
 	h.apply("", mid, "2026-04-02T00:00:00Z", `"type":"opportunity","opportunity_id":"m-1","stage":"qualification","amount":200000`)
 	h.apply("", mid, "2026-04-03T00:00:00Z", `"type":"order","order_id":"m-2","amount":60000,"opportunity_id":"m-1"`)
 	h.apply("", mid, "2026-04-04T00:00:00Z", `"type":"activity","kind":"meeting"`)
+
+	// Format 2 carries forgotten opportunities: one won and left behind by
+	// the window, one lost at once and invoiced afterwards.
+	old := "acc-old"
+	h.apply("", old, "2024-03-01T00:00:00Z", `"type":"opportunity","opportunity_id":"w-1","stage":"closed_won","amount":5000`)
+	h.apply("", old, "2024-03-02T00:00:00Z", `"type":"opportunity","opportunity_id":"l-1","stage":"closed_lost","amount":700`)
+	h.apply("", old, "2024-03-03T00:00:00Z", `"type":"order","order_id":"x-1","amount":12.5,"opportunity_id":"l-1"`)
+	h.apply("", old, "2026-04-05T00:00:00Z", `"type":"activity","kind":"call"`)
 }
 
 // codecMore is applied after a restore to show the restored state behaves
@@ -210,8 +222,11 @@ func codecRestore(tb testing.TB, h *codecHarness) *codecHarness {
 func TestCodecRoundTrip(t *testing.T) {
 	h := newCodecHarness(t)
 	codecScript(h)
-	if h.eng.Len() != 4 {
+	if h.eng.Len() != 5 {
 		t.Fatalf("%d accounts", h.eng.Len())
+	}
+	if n := h.eng.Account("acc-old").Forgotten(); n != 2 {
+		t.Fatalf("acc-old forgot %d opportunities, want 2; the round trip would not cover tombstones", n)
 	}
 	if _, open := h.eng.Account("acc-big").AlertOpen(); !open {
 		t.Fatal("script did not open an alert on acc-big; the round trip would not cover alert state")
@@ -282,11 +297,12 @@ func TestCodecEmptyAccount(t *testing.T) {
 	}
 }
 
-// codecReadGolden returns the records of the golden file: each is a uvarint
-// length and the record.
-func codecReadGolden(tb testing.TB) [][]byte {
+// codecReadGolden returns the records of format v's golden file: each is
+// a uvarint length and the record.
+func codecReadGolden(tb testing.TB, v int) [][]byte {
 	tb.Helper()
-	b, err := os.ReadFile(codecGoldenBin)
+	bin, _ := codecGolden(v)
+	b, err := os.ReadFile(bin)
 	if err != nil {
 		tb.Fatalf("%v (run go test ./scoring -run TestCodecGolden -update to create it)", err)
 	}
@@ -294,7 +310,7 @@ func codecReadGolden(tb testing.TB) [][]byte {
 	for len(b) > 0 {
 		n, k := binary.Uvarint(b)
 		if k <= 0 || n > uint64(len(b)-k) {
-			tb.Fatalf("%s is corrupt", codecGoldenBin)
+			tb.Fatalf("%s is corrupt", bin)
 		}
 		recs = append(recs, b[k:k+int(n)])
 		b = b[k+int(n):]
@@ -302,78 +318,117 @@ func codecReadGolden(tb testing.TB) [][]byte {
 	return recs
 }
 
-// TestCodecGolden pins format version 1: records written by the first
-// release must decode, forever, to the same state. testdata/state_v1.bin is
-// therefore written only when it does not exist; -update rewrites only the
-// expected snapshots (state_v1.json), which may change when the snapshot
-// rendering or the default configuration does, never because the reader
-// changed. A new format version gets a new golden file next to this one.
-func TestCodecGolden(t *testing.T) {
-	if _, err := os.Stat(codecGoldenBin); *update && os.IsNotExist(err) {
+// codecCheckGolden pins format version v: records written by the release
+// that wrote v must decode, forever, to the same state. The .bin file is
+// therefore written only when it does not exist (by the release whose
+// latest format is v); -update rewrites only the expected snapshots
+// (.json), which may change when the snapshot rendering or the default
+// configuration does, never because the reader changed.
+func codecCheckGolden(t *testing.T, v int) *scoring.Engine {
+	bin, js := codecGolden(v)
+	if _, err := os.Stat(bin); *update && os.IsNotExist(err) && v == codecLatest {
 		h := newCodecHarness(t)
 		codecScript(h)
-		var bin []byte
+		var out []byte
 		for _, id := range h.eng.IDs() {
 			rec := scoring.MarshalAccount(nil, h.eng.Account(id))
-			bin = binary.AppendUvarint(bin, uint64(len(rec)))
-			bin = append(bin, rec...)
+			out = binary.AppendUvarint(out, uint64(len(rec)))
+			out = append(out, rec...)
 		}
-		if err := os.MkdirAll(filepath.Dir(codecGoldenBin), 0o755); err != nil {
+		if err := os.MkdirAll(filepath.Dir(bin), 0o755); err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(codecGoldenBin, bin, 0o644); err != nil {
+		if err := os.WriteFile(bin, out, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		t.Logf("wrote %s", codecGoldenBin)
+		t.Logf("wrote %s", bin)
 	}
-	recs := codecReadGolden(t)
+	recs := codecReadGolden(t, v)
 	eng := scoring.NewEngine(scoring.NewParams(config.Default()))
 	for i, rec := range recs {
-		if rec[0] != 'P' || rec[1] != 1 {
-			t.Fatalf("record %d is not a version 1 record: % x", i, rec[:2])
+		if rec[0] != 'P' || int(rec[1]) != v {
+			t.Fatalf("record %d is not a version %d record: % x", i, v, rec[:2])
 		}
 		a, err := scoring.UnmarshalAccount(rec)
 		if err != nil {
 			t.Fatalf("record %d: %v", i, err)
 		}
 		eng.Put(a)
-		// While version 1 is also the version written, the writer must
-		// reproduce the record byte for byte.
-		if out := scoring.MarshalAccount(nil, a); out[1] == 1 && !bytes.Equal(out, rec) {
-			t.Errorf("record %d (%s): writer changed format 1 without a version bump\n got %x\nwant %x", i, a.ID, out, rec)
+		// While v is also the version written, the writer must reproduce
+		// the record byte for byte, and EncodedSize must know its size.
+		out := scoring.MarshalAccount(nil, a)
+		if int(out[1]) == v && !bytes.Equal(out, rec) {
+			t.Errorf("record %d (%s): writer changed format %d without a version bump\n got %x\nwant %x", i, a.ID, v, out, rec)
 		}
-	}
-	if eng.Len() != 4 {
-		t.Errorf("golden file has %d accounts, want 4", eng.Len())
+		if n := scoring.EncodedSize(a); n != len(out) {
+			t.Errorf("record %d (%s): EncodedSize %d, encoded %d bytes", i, a.ID, n, len(out))
+		}
 	}
 	got := codecSnapshots(eng, codecAsOf)
 	if *update {
-		if err := os.WriteFile(codecGoldenJSON, []byte(got), 0o644); err != nil {
+		if err := os.WriteFile(js, []byte(got), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		t.Logf("wrote %s", codecGoldenJSON)
+		t.Logf("wrote %s", js)
 	}
-	want, err := os.ReadFile(codecGoldenJSON)
+	want, err := os.ReadFile(js)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got != string(want) {
-		t.Errorf("snapshots from %s\n got %s\nwant %s", codecGoldenBin, got, want)
+		t.Errorf("snapshots from %s\n got %s\nwant %s", bin, got, want)
 	}
-	// The pinned state covers what the codec must carry.
-	big := eng.Account("acc-big")
-	if _, alert := big.AlertOpen(); !alert || big.Name() != `Big Co "Ltd"` || big.Version != 29 || len(big.Opportunities()) != 3 {
-		t.Errorf("acc-big from the golden file: alert open %v, name %q, version %d, opportunities %+v",
-			alert, big.Name(), big.Version, big.Opportunities())
-	}
-	pinned := eng.Account("acc-pinned ☃")
-	if w, ok := pinned.Wallet(); ok || w != 0 || pinned.Owner() != "rep-3" || pinned.Name() != "" || pinned.SnoozeUntil() == 0 {
-		t.Errorf("acc-pinned from the golden file: %+v", pinned)
-	}
+	return eng
+}
+
+func TestCodecGolden(t *testing.T) {
+	t.Run("version 1", func(t *testing.T) {
+		eng := codecCheckGolden(t, 1)
+		if eng.Len() != 4 {
+			t.Errorf("golden file has %d accounts, want 4", eng.Len())
+		}
+		// The pinned state covers what the codec must carry.
+		big := eng.Account("acc-big")
+		if _, alert := big.AlertOpen(); !alert || big.Name() != `Big Co "Ltd"` || big.Version != 29 || len(big.Opportunities()) != 3 {
+			t.Errorf("acc-big from the golden file: alert open %v, name %q, version %d, opportunities %+v",
+				alert, big.Name(), big.Version, big.Opportunities())
+		}
+		pinned := eng.Account("acc-pinned ☃")
+		if w, ok := pinned.Wallet(); ok || w != 0 || pinned.Owner() != "rep-3" || pinned.Name() != "" || pinned.SnoozeUntil() == 0 {
+			t.Errorf("acc-pinned from the golden file: %+v", pinned)
+		}
+		// Version 1 held lost opportunities; the first evaluation forgets
+		// them without changing a figure.
+		before := codecSnapshots(eng, codecAsOf)
+		var out scoring.Output
+		eng.Evaluate(big, codecAsOf, &out)
+		if big.Forgotten() != 1 || len(big.Opportunities()) != 2 {
+			t.Errorf("acc-big after an evaluation: %d forgotten, opportunities %+v", big.Forgotten(), big.Opportunities())
+		}
+		// The evaluation adds a version (the clock moved since the record
+		// was written); nothing else may change.
+		unversioned := regexp.MustCompile(`"version":\d+,`)
+		before = unversioned.ReplaceAllString(before, "")
+		if after := unversioned.ReplaceAllString(codecSnapshots(eng, codecAsOf), ""); after != before {
+			t.Errorf("forgetting the lost opportunity changed a snapshot\n got %s\nwant %s", after, before)
+		}
+	})
+	t.Run("version 2", func(t *testing.T) {
+		eng := codecCheckGolden(t, 2)
+		if eng.Len() != 5 {
+			t.Errorf("golden file has %d accounts, want 5", eng.Len())
+		}
+		if big := eng.Account("acc-big"); big.Forgotten() != 1 || len(big.Opportunities()) != 2 {
+			t.Errorf("acc-big: %d forgotten, opportunities %+v", big.Forgotten(), big.Opportunities())
+		}
+		if old := eng.Account("acc-old"); old.Forgotten() != 2 || len(old.Opportunities()) != 0 {
+			t.Errorf("acc-old: %d forgotten, opportunities %+v", old.Forgotten(), old.Opportunities())
+		}
+	})
 }
 
 func TestCodecBadRecords(t *testing.T) {
-	recs := codecReadGolden(t)
+	recs := append(codecReadGolden(t, 1), codecReadGolden(t, 2)...)
 	for i, rec := range recs {
 		// Every strict prefix is refused with a clear error, never a panic.
 		for n := range len(rec) {
@@ -417,10 +472,11 @@ func TestCodecBadRecords(t *testing.T) {
 		{"one byte", []byte{'P'}, "bad magic"},
 		{"wrong magic", []byte{'X', 1}, "bad magic"},
 		{"JSON instead", []byte(`{"account_id":"a"}`), "bad magic"},
-		{"future version", append([]byte{'P', 2}, recs[0][2:]...), "format version 2 is newer than this release understands"},
+		{"future version", append([]byte{'P', 3}, recs[0][2:]...), "format version 3 is newer than this release understands"},
 		{"version 255", []byte{'P', 255}, "format version 255"},
 		{"version 0", []byte{'P', 0}, "format version 0"},
 		{"header only", []byte{'P', 1}, "state record: "},
+		{"version 2 header only", []byte{'P', 2}, "state record: "},
 		{"huge string length", []byte{'P', 1, 0xff, 0xff, 0xff, 0xff, 0x0f}, "truncated string"},
 		{"overlong varint", []byte{'P', 1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01}, "bad varint"},
 	}
@@ -434,16 +490,16 @@ func TestCodecBadRecords(t *testing.T) {
 			t.Errorf("%s: error %q, want it to mention %q", tt.name, err, tt.want)
 		}
 	}
-	if _, err := scoring.UnmarshalAccount(append([]byte{'P', 2}, recs[0][2:]...)); err == nil || !strings.Contains(err.Error(), "upgrade") {
+	if _, err := scoring.UnmarshalAccount(append([]byte{'P', 3}, recs[0][2:]...)); err == nil || !strings.Contains(err.Error(), "upgrade") {
 		t.Errorf("future version should say what to do: %v", err)
 	}
 }
 
 // TestCodecFieldOutOfRange patches the tier byte of an empty account's
-// record ('P' 1, id length 0, version 0, tier).
+// record ('P' 2, id length 0, version 0, tier).
 func TestCodecFieldOutOfRange(t *testing.T) {
 	rec := scoring.MarshalAccount(nil, &scoring.Account{})
-	if !bytes.Equal(rec[:5], []byte{'P', 1, 0, 0, 0}) {
+	if !bytes.Equal(rec[:5], []byte{'P', codecLatest, 0, 0, 0}) {
 		t.Fatalf("unexpected empty record layout % x", rec)
 	}
 	b := append([]byte(nil), rec...)
@@ -461,8 +517,11 @@ func FuzzUnmarshalAccount(f *testing.F) {
 	for _, id := range h.eng.IDs() {
 		f.Add(scoring.MarshalAccount(nil, h.eng.Account(id)))
 	}
-	if b, err := os.ReadFile(codecGoldenBin); err == nil {
-		f.Add(b) // several records with length prefixes: refused
+	for v := 1; v <= codecLatest; v++ {
+		bin, _ := codecGolden(v)
+		if b, err := os.ReadFile(bin); err == nil {
+			f.Add(b) // several records with length prefixes: refused
+		}
 	}
 	f.Add([]byte{})
 	f.Add([]byte{'P', 1})
@@ -480,6 +539,9 @@ func FuzzUnmarshalAccount(f *testing.F) {
 			return
 		}
 		m1 := scoring.MarshalAccount(nil, a)
+		if n := scoring.EncodedSize(a); n != len(m1) {
+			t.Fatalf("EncodedSize %d, encoded %d bytes", n, len(m1))
+		}
 		a2, err := scoring.UnmarshalAccount(m1)
 		if err != nil {
 			t.Fatalf("re-encoded record refused: %v\ninput %x\nre-encoded %x", err, b, m1)

@@ -72,12 +72,16 @@ func (e *Engine) intern(s string) string {
 type Output struct {
 	Changes []TierChange
 	Alerts  []Alert
+	// Err says why the last Apply returned Rejected: an *event.Error with
+	// reason limit or out_of_range.
+	Err error
 }
 
 // Reset empties o, keeping its capacity.
 func (o *Output) Reset() {
 	o.Changes = o.Changes[:0]
 	o.Alerts = o.Alerts[:0]
+	o.Err = nil
 }
 
 // Result says what Apply did with an event.
@@ -87,6 +91,10 @@ type Result uint8
 const (
 	Applied Result = iota + 1
 	Duplicate
+	// Rejected: applying the event would exceed a limit or take a figure
+	// beyond ±MaxFigure; Output.Err says which, and nothing changed (the
+	// event id is not remembered either, so a corrected resend applies).
+	Rejected
 )
 
 // EventTime, passed to Apply as asOf, evaluates the account at the largest
@@ -95,18 +103,28 @@ const (
 const EventTime int64 = 0
 
 // Apply applies one valid event and re-evaluates its account at asOf (Unix
-// ns, or EventTime). It returns the account and Duplicate when the event id was among the
-// account's last 16, in which case nothing changed. Every applied event adds
-// one snapshot version.
+// ns, or EventTime). It returns the account and Duplicate when the event id
+// was among the account's last 16, or Rejected (see Output.Err) when the
+// event would break a bound; in both cases nothing changed, and on
+// Rejected the account is nil if it did not exist. Every applied event
+// adds one snapshot version.
 func (e *Engine) Apply(ev *event.Event, asOf int64, out *Output) (*Account, Result) {
 	a := e.accounts[ev.AccountID]
+	h := hashID(ev.ID)
+	if a != nil && a.seenBefore(h) {
+		return a, Duplicate
+	}
+	check := a
+	if check == nil {
+		check = &noAccount
+	}
+	if err := check.admit(e.p, ev); err != nil {
+		out.Err = err
+		return a, Rejected
+	}
 	if a == nil {
 		a = &Account{ID: strings.Clone(ev.AccountID)}
 		e.accounts[a.ID] = a
-	}
-	h := hashID(ev.ID)
-	if a.seenBefore(h) {
-		return a, Duplicate
 	}
 	a.remember(h)
 	// A touch can end a neglect that nobody watched happen (the process was
@@ -130,6 +148,10 @@ func (e *Engine) Apply(ev *event.Event, asOf int64, out *Output) (*Account, Resu
 	return a, Applied
 }
 
+// noAccount stands for an account that does not exist yet when an event
+// is checked against the bounds; it is never changed.
+var noAccount Account
+
 // Evaluate re-evaluates an account at asOf without an event, as the clock
 // moves. It returns true, and adds a snapshot version, when anything in the
 // snapshot other than as_of changed.
@@ -149,6 +171,9 @@ func (e *Engine) Evaluate(a *Account, asOf int64, out *Output) bool {
 func (e *Engine) evaluate(a *Account, asOf int64, ev *event.Event, out *Output) bool {
 	p := e.p
 	f := a.Figures(p, asOf)
+	if f.stale {
+		a.forgetClosed(p, asOf) // changes no figure at asOf or later
+	}
 	version := a.Version
 	causeAt, eventID := asOf, ""
 	if ev != nil {

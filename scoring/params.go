@@ -88,6 +88,7 @@ type Params struct {
 	potentialHigh money.Cents
 	tiers         [5]tierParams // indexed by Tier; [0] unused
 	stageProb     map[string]int64
+	maxOpen       int // limits.max_open_opportunities
 }
 
 // NewParams compiles cfg, which must already be valid.
@@ -99,6 +100,7 @@ func NewParams(cfg *config.Config) *Params {
 		currentHigh:   units(cfg.Quadrant.CurrentHigh),
 		potentialHigh: units(cfg.Quadrant.PotentialHigh),
 		stageProb:     map[string]int64{},
+		maxOpen:       cfg.Limits.MaxOpenOpportunities,
 	}
 	for _, t := range AllTiers {
 		c := cfg.Tier(t.String())

@@ -33,7 +33,7 @@ func cmdReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		fmt.Fprintln(stderr, "replay: --input is required (a file, or - for stdin)")
 		return errUsage
 	}
-	cfg, err := config.Load(*cfgPath)
+	cfg, err := loadConfig(ctx, *cfgPath)
 	if err != nil {
 		return err
 	}
@@ -80,7 +80,17 @@ func cmdReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			fmt.Fprintf(stderr, "\rreplay: %d lines, %.0f lines/s ", lines, rate)
 		}
 	}
-	sum, _, err := replay.Run(opts)
+	var sum *replay.Summary
+	err = interruptible(ctx, func() error {
+		s, _, err := replay.RunContext(ctx, opts)
+		sum = s
+		return err
+	})
+	if ctx.Err() != nil {
+		// The replay may still be blocked on its input: leave its outputs
+		// as they are and say so.
+		return fmt.Errorf("interrupted; the outputs are incomplete")
+	}
 	if opts.Progress != nil {
 		fmt.Fprint(stderr, "\r\033[K")
 	}
@@ -106,7 +116,7 @@ func cmdConfig(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err := parseFlags(fs, args[1:]); err != nil {
 		return err
 	}
-	cfg, err := config.Load(*cfgPath)
+	cfg, err := loadConfig(ctx, *cfgPath)
 	if err != nil {
 		return err
 	}
@@ -116,6 +126,44 @@ func cmdConfig(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	_, err = stdout.Write(b)
 	return err
+}
+
+// loadConfig is config.Load that gives up when ctx ends: the file may be a
+// pipe that never ends.
+func loadConfig(ctx context.Context, path string) (*config.Config, error) {
+	var cfg *config.Config
+	err := interruptible(ctx, func() error {
+		c, err := config.Load(path)
+		cfg = c
+		return err
+	})
+	if ctx.Err() != nil {
+		return nil, fmt.Errorf("interrupted while reading the configuration: %w", ctx.Err())
+	}
+	return cfg, err
+}
+
+// interruptible runs fn and returns its error, or returns once ctx has
+// ended and fn has not followed within a second: a read from a pipe, a
+// FIFO or a terminal cannot be cancelled, and a signal must still stop the
+// command. Only when it returned nil has fn finished; otherwise it may
+// still run, and the caller must not touch what fn writes.
+func interruptible(ctx context.Context, fn func() error) error {
+	done := make(chan error, 1)
+	go func() { done <- fn() }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+	}
+	t := time.NewTimer(time.Second)
+	defer t.Stop()
+	select {
+	case err := <-done:
+		return err
+	case <-t.C:
+		return ctx.Err()
+	}
 }
 
 func openInput(path string, stdin io.Reader) (io.Reader, func(), error) {
