@@ -3,6 +3,7 @@ package event_test
 import (
 	"encoding/json"
 	"errors"
+	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -908,6 +909,19 @@ func BenchmarkDecode(b *testing.B) {
 			if err := d.DecodeTo(e, &ev); err != nil {
 				b.Fatal(err)
 			}
+		}
+	}
+}
+
+// The README explains every reason a message can be dead-lettered with.
+func TestREADMEListsEveryReason(t *testing.T) {
+	b, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range event.Reasons {
+		if !strings.Contains(string(b), "| `"+r+"` |") {
+			t.Errorf("README.md has no row for dead-letter reason %s", r)
 		}
 	}
 }
