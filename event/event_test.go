@@ -913,15 +913,23 @@ func BenchmarkDecode(b *testing.B) {
 	}
 }
 
-// The README explains every reason a message can be dead-lettered with.
-func TestREADMEListsEveryReason(t *testing.T) {
-	b, err := os.ReadFile("../README.md")
-	if err != nil {
-		t.Fatal(err)
+// Every reason a message can be dead-lettered with is explained in the
+// reference (docs/events.md) and named in the README.
+func TestDocsListEveryReason(t *testing.T) {
+	read := func(path string) string {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
 	}
+	events, readme := read("../docs/events.md"), read("../README.md")
 	for _, r := range event.Reasons {
-		if !strings.Contains(string(b), "| `"+r+"` |") {
-			t.Errorf("README.md has no row for dead-letter reason %s", r)
+		if !strings.Contains(events, "| `"+r+"` |") {
+			t.Errorf("docs/events.md has no row for dead-letter reason %s", r)
+		}
+		if !strings.Contains(readme, "`"+r+"`") {
+			t.Errorf("README.md does not name dead-letter reason %s", r)
 		}
 	}
 }
