@@ -21,7 +21,8 @@ type opp struct {
 	ppm      int64
 }
 
-func (o *opp) won() bool  { return o.at != 0 && o.stage == config.ClosedWon }
+func (o *opp) won() bool { return o.at != 0 && o.stage == config.ClosedWon }
+
 // lost: closed_lost or deleted; either way it counts in no figure.
 func (o *opp) lost() bool { return o.at != 0 && (o.stage == config.ClosedLost || o.stage == "") }
 
