@@ -160,37 +160,86 @@ func (b *builder) eventID(suffix string) (string, error) {
 	return hex.EncodeToString(sum[:16]), nil
 }
 
+// source is what a Debezium envelope's source block says about where a
+// change comes from, read in one pass.
+type source struct {
+	db, schema, table                               gjson.Result
+	lsn, file, pos, row, changeLSN, serial, scn, ts gjson.Result
+}
+
+func readSource(body gjson.Result) *source {
+	s := &source{}
+	body.Get("source").ForEach(func(k, v gjson.Result) bool {
+		if v.Type == gjson.Null {
+			return true
+		}
+		switch k.Str {
+		case "db":
+			s.db = v
+		case "schema":
+			s.schema = v
+		case "table":
+			s.table = v
+		case "lsn":
+			s.lsn = v
+		case "file":
+			s.file = v
+		case "pos":
+			s.pos = v
+		case "row":
+			s.row = v
+		case "change_lsn":
+			s.changeLSN = v
+		case "event_serial_no":
+			s.serial = v
+		case "scn":
+			s.scn = v
+		case "ts_ms":
+			s.ts = v
+		}
+		return true
+	})
+	return s
+}
+
+// source returns the change's source block, read once per record.
+func (v *view) source() *source {
+	if v.src == nil {
+		v.src = readSource(v.body)
+	}
+	return v.src
+}
+
 // table names the source table of a Debezium change: db.schema.table as
 // the source block gives it, or the topic when it gives none.
 func (b *builder) table() string {
-	src := b.v.body.Get("source")
+	src := b.v.source()
+	if src.table.Type != gjson.String {
+		return "topic:" + b.v.in.topic
+	}
 	var parts []string
-	for _, k := range []string{"db", "schema", "table"} {
-		if r := src.Get(k); r.Type == gjson.String {
+	for _, r := range []gjson.Result{src.db, src.schema, src.table} {
+		if r.Type == gjson.String {
 			parts = append(parts, r.Str)
 		}
-	}
-	if src.Get("table").Type != gjson.String {
-		return "topic:" + b.v.in.topic
 	}
 	return strings.Join(parts, ".")
 }
 
 // position is where a Debezium change sits in the database's log.
 func (b *builder) position() string {
-	src := b.v.body.Get("source")
-	has := func(k string) bool { r := src.Get(k); return r.Exists() && r.Type != gjson.Null }
+	src := b.v.source()
 	switch {
-	case has("lsn"): // Postgres (and Db2)
-		return "lsn=" + src.Get("lsn").Raw
-	case has("file") && has("pos"): // MySQL, MariaDB binlog; row numbers a multi-row event
-		return "binlog=" + src.Get("file").Raw + ":" + src.Get("pos").Raw + ":" + src.Get("row").Raw
-	case has("change_lsn"): // SQL Server
-		return "change_lsn=" + src.Get("change_lsn").Raw + ":" + src.Get("event_serial_no").Raw
-	case has("scn"): // Oracle
-		return "scn=" + src.Get("scn").Raw
-	case has("ts_ms"):
-		return "ts_ms=" + src.Get("ts_ms").Raw
+	case src.lsn.Exists(): // Postgres (and Db2)
+		return "lsn=" + src.lsn.Raw
+	case src.file.Exists() && src.pos.Exists(): // MySQL, MariaDB binlog; row numbers a multi-row event
+		return "binlog=" + src.file.Raw + ":" + src.pos.Raw + ":" + src.row.Raw
+	case src.changeLSN.Exists(): // SQL Server
+		return "change_lsn=" + src.changeLSN.Raw + ":" + src.serial.Raw
+	case src.scn.Exists(): // Oracle
+		return "scn=" + src.scn.Raw
+	case src.ts.Exists():
+		return "ts_ms=" + src.ts.Raw
 	}
 	// No position at all: the Kafka one is the best there is.
 	r := b.v.rec

@@ -38,7 +38,8 @@ type field struct {
 	required bool
 	nullable bool // account profile fields: null clears the value
 	where    special
-	segs     []string // gjson-escaped path segments
+	names    []string // path segments
+	segs     []string // the same, escaped for gjson
 	konst    string
 }
 
@@ -73,6 +74,7 @@ func newField(def config.InputField, src string) (field, error) {
 		if s == "" {
 			return f, fmt.Errorf("fields.%s: %q has an empty segment", name, src)
 		}
+		f.names = append(f.names, s)
 		f.segs = append(f.segs, gjson.Escape(s))
 	}
 	return f, nil
@@ -99,6 +101,7 @@ type view struct {
 	row    gjson.Result // the image fields are read from
 	side   side
 	op     string
+	src    *source // the envelope's source block, once read
 }
 
 // value is one field's value, comparable so that two images can be told
@@ -130,36 +133,38 @@ func (v *view) where(f *field) string {
 	return f.src
 }
 
-// lookup finds a field's raw value and the schema that describes it. A
-// path is read in the row image first and, for Debezium, in the envelope
-// when the row has no such column (source.ts_ms, ts_ms, op).
-func (v *view) lookup(f *field) (r, schema gjson.Result) {
+// lookup finds a field's raw value. A path is read in the row image first
+// and, for Debezium, in the envelope when the row has no such column
+// (source.ts_ms, ts_ms, op); inRow tells which.
+func (v *view) lookup(f *field) (r gjson.Result, inRow bool) {
 	switch f.where {
 	case inConst:
-		return gjson.Result{Type: gjson.String, Str: f.konst, Raw: f.konst}, gjson.Result{}
+		return gjson.Result{Type: gjson.String, Str: f.konst, Raw: f.konst}, false
 	case inKey:
 		r = v.key
 		for _, s := range f.segs {
 			r = r.Get(s)
 		}
-		return r, gjson.Result{}
+		return r, false
 	case inTimestamp:
-		return gjson.Result{}, gjson.Result{} // read by read, not here
+		return gjson.Result{}, false // read by read, not here
 	}
-	base, sch := v.row, v.schema
-	if v.side != sideRow {
-		if base.Get(f.segs[0]).Exists() {
-			sch = v.in.schemas.field(sch, sideNames[v.side])
-		} else {
-			base = v.body
-		}
+	r, inRow = v.row, true
+	if v.side != sideRow && !r.Get(f.segs[0]).Exists() {
+		r, inRow = v.body, false
 	}
-	r = base
 	for _, s := range f.segs {
 		r = r.Get(s)
-		sch = v.in.schemas.field(sch, s)
 	}
-	return r, sch
+	return r, inRow
+}
+
+// logical returns what the converter's schema says about a field's value.
+func (v *view) logical(f *field, inRow bool) logical {
+	if f.where != inValue || !v.schema.Exists() {
+		return logical{}
+	}
+	return v.in.schemas.get(v.schema, v.side, inRow, f)
 }
 
 // read converts one field of the current view. Absent and null values of
@@ -176,7 +181,7 @@ func (b *builder) read(f *field) (value, error) {
 		}
 		return value{kind: vTime, ns: ns}, nil
 	}
-	r, sch := v.lookup(f)
+	r, inRow := v.lookup(f)
 	switch {
 	case !r.Exists() || r.Type == gjson.Null:
 		if f.required {
@@ -193,13 +198,13 @@ func (b *builder) read(f *field) (value, error) {
 	}
 	switch f.conv {
 	case convDecimal:
-		text, err := decimal(r, v.in.schemas.logical(sch))
+		text, err := decimal(r, v.logical(f, inRow))
 		if err != "" {
 			return value{}, b.fieldErr(event.ReasonInvalidField, f, "%s", err)
 		}
 		return value{kind: vNumber, text: text}, nil
 	case convTime:
-		ns, err := timestamp(r, v.in.schemas.logical(sch))
+		ns, err := timestamp(r, v.logical(f, inRow))
 		if err != "" {
 			return value{}, b.fieldErr(event.ReasonInvalidField, f, "%s", err)
 		}
@@ -264,7 +269,7 @@ func (b *builder) deletion() ([]Event, error) {
 			vals[i] = value{kind: vNull}
 		}
 	}
-	if ms := v.body.Get("source.ts_ms"); ms.Type == gjson.Number {
+	if ms := v.source().ts; ms.Type == gjson.Number {
 		if ns, err := epoch(ms.Int(), unitMilli); err == "" {
 			at = max(at, ns)
 		}

@@ -170,6 +170,7 @@ func (m *Mapper) Map(r Record, out []Event) ([]Event, error) {
 	// {"schema": ..., "payload": ...}.
 	if s, p, ok := envelope(root); ok {
 		v.schema, v.body = s, p
+		in.schemas.use(s)
 		if p.Type == gjson.Null {
 			return out, nil
 		}

@@ -1,7 +1,9 @@
 package inputs
 
 import (
+	"bytes"
 	"encoding/base64"
+	"hash/maphash"
 	"math/big"
 	"strconv"
 	"strings"
@@ -31,11 +33,54 @@ type logical struct {
 	hasScale bool
 }
 
-// schemaCache resolves field schemas in the converter's schema.
-type schemaCache struct{}
+// schemaCache remembers what the converter's schema says about each mapped
+// field. A connector sends the same schema with every record of a table
+// until the table changes, and walking it for every field of every record
+// would cost more than all the rest of the mapping; the cache is dropped
+// whenever a record brings a different schema.
+type schemaCache struct {
+	seed  maphash.Seed
+	sum   uint64
+	types map[schemaKey]logical
+}
 
-// field returns the schema of member name of a struct schema s.
-func (c *schemaCache) field(s gjson.Result, name string) gjson.Result {
+type schemaKey struct {
+	f     *field
+	side  side
+	inRow bool
+}
+
+// use makes schema the one the cache answers for.
+func (c *schemaCache) use(schema gjson.Result) {
+	if c.types == nil {
+		c.seed, c.types = maphash.MakeSeed(), map[schemaKey]logical{}
+	}
+	if h := maphash.String(c.seed, schema.Raw); h != c.sum {
+		c.sum = h
+		clear(c.types)
+	}
+}
+
+// get resolves field f, read in the row image (inRow) or the envelope.
+func (c *schemaCache) get(schema gjson.Result, s side, inRow bool, f *field) logical {
+	k := schemaKey{f, s, inRow}
+	if l, ok := c.types[k]; ok {
+		return l
+	}
+	sch := schema
+	if s != sideRow && inRow {
+		sch = member(sch, sideNames[s])
+	}
+	for _, n := range f.names {
+		sch = member(sch, n)
+	}
+	l := readLogical(sch)
+	c.types[k] = l // bounded: one entry per field, side and place
+	return l
+}
+
+// member returns the schema of member name of a struct schema s.
+func member(s gjson.Result, name string) gjson.Result {
 	if !s.IsObject() {
 		return gjson.Result{}
 	}
@@ -50,8 +95,8 @@ func (c *schemaCache) field(s gjson.Result, name string) gjson.Result {
 	return out
 }
 
-// logical reads a field schema's logical type.
-func (c *schemaCache) logical(s gjson.Result) logical {
+// readLogical reads a field schema's logical type.
+func readLogical(s gjson.Result) logical {
 	if !s.IsObject() {
 		return logical{}
 	}
@@ -286,23 +331,30 @@ func quote(s string) string { return strconv.Quote(trunc(s)) }
 // bounds nesting first, as the event decoder does, so that a hostile
 // record cannot make the validator recurse a million levels deep.
 func checkJSON(b []byte) string {
-	depth, inStr := 0, false
+	depth := 0
 	for i := 0; i < len(b); i++ {
-		c := b[i]
-		switch {
-		case inStr:
-			if c == '\\' {
-				i++
-			} else if c == '"' {
-				inStr = false
+		switch b[i] {
+		case '"':
+			// Jump to the closing quote: one that is not escaped.
+			for {
+				j := bytes.IndexByte(b[i+1:], '"')
+				if j < 0 {
+					return "malformed JSON"
+				}
+				i += j + 1
+				k := i - 1
+				for k >= 0 && b[k] == '\\' {
+					k--
+				}
+				if (i-1-k)%2 == 0 {
+					break
+				}
 			}
-		case c == '"':
-			inStr = true
-		case c == '{' || c == '[':
+		case '{', '[':
 			if depth++; depth > 64 {
 				return "nesting deeper than 64 levels"
 			}
-		case c == '}' || c == ']':
+		case '}', ']':
 			depth--
 		}
 	}
