@@ -243,8 +243,11 @@ func (b *builder) debezium() ([]Event, error) {
 	case "c", "r":
 		return b.after()
 	case "u":
-		if v.in.typ == event.Order {
+		switch v.in.typ {
+		case event.Order:
 			return b.orderUpdate()
+		case event.Opportunity:
+			return b.oppUpdate()
 		}
 		return b.after()
 	case "d":
@@ -310,6 +313,42 @@ func (b *builder) orderUpdate() ([]Event, error) {
 	return b.emit(after, "", asIs)
 }
 
+// oppUpdate maps an update of an opportunity row: an upsert from the after
+// image, preceded, when the before image names another account, by the
+// opportunity's removal from that account (it was moved).
+func (b *builder) oppUpdate() ([]Event, error) {
+	v, in := b.v, b.v.in
+	before := v.body.Get("before")
+	if err := b.side("after", sideAfter); err != nil {
+		return b.out, err
+	}
+	vals, err := b.fields()
+	if err != nil {
+		return b.out, err
+	}
+	if before.IsObject() {
+		v.row, v.side = before, sideBefore
+		old, _ := v.lookup(in.account)
+		v.row, v.side = v.body.Get("after"), sideAfter
+		newAcc := vals[in.index(in.account)].text
+		if (old.Type == gjson.String || old.Type == gjson.Number) && textOf(old) != newAcc {
+			moved := make([]value, len(vals))
+			for i := range in.fields {
+				switch f := &in.fields[i]; {
+				case f == in.account:
+					moved[i] = value{kind: vText, text: textOf(old)}
+				case f == in.occurred, f.name == "opportunity_id":
+					moved[i] = vals[i]
+				}
+			}
+			if b.out, err = b.emit(moved, "-m", deleted); err != nil {
+				return b.out, err
+			}
+		}
+	}
+	return b.emit(vals, "", asIs)
+}
+
 // remove maps a deletion of the row in v.row (the before image).
 func (b *builder) remove() ([]Event, error) {
 	switch b.v.in.typ {
@@ -332,6 +371,24 @@ func (b *builder) apply() ([]Event, error) {
 		return b.out, err
 	}
 	return b.emit(vals, "", asIs)
+}
+
+// index returns the position of f in in.fields.
+func (in *input) index(f *field) int {
+	for i := range in.fields {
+		if &in.fields[i] == f {
+			return i
+		}
+	}
+	return -1
+}
+
+// textOf is a JSON string or number as an id's text.
+func textOf(r gjson.Result) string {
+	if r.Type == gjson.String {
+		return r.Str
+	}
+	return r.Raw
 }
 
 func sameValues(a, b []value) bool {

@@ -392,6 +392,30 @@ func TestDeletions(t *testing.T) {
 	}
 }
 
+// An opportunity moved to another account leaves the old one.
+func TestOpportunityMoved(t *testing.T) {
+	m := newMapper(t, oppInput)
+	row := func(acc, at string) string {
+		return `{"id":9,"account_id":"` + acc + `","stage":"proposal","amount":5,"updated_at":"` + at + `"}`
+	}
+	rec := func(before, after string) inputs.Record {
+		return inputs.Record{Topic: "crmdb.public.opportunities", Key: []byte(`{"id":9}`),
+			Value: []byte(`{"op":"u","before":` + before + `,"after":` + after + `,"source":{"lsn":7}}`)}
+	}
+	got := mustMap(t, m, rec(row("a", "2026-03-01T12:00:00Z"), row("b", "2026-03-02T12:00:00Z")))
+	want := `[{"account_id":"a","deleted":true,"occurred_at":"2026-03-02T12:00:00Z","opportunity_id":"9","type":"opportunity"},` +
+		`{"account_id":"b","amount":5,"occurred_at":"2026-03-02T12:00:00Z","opportunity_id":"9","stage":"proposal","type":"opportunity"}]`
+	if asJSON(got) != want {
+		t.Errorf("moved:\n got %s\nwant %s", asJSON(got), want)
+	}
+	// Same account, or no old account to compare with: just the upsert.
+	for _, before := range []string{row("b", "2026-03-01T12:00:00Z"), `{"id":9}`, "null"} {
+		if got := mustMap(t, m, rec(before, row("b", "2026-03-02T12:00:00Z"))); len(got) != 1 || got[0]["account_id"] != "b" {
+			t.Errorf("before %s: %s", before, asJSON(got))
+		}
+	}
+}
+
 func TestOps(t *testing.T) {
 	m := newMapper(t, oppInput)
 	rec := func(v string) inputs.Record {
