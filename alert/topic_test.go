@@ -13,18 +13,14 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/pyramid-crm/pyramid/internal/retry"
+	"github.com/pyramid-crm/pyramid/internal/testenv"
 	"github.com/pyramid-crm/pyramid/metrics"
 	"github.com/pyramid-crm/pyramid/scoring"
 )
 
 func newCluster(t testing.TB, topics ...string) *kfake.Cluster {
 	t.Helper()
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, topics...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	return c
+	return testenv.Kafka(t, kfake.NumBrokers(1), kfake.SeedTopics(1, topics...))
 }
 
 func newTestTopic(t testing.TB, c *kfake.Cluster, m *metrics.Metrics) *Topic {

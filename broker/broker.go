@@ -9,6 +9,11 @@
 // request that allows auto-creation, which producers send) with
 // Options.Partitions partitions, or up front from Options.Topics.
 //
+// kfake accepts nearly every protocol version ever released. With
+// Options.Release the broker accepts only what that Kafka release accepts
+// and refuses the rest as Kafka does (Emulation): the tests run against
+// Kafka 4.1's rules this way, since no JVM broker runs here.
+//
 // With Options.DataDir set, kfake's own persistence is used: record
 // batches are appended to segment files under the directory as they are
 // produced, group state (committed offsets) to an append log, and
@@ -66,6 +71,10 @@ type Options struct {
 	// Logger receives kfake's log (its per-request lines at debug); nil
 	// discards it.
 	Logger *slog.Logger
+	// Release, if set, makes the broker accept only the protocol versions
+	// of that Kafka release (one of kafkaapi.Releases, e.g. "4.1"); see
+	// Emulation.
+	Release string
 }
 
 // checkpointEvery is how often a persistent broker looks for auto-created
@@ -75,6 +84,7 @@ const checkpointEvery = 250 * time.Millisecond
 // Broker is a running in-process Kafka broker.
 type Broker struct {
 	c    *kfake.Cluster
+	em   *Emulation // nil without Options.Release
 	once sync.Once
 	log  *logger
 	err  error // from Close
@@ -100,6 +110,13 @@ func Start(opts Options) (*Broker, error) {
 	if _, _, err := net.SplitHostPort(opts.Listen); err != nil {
 		return nil, fmt.Errorf("broker: listen address %q is not host:port: %w", opts.Listen, err)
 	}
+	var em *Emulation
+	if opts.Release != "" {
+		var err error
+		if em, err = NewEmulation(opts.Release); err != nil {
+			return nil, err
+		}
+	}
 	kopts := []kfake.Opt{
 		kfake.NumBrokers(1),
 		// kfake always asks for 127.0.0.1:<port>; we listen where we were
@@ -119,11 +136,19 @@ func Start(opts Options) (*Broker, error) {
 	if opts.DataDir != "" {
 		kopts = append(kopts, kfake.DataDir(opts.DataDir))
 	}
+	if em != nil {
+		kopts = append(kopts, em.Opts()...)
+	}
 	c, err := kfake.NewCluster(kopts...)
 	if err != nil {
 		return nil, fmt.Errorf("broker: start on %s: %w", opts.Listen, err)
 	}
-	b := &Broker{c: c, log: log}
+	b := &Broker{c: c, em: em, log: log}
+	if em != nil {
+		if err := em.Attach(c); err != nil {
+			return nil, errors.Join(err, b.Close())
+		}
+	}
 	// Seeded topics (kfake.SeedTopics) are ignored when state is reloaded
 	// from DataDir, so create missing ones here in both cases.
 	for _, t := range opts.Topics {
@@ -149,6 +174,10 @@ func (b *Broker) Addrs() []string { return b.c.ListenAddrs() }
 // Cluster returns the underlying kfake cluster, for tests that inject
 // faults, trigger compaction or inspect groups.
 func (b *Broker) Cluster() *kfake.Cluster { return b.c }
+
+// Emulation returns the release emulation of Options.Release, nil
+// without one.
+func (b *Broker) Emulation() *Emulation { return b.em }
 
 // Close stops listening and, with a DataDir, writes the remaining state to
 // disk. It is safe to call more than once. An error means state may not

@@ -17,16 +17,14 @@ import (
 	"github.com/twmb/franz-go/pkg/kversion"
 
 	"github.com/pyramid-crm/pyramid/broker"
+	"github.com/pyramid-crm/pyramid/internal/testenv"
 )
 
+// start starts a broker emulating testenv.KafkaRelease() unless opts names
+// a release.
 func start(t testing.TB, opts broker.Options) *broker.Broker {
 	t.Helper()
-	b, err := broker.Start(opts)
-	if err != nil {
-		t.Fatalf("Start: %v", err)
-	}
-	t.Cleanup(func() { b.Close() })
-	return b
+	return testenv.StartBroker(t, opts)
 }
 
 func client(t testing.TB, b *broker.Broker, opts ...kgo.Opt) *kgo.Client {

@@ -30,17 +30,13 @@ var testNow = time.Date(2026, 6, 15, 12, 0, 0, 0, time.UTC)
 
 var testTopics = []string{"t.orders", "t.opportunities", "t.activities", "t.accounts"}
 
-// newCluster starts an in-process broker with the input topics.
+// newCluster starts an in-process broker with the input topics, emulating
+// testenv.KafkaRelease().
 func newCluster(tb testing.TB, partitions int32, topics []string, extra ...kfake.Opt) *kfake.Cluster {
 	tb.Helper()
 	opts := append([]kfake.Opt{kfake.NumBrokers(1), kfake.SeedTopics(partitions, topics...),
 		kfake.GroupMinSessionTimeout(100 * time.Millisecond)}, extra...)
-	c, err := kfake.NewCluster(opts...)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(c.Close)
-	return c
+	return testenv.Kafka(tb, opts...)
 }
 
 // msg is one input message.

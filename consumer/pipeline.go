@@ -230,11 +230,19 @@ func (p *Pipeline) Run(parent context.Context) error {
 	}()
 
 	// Kafka may come up after Pyramid (compose, rolling restarts): retry
-	// while it cannot be reached, but refuse a wrong topic layout at once.
+	// while it cannot be reached, but refuse at once protocol versions it
+	// does not accept or a wrong topic layout.
 	var lay topicLayout
+	versionsOK := false
 	for attempt := 0; ; attempt++ {
 		var err error
-		lay, err = checkTopics(ctx, p.client, &p.opts)
+		if !versionsOK {
+			err = checkVersions(ctx, p.client, p.log)
+			versionsOK = err == nil
+		}
+		if err == nil {
+			lay, err = checkTopics(ctx, p.client, &p.opts)
+		}
 		if err == nil {
 			break
 		}
@@ -242,7 +250,8 @@ func (p *Pipeline) Run(parent context.Context) error {
 			return nil
 		}
 		var le *layoutError
-		if errors.As(err, &le) {
+		var ve *versionError
+		if errors.As(err, &le) || errors.As(err, &ve) {
 			return fmt.Errorf("consumer: %w", err)
 		}
 		if attempt%5 == 0 {

@@ -17,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/pyramid-crm/pyramid/event"
+	"github.com/pyramid-crm/pyramid/internal/testenv"
 	"github.com/pyramid-crm/pyramid/metrics"
 )
 
@@ -240,16 +241,12 @@ func TestBrokerFaults(t *testing.T) {
 
 // TestStartupRefusesUnequalPartitions names every topic and its count.
 func TestStartupRefusesUnequalPartitions(t *testing.T) {
-	cl, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(4, "t.orders", "t.opportunities"),
+	cl := testenv.Kafka(t, kfake.NumBrokers(1), kfake.SeedTopics(4, "t.orders", "t.opportunities"),
 		kfake.SeedTopics(2, "t.activities", "t.accounts"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
 	opts := testOptions(cl.ListenAddrs(), newMemSink())
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	err = Run(ctx, opts)
+	err := Run(ctx, opts)
 	if err == nil {
 		t.Fatal("Run accepted input topics with different partition counts")
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/pyramid-crm/pyramid/consumer"
+	"github.com/pyramid-crm/pyramid/internal/testenv"
 	"github.com/pyramid-crm/pyramid/sink/clickhouse"
 )
 
@@ -110,7 +111,7 @@ func TestCrashRestart(t *testing.T) {
 	}
 	rng := rand.New(rand.NewPCG(7, 7))
 	for i := 1; i <= 3; i++ {
-		var out lockedBuffer
+		var out testenv.Buffer
 		cmd := exec.Command(os.Args[0], "-test.run=^$")
 		cmd.Env = append(os.Environ(), childEnv+"=1", childBrokersEnv+"="+strings.Join(addrs, ","),
 			childDSNEnv+"="+dsn, childGroupEnv+"="+group)

@@ -12,7 +12,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -98,17 +97,14 @@ func newSinkMetrics(tb testing.TB, dsn string, m *metrics.Metrics) *clickhouse.S
 
 // newBroker starts an in-process broker with the input topics. It is
 // kfake, as broker.Start runs it, but allowing the short session timeouts
-// that let a test restart a killed member within seconds.
+// that let a test restart a killed member within seconds; under
+// PYRAMID_TEST_KAFKA it accepts only that Kafka release's protocol
+// versions (testenv.Kafka).
 func newBroker(tb testing.TB, parts int, topics ...string) *kfake.Cluster {
 	tb.Helper()
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(int32(parts), topics...),
+	return testenv.Kafka(tb, kfake.NumBrokers(1), kfake.SeedTopics(int32(parts), topics...),
 		kfake.DefaultNumPartitions(parts), kfake.AllowAutoTopicCreation(),
 		kfake.GroupMinSessionTimeout(100*time.Millisecond))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(c.Close)
-	return c
 }
 
 // workload is a generated event stream: the same options give the same
@@ -783,24 +779,6 @@ func checkCollapsed(tb testing.TB, conn driver.Conn, accounts int) {
 	if n != uint64(accounts) {
 		tb.Errorf("account_latest has %d rows, want %d (one per account)", n, accounts)
 	}
-}
-
-// lockedBuffer collects a child process's output.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 func testDSN(tb testing.TB) string { return testenv.ClickHouseDSN(tb) }

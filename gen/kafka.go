@@ -41,6 +41,9 @@ type ProduceOptions struct {
 	// Progress, when set, is called after every acknowledged chunk with the
 	// number of events produced so far.
 	Progress func(produced int64)
+	// Transport carries TLS and SASL settings; nil uses
+	// kafka.DefaultTransport.
+	Transport kafka.RoundTripper
 }
 
 // Produce writes the generator's remaining events to the per-type topics,
@@ -73,6 +76,7 @@ func Produce(ctx context.Context, g *Generator, opts ProduceOptions) (int64, err
 		BatchTimeout:           5 * time.Millisecond,
 		RequiredAcks:           kafka.RequireAll,
 		AllowAutoTopicCreation: true,
+		Transport:              opts.Transport,
 	}
 	var produced int64
 	started := time.Now()

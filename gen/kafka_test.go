@@ -10,16 +10,14 @@ import (
 
 	"github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/pyramid-crm/pyramid/internal/testenv"
 )
 
 func TestProduce(t *testing.T) {
 	const prefix = "crm."
 	topics := Topics(prefix)
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(12, topics...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := testenv.Kafka(t, kfake.NumBrokers(1), kfake.SeedTopics(12, topics...))
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 
@@ -107,11 +105,7 @@ func TestProduce(t *testing.T) {
 }
 
 func TestProduceRateAndCancel(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, Topics("t.")...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := testenv.Kafka(t, kfake.NumBrokers(1), kfake.SeedTopics(3, Topics("t.")...))
 	g := mustNew(t, Options{Accounts: 10, Events: 100_000})
 	ctx, cancel := context.WithTimeout(context.Background(), 700*time.Millisecond)
 	defer cancel()

@@ -2,7 +2,10 @@
 # Runs every test. When PYRAMID_TEST_CLICKHOUSE_DSN is not set and a
 # clickhouse-server binary is installed, starts a private server for the
 # run (scripts/clickhouse.sh) and stops it afterwards. promtool unit-tests
-# the alert rules when it is installed; under CI=true it must be.
+# the alert rules when it is installed; under CI=true it must be. The
+# Kafka-facing packages run a second time against test brokers that accept
+# only Kafka 4.1's protocol versions (PYRAMID_TEST_KAFKA, see
+# docs/operations.md); TestKafkaRequests covers every release in one pass.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -34,3 +37,6 @@ fi
 
 go vet ./...
 go test -count=1 -timeout 30m ./...
+echo "test.sh: Kafka-facing packages again, against brokers emulating Kafka 4.1"
+PYRAMID_TEST_KAFKA=4.1 go test -count=1 -timeout 30m -skip TestKafkaRequests \
+  ./consumer ./e2e ./cmd/pyramid ./alert ./gen ./broker

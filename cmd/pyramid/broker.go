@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/pyramid-crm/pyramid/broker"
+	"github.com/pyramid-crm/pyramid/internal/kafkaapi"
 	"github.com/pyramid-crm/pyramid/logging"
 )
 
@@ -22,6 +23,7 @@ func cmdBroker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	partitions := fs.Int("partitions", broker.DefaultPartitions, "partitions of every auto-created topic")
 	dataDir := fs.String("data-dir", "", "directory to persist topics, records and committed offsets in (default: memory only)")
 	topics := fs.String("topics", "", "comma-separated topics to create at start (others are created on first use)")
+	release := fs.String("kafka-release", "", "accept only the protocol versions of this Kafka release, refusing others as it does: "+strings.Join(kafkaapi.Releases, ", ")+" (default: every version kfake implements)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	logFormat := fs.String("log-format", logging.FormatAuto, "json, text, or auto (text on a terminal)")
 	if err := parseFlags(fs, args); err != nil {
@@ -41,6 +43,7 @@ func cmdBroker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		Partitions: *partitions,
 		DataDir:    *dataDir,
 		Logger:     log,
+		Release:    *release,
 	}
 	for _, t := range strings.Split(*topics, ",") {
 		if t = strings.TrimSpace(t); t != "" {
@@ -51,7 +54,7 @@ func cmdBroker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	log.Info("listening", "addrs", strings.Join(b.Addrs(), ","), "partitions", *partitions, "data_dir", *dataDir)
+	log.Info("listening", "addrs", strings.Join(b.Addrs(), ","), "partitions", *partitions, "data_dir", *dataDir, "kafka_release", *release)
 	<-ctx.Done()
 	log.Info("stopping")
 	return b.Close()

@@ -34,6 +34,8 @@ func cmdGen(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	brokers := fs.String("brokers", "", "produce to Kafka instead: HOST:PORT[,HOST:PORT...]")
 	rate := fs.Float64("rate", 0, "with --brokers: events per second (0 = as fast as possible)")
 	prefix := fs.String("topic-prefix", gen.DefaultTopicPrefix, "with --brokers: prefix of the topics orders, opportunities, activities, accounts")
+	var kf kafkaFlags
+	kf.register(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -70,7 +72,12 @@ func cmdGen(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	began := time.Now()
 	if *brokers != "" {
-		return genProduce(ctx, g, *brokers, *prefix, *rate, began, stderr)
+		d, err := kf.dialer()
+		if err != nil {
+			return err
+		}
+		popts := gen.ProduceOptions{Brokers: splitList(*brokers), TopicPrefix: *prefix, Rate: *rate, Transport: transport(d)}
+		return genProduce(ctx, g, popts, began, stderr)
 	}
 	var w io.Writer = stdout
 	var f *os.File
@@ -109,8 +116,7 @@ func writeCancelable(ctx context.Context, g *gen.Generator, w io.Writer) error {
 	return nil
 }
 
-func genProduce(ctx context.Context, g *gen.Generator, brokers, prefix string, rate float64, began time.Time, stderr io.Writer) error {
-	opts := gen.ProduceOptions{Brokers: strings.Split(brokers, ","), TopicPrefix: prefix, Rate: rate}
+func genProduce(ctx context.Context, g *gen.Generator, opts gen.ProduceOptions, began time.Time, stderr io.Writer) error {
 	if isTerminal(stderr) {
 		opts.Progress = func(n int64) {
 			fmt.Fprintf(stderr, "\rgen: %d events produced, %.0f/s ", n, float64(n)/time.Since(began).Seconds())
@@ -122,7 +128,7 @@ func genProduce(ctx context.Context, g *gen.Generator, brokers, prefix string, r
 	}
 	st := g.Stats()
 	fmt.Fprintf(stderr, "gen: produced %d events (%d bad, %d duplicates) to %s* in %s\n",
-		n, st.Bad, st.Duplicates, prefix, time.Since(began).Round(time.Millisecond))
+		n, st.Bad, st.Duplicates, opts.TopicPrefix, time.Since(began).Round(time.Millisecond))
 	if errors.Is(err, context.Canceled) {
 		return nil // stopped by a signal: not a failure
 	}

@@ -19,17 +19,14 @@ import (
 	"github.com/pyramid-crm/pyramid/alert"
 	"github.com/pyramid-crm/pyramid/broker"
 	"github.com/pyramid-crm/pyramid/gen"
+	"github.com/pyramid-crm/pyramid/internal/testenv"
 )
 
 // TestRunCommand runs `pyramid run` as a user would, against an in-process
 // broker: it restores, scores the produced events, writes the file sink,
 // serves readiness and the API, and stops cleanly on cancel.
 func TestRunCommand(t *testing.T) {
-	b, err := broker.Start(broker.Options{Partitions: 2, Topics: gen.Topics(gen.DefaultTopicPrefix)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := testenv.StartBroker(t, broker.Options{Partitions: 2, Topics: gen.Topics(gen.DefaultTopicPrefix)})
 	g, err := gen.New(gen.Options{Accounts: 20, Events: 400, Seed: 3, Start: time.Now().AddDate(0, -13, 0), Months: 12})
 	if err != nil {
 		t.Fatal(err)
@@ -110,11 +107,7 @@ func TestRunCommand(t *testing.T) {
 // high-potential account raises an alert that reaches the receiver signed
 // with PYRAMID_ALERT_WEBHOOK_SECRET.
 func TestRunAlertWebhook(t *testing.T) {
-	b, err := broker.Start(broker.Options{Partitions: 1, Topics: gen.Topics(gen.DefaultTopicPrefix)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := testenv.StartBroker(t, broker.Options{Partitions: 1, Topics: gen.Topics(gen.DefaultTopicPrefix)})
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	old := time.Now().UTC().Add(-40 * 24 * time.Hour).Format(time.RFC3339)
