@@ -238,56 +238,6 @@ func (b *builder) fields() ([]value, error) {
 	return vals, nil
 }
 
-// deletion maps a deleted opportunity (removed under last-writer-wins) or
-// account (its mapped profile fields cleared). Only the ids are read from
-// the before image; the time is the latest of the image's own time and
-// the database's commit time, so a deletion never loses to the state it
-// removes.
-func (b *builder) deletion() ([]Event, error) {
-	v, in := b.v, b.v.in
-	vals := make([]value, len(in.fields))
-	var at int64
-	for i := range in.fields {
-		f := &in.fields[i]
-		switch {
-		case f == in.occurred:
-			if r, _ := v.lookup(f); f.where == inTimestamp || r.Exists() && r.Type != gjson.Null {
-				// The image's own time, when it has one.
-				val, err := b.read(f)
-				if err != nil {
-					return b.out, err
-				}
-				at = val.ns
-			}
-		case f.name == "account_id", f.name == "opportunity_id":
-			val, err := b.read(f)
-			if err != nil {
-				return b.out, err
-			}
-			vals[i] = val
-		case in.typ == event.Account && f.nullable:
-			vals[i] = value{kind: vNull}
-		}
-	}
-	if ms := v.source().ts; ms.Type == gjson.Number {
-		if ns, err := epoch(ms.Int(), unitMilli); err == "" {
-			at = max(at, ns)
-		}
-	}
-	if at == 0 && v.rec.TimeMs > 0 {
-		at, _ = epoch(v.rec.TimeMs, unitMilli)
-	}
-	if at == 0 {
-		return b.out, b.fieldErr(event.ReasonMissingField, in.occurred, "is absent, and the record has no source.ts_ms or timestamp to date the deletion")
-	}
-	for i := range in.fields {
-		if &in.fields[i] == in.occurred {
-			vals[i] = value{kind: vTime, ns: at}
-		}
-	}
-	return b.emit(vals, "", deleted)
-}
-
 // appendValue writes one value as JSON.
 func appendValue(dst []byte, val value, negate bool) []byte {
 	switch val.kind {
