@@ -55,6 +55,9 @@ type Config struct {
 	// AlertLinkTemplate builds a link for each alert; {account_id} and
 	// {owner_id} are replaced (URL-escaped).
 	AlertLinkTemplate string `yaml:"alert_link_template"`
+	// CoverageCapacity is how many accounts one rep carries under each
+	// coverage model. Given keys are merged into the defaults.
+	CoverageCapacity map[string]Capacity `yaml:"coverage_capacity"`
 	// Inputs declares foreign topics and how they map onto events.
 	Inputs []Input `yaml:"inputs,omitempty"`
 	Limits Limits  `yaml:"limits"`
@@ -86,9 +89,12 @@ type Tiers struct {
 
 // Tier is one tier's threshold, goal, coverage and neglect limit.
 type Tier struct {
-	Threshold        float64 `yaml:"threshold"`
-	Goal             Goal    `yaml:"goal"`
-	Coverage         string  `yaml:"coverage"`
+	Threshold float64 `yaml:"threshold"`
+	Goal      Goal    `yaml:"goal"`
+	Coverage  string  `yaml:"coverage"`
+	// LoadWeight is the share of a rep one account takes; when a file does
+	// not give it, it follows the coverage model's capacity (1/capacity, at
+	// most 1).
 	LoadWeight       float64 `yaml:"load_weight"`
 	NeglectAfterDays int     `yaml:"neglect_after_days"`
 }
@@ -117,8 +123,9 @@ func Default() *Config {
 			"prospecting": 0.10, "qualification": 0.20, "proposal": 0.50,
 			"negotiation": 0.75, ClosedWon: 1.0, ClosedLost: 0.0,
 		},
-		FXRates: map[string]float64{},
-		Limits:  Limits{MaxOpenOpportunities: 1000},
+		FXRates:          map[string]float64{},
+		Limits:           Limits{MaxOpenOpportunities: 1000},
+		CoverageCapacity: defaultCapacity(),
 	}
 }
 
@@ -191,6 +198,10 @@ func Parse(b []byte) (*Config, error) {
 	if c.FXRates == nil {
 		c.FXRates = map[string]float64{}
 	}
+	if c.CoverageCapacity == nil {
+		c.CoverageCapacity = defaultCapacity()
+	}
+	c.deriveLoadWeights(doc)
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
@@ -255,6 +266,9 @@ func checkKeys(n *yaml.Node, t reflect.Type, path string) error {
 		// Decode the scalar alone so a type error names its key.
 		v := reflect.New(t)
 		if err := n.Decode(v.Interface()); err != nil {
+			if _, own := v.Interface().(yaml.Unmarshaler); own {
+				return fmt.Errorf("%s: %v (line %d)", path, err, n.Line)
+			}
 			return fmt.Errorf("%s: %q is not a valid %s (line %d)", path, n.Value, t.Kind(), n.Line)
 		}
 		// yaml.v3 truncates a float into an int field (1.5 becomes 1).
@@ -381,6 +395,7 @@ func (c *Config) Validate() error {
 		bad("alert_link_template", "must contain {account_id}")
 	}
 	c.validateInputs(bad)
+	c.validateCoverage(bad)
 	return errors.Join(errs...)
 }
 

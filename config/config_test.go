@@ -41,6 +41,7 @@ func TestDefaultsAreSpec(t *testing.T) {
 	})
 	check("fx_rates", c.FXRates, map[string]float64{})
 	check("alert_link_template", c.AlertLinkTemplate, "")
+	check("coverage_capacity", c.CoverageCapacity, map[string]config.Capacity{"1:1": 1, "1:few": 5, "1:many": 50, "call_center": config.Unlimited})
 	if c.Tier("gold") != nil {
 		t.Error("Tier(gold) is not nil")
 	}
@@ -181,6 +182,12 @@ func TestRefused(t *testing.T) {
 		{"fx rate 0", "fx_rates: {EUR: 0}\n", []string{"fx_rates.EUR:", "positive"}},
 		{"fx rate negative", "fx_rates: {EUR: -1.1}\n", []string{"fx_rates.EUR:", "positive"}},
 		{"fx rate text", "fx_rates: {EUR: high}\n", []string{"fx_rates.EUR:", "not a valid float64"}},
+		{"capacity text", "coverage_capacity: {\"1:few\": lots}\n", []string{"coverage_capacity.1:few:", `"lots"`, "unlimited", "line 1"}},
+		{"capacity 0", "coverage_capacity: {\"1:few\": 0}\n", []string{"coverage_capacity.1:few:", "positive number"}},
+		{"capacity negative", "coverage_capacity: {\"1:1\": -1}\n", []string{"coverage_capacity.1:1:", "positive number"}},
+		{"capacity NaN", "coverage_capacity: {\"1:1\": .nan}\n", []string{"coverage_capacity.1:1:", "NaN"}},
+		{"capacity list", "coverage_capacity: [1]\n", []string{"coverage_capacity: must be a mapping"}},
+		{"coverage without capacity", "tiers: {named: {coverage: team}}\n", []string{"tiers.named.coverage:", `"team"`, "coverage_capacity", "1:few"}},
 		{"alert_link_template without {account_id}", "alert_link_template: https://crm.example/accounts/{owner_id}\n", []string{"alert_link_template:", "{account_id}"}},
 	}
 	for _, tt := range tests {
@@ -235,6 +242,7 @@ tiers:
 stages: {"lead: cold": 0.05, "yes": 0.333333, "null": 0.4, "~": 0.45, closed_won: 1, closed_lost: 0}
 fx_rates: {USD: 0.91, CHF: 1.0000001}
 alert_link_template: "https://crm.example/a/{account_id}#x"
+coverage_capacity: {"team: 1:1": 0.25, "1:few": 7.5, "1:many": unlimited}
 `)
 	for name, c := range map[string]*config.Config{"default": config.Default(), "custom": custom} {
 		y, err := c.YAML()
@@ -257,7 +265,8 @@ alert_link_template: "https://crm.example/a/{account_id}#x"
 	y, _ := config.Default().YAML()
 	for _, k := range []string{"currency:", "window_months:", "hysteresis:", "current_high:", "potential_high:",
 		"major:", "named:", "non_named:", "mass_market:", "threshold:", "metric:", "target:", "coverage:",
-		"load_weight:", "neglect_after_days:", "stages:", "closed_won:", "fx_rates:", "alert_link_template:"} {
+		"load_weight:", "neglect_after_days:", "stages:", "closed_won:", "fx_rates:", "alert_link_template:",
+		"coverage_capacity:", "call_center: unlimited"} {
 		if !strings.Contains(string(y), k) {
 			t.Errorf("YAML() lacks %s:\n%s", k, y)
 		}
@@ -296,5 +305,48 @@ func TestTestdataExample(t *testing.T) {
 	}
 	if c.Currency != "EUR" || c.FXRates["USD"] != 0.92 || c.Stages["demo"] != 0.3 {
 		t.Errorf("example.yaml: %+v", c)
+	}
+}
+
+func TestCoverageCapacity(t *testing.T) {
+	// Given capacities merge into the defaults; the load weight of a tier
+	// that does not set one follows its model's capacity.
+	c := mustParse(t, `
+coverage_capacity: {"1:few": 8, team: 0.25}
+tiers:
+  major: {coverage: team}
+  non_named: {load_weight: 0.05}
+`)
+	want := map[string]config.Capacity{"1:1": 1, "1:few": 8, "1:many": 50, "call_center": config.Unlimited, "team": 0.25}
+	if !reflect.DeepEqual(c.CoverageCapacity, want) {
+		t.Errorf("coverage_capacity = %v, want %v", c.CoverageCapacity, want)
+	}
+	for _, tt := range []struct {
+		tier string
+		want float64
+	}{
+		{config.Major, 1},       // team: 1/0.25 capped at one whole rep
+		{config.Named, 0.125},   // 1/8
+		{config.NonNamed, 0.05}, // explicit load_weight wins
+		{config.MassMarket, 0},  // call centre
+	} {
+		if got := c.Tier(tt.tier).LoadWeight; got != tt.want {
+			t.Errorf("tiers.%s.load_weight = %v, want %v", tt.tier, got, tt.want)
+		}
+	}
+	// The defaults' load weights are the defaults' capacities.
+	d := config.Default()
+	for _, name := range config.TierNames {
+		capy, ok := d.Capacity(d.Tier(name).Coverage)
+		if !ok || capy.LoadWeight() != d.Tier(name).LoadWeight {
+			t.Errorf("default %s: load_weight %v, capacity %v gives %v", name, d.Tier(name).LoadWeight, capy, capy.LoadWeight())
+		}
+	}
+	// A tier moved to 1:1 without a load weight loads its rep fully.
+	if c := mustParse(t, "tiers: {named: {coverage: \"1:1\"}}\n"); c.Tiers.Named.LoadWeight != 1 {
+		t.Errorf("named on 1:1: load_weight %v, want 1", c.Tiers.Named.LoadWeight)
+	}
+	if got := config.Capacity(0.25).String() + " " + config.Unlimited.String(); got != "0.25 unlimited" {
+		t.Errorf("String() = %q", got)
 	}
 }
