@@ -25,6 +25,7 @@ import (
 const (
 	ChangesPerAccount = 20  // tier changes kept per account
 	RecentOverall     = 100 // tier changes kept across all accounts
+	AlertsPerAccount  = 10  // alerts kept per account, newest first
 )
 
 // Detail is everything the store knows about one account.
@@ -35,6 +36,12 @@ type Detail struct {
 	Changes []scoring.TierChange
 	// Alert is the open neglect alert, or nil.
 	Alert *scoring.Alert
+	// Alerts are the account's latest alerts with their latest status,
+	// newest first.
+	Alerts []scoring.Alert
+	// History is the account's value over time since this instance took
+	// its partition, oldest first, thinned to a bounded number of points.
+	History []Point
 }
 
 // Counts are accounts per tier and per quadrant.
@@ -53,6 +60,7 @@ type Store struct {
 	quads  [4]int // indexed like scoring.Quadrants
 	total  int
 	recent []tagged // newest RecentOverall changes, oldest first
+	hist   history
 }
 
 type partition struct {
@@ -65,6 +73,9 @@ type entry struct {
 	changes  []scoring.TierChange
 	alert    *scoring.Alert
 	resolved int64 // OpenedAt of the newest resolved episode
+	alerts   []scoring.Alert
+	hist     []Point
+	histIdx  int // position in Store.hist.owners while hist is not empty
 }
 
 type tagged struct {
@@ -73,7 +84,13 @@ type tagged struct {
 }
 
 // New returns an empty store.
-func New() *Store { return &Store{parts: map[int]*partition{}} }
+func New() *Store { return NewWithHistory(DefaultHistoryBudget) }
+
+// NewWithHistory returns an empty store that keeps at most budget points
+// of value history in all (at least PointsPerAccount).
+func NewWithHistory(budget int) *Store {
+	return &Store{parts: map[int]*partition{}, hist: history{budget: max(budget, PointsPerAccount)}}
+}
 
 // Observe records a batch that the sink made durable for partition. It keeps
 // the highest version of each snapshot, so batches may arrive out of order
@@ -104,6 +121,7 @@ func (s *Store) Observe(partitionID int, b *sink.Batch) {
 		}
 		e.snap = *sn
 		s.count(&e.snap, +1)
+		s.hist.add(e, sn)
 		if sn.Neglected {
 			p.neglected[sn.AccountID] = e
 		} else {
@@ -129,6 +147,7 @@ func (s *Store) Observe(partitionID int, b *sink.Batch) {
 			p.accounts[a.AccountID] = e
 		}
 		e.addAlert(a)
+		e.keepAlert(a)
 	}
 }
 
@@ -223,6 +242,31 @@ func (e *entry) addAlert(a *scoring.Alert) {
 	}
 }
 
+// keepAlert records a in the account's recent alerts: one entry per alert
+// id, the record with the highest version, newest episode first.
+func (e *entry) keepAlert(a *scoring.Alert) {
+	for i := range e.alerts {
+		if e.alerts[i].AlertID == a.AlertID {
+			if a.Version >= e.alerts[i].Version {
+				e.alerts[i] = *a
+			}
+			return
+		}
+	}
+	n := len(e.alerts)
+	i := sort.Search(n, func(i int) bool { return e.alerts[i].OpenedAt < a.OpenedAt })
+	if n >= AlertsPerAccount {
+		if i == n {
+			return // older than everything kept
+		}
+		n--
+		e.alerts = e.alerts[:n]
+	}
+	e.alerts = append(e.alerts, scoring.Alert{})
+	copy(e.alerts[i+1:], e.alerts[i:])
+	e.alerts[i] = *a
+}
+
 // DropPartition forgets every account of a partition this instance no
 // longer owns.
 func (s *Store) DropPartition(partitionID int) {
@@ -236,6 +280,7 @@ func (s *Store) DropPartition(partitionID int) {
 		if e.snap.Version != 0 {
 			s.count(&e.snap, -1)
 		}
+		s.hist.forget(e)
 	}
 	delete(s.parts, partitionID)
 	kept := s.recent[:0]
@@ -278,6 +323,8 @@ func (s *Store) Account(id string) (Detail, bool) {
 			a := *e.alert
 			d.Alert = &a
 		}
+		d.Alerts = append([]scoring.Alert(nil), e.alerts...)
+		d.History = append([]Point(nil), e.hist...)
 		return d, true
 	}
 	return Detail{}, false

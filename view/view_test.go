@@ -255,6 +255,7 @@ func BenchmarkObserve(b *testing.B) {
 	for n := range b.N {
 		for i := range batch.Snapshots {
 			batch.Snapshots[i].Version = uint64(n + 2)
+			batch.Snapshots[i].AsOf = int64(n + 2) // a new point of history each time
 		}
 		s.Observe(0, batch)
 	}
