@@ -8,22 +8,17 @@ import (
 	"time"
 
 	"github.com/pyramid-crm/pyramid/money"
+	"github.com/pyramid-crm/pyramid/plan"
 	"github.com/pyramid-crm/pyramid/scoring"
 	"github.com/pyramid-crm/pyramid/view"
 )
 
-// amount marshals money as a JSON number with two decimals, as the
-// snapshot itself does.
-type amount money.Cents
-
-func (a amount) MarshalJSON() ([]byte, error) { return money.Cents(a).Append(nil), nil }
-
-// ratio marshals a fraction with four decimals.
-type ratio float64
-
-func (r ratio) MarshalJSON() ([]byte, error) {
-	return strconv.AppendFloat(nil, float64(r), 'f', 4, 64), nil
-}
+// amount marshals money with two decimals and ratio a fraction with four,
+// as the snapshot itself does.
+type (
+	amount = plan.Amount
+	ratio  = plan.Ratio
+)
 
 type explanation struct {
 	Figures           figures           `json:"figures"`

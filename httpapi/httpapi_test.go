@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -351,7 +352,6 @@ func TestStatusPage(t *testing.T) {
 	}
 	body := w.Body.String()
 	for _, want := range []string{
-		`<meta http-equiv="refresh" content="5">`,
 		`data-tier="major" data-count="3"`, `data-tier="named" data-count="2"`,
 		`data-tier="non_named" data-count="1"`, `data-tier="mass_market" data-count="4"`,
 		`data-quadrant="low_current_low_potential" data-count="6"`,
@@ -361,10 +361,24 @@ func TestStatusPage(t *testing.T) {
 			t.Errorf("status page lacks %s", want)
 		}
 	}
-	for _, bad := range []string{"<script", "<img", "http://", "https://", "<link"} {
+	for _, bad := range []string{"<img", "http://", "https://", "<link"} {
 		if strings.Contains(body, bad) {
 			t.Errorf("status page contains %q", bad)
 		}
+	}
+	// One script, the refresh, and the policy lets only it run.
+	if n := strings.Count(body, "<script"); n != 1 {
+		t.Errorf("status page has %d scripts, want the refresh script only", n)
+	}
+	script := body[strings.Index(body, "<script>")+len("<script>"):]
+	script = script[:strings.Index(script, "</script>")]
+	sum := sha256.Sum256([]byte(script))
+	if csp := w.Header().Get("Content-Security-Policy"); !strings.Contains(csp, "script-src 'sha256-"+base64.StdEncoding.EncodeToString(sum[:])+"'") ||
+		!strings.Contains(csp, "default-src 'none'") {
+		t.Errorf("policy %q does not pin the page's script", csp)
+	}
+	if !strings.Contains(body, `<noscript><meta http-equiv="refresh" content="5"></noscript>`) {
+		t.Error("no refresh without scripts")
 	}
 	if i, j := strings.Index(body, `data-tier="major"`), strings.Index(body, `data-tier="mass_market"`); i < 0 || i > j {
 		t.Error("major is not drawn first (top of the pyramid)")

@@ -2,7 +2,9 @@ package httpapi
 
 import (
 	"bytes"
-	_ "embed"
+	"crypto/sha256"
+	"embed"
+	"encoding/base64"
 	"html/template"
 	"net/http"
 	"strconv"
@@ -12,10 +14,32 @@ import (
 	"github.com/pyramid-crm/pyramid/scoring"
 )
 
-//go:embed status.html
-var statusHTML string
+//go:embed layout.html status.html account.html search.html
+var pages embed.FS
 
-var statusTmpl = template.Must(template.New("status").Parse(statusHTML))
+// page parses one page with the shared layout.
+func page(name string) *template.Template {
+	return template.Must(template.New(name).Funcs(template.FuncMap{"acct": accountPath}).ParseFS(pages, "layout.html", name))
+}
+
+var statusTmpl = page("status.html")
+
+// refreshScript reloads the status page every five seconds, but not while
+// someone is typing in the search box (a meta refresh would wipe what they
+// typed). Without scripts, a <noscript> meta refresh does the reloading.
+const refreshScript = `(function(){function tick(){var q=document.getElementById("q");` +
+	`if(q&&(q===document.activeElement||q.value!=="")){setTimeout(tick,5000);return}location.reload()}setTimeout(tick,5000)})();`
+
+// statusCSP allows nothing to be fetched, and of scripts only the refresh
+// script, by its hash.
+var statusCSP = func() string {
+	sum := sha256.Sum256([]byte(refreshScript))
+	return "default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'self'; script-src 'sha256-" +
+		base64.StdEncoding.EncodeToString(sum[:]) + "'"
+}()
+
+// pageCSP is the policy of pages without a script.
+const pageCSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'self'"
 
 // Rows shown in the status page tables.
 const (
@@ -36,6 +60,9 @@ type pageData struct {
 	Quadrants  []quadCell
 	Changes    []changeRow
 	Accts      []neglectRow
+	Goals      []goalPanel
+	Coverage   coveragePanel
+	Script     template.JS
 }
 
 // tierShape is one trapezoid of the pyramid, geometry precomputed here so
@@ -116,17 +143,25 @@ const (
 
 func quadrants(counts map[string]int) []quadCell {
 	const x0, y0, w, h = quadX0, 10.0, quadW, quadH
-	cell := func(q, label, hint, fill string, col, row float64) quadCell {
+	cell := func(q, fill string, col, row float64) quadCell {
 		x, y := x0+col*w, y0+row*h
-		return quadCell{Quadrant: q, Label: label, Hint: hint, Fill: fill, Count: counts[q],
+		return quadCell{Quadrant: q, Label: quadrantWords[q][0], Hint: quadrantWords[q][1], Fill: fill, Count: counts[q],
 			X: x, Y: y, CX: x + w/2, CY: y + h/2}
 	}
 	return []quadCell{
-		cell(scoring.LowCurrentHighPotential, "low current · high potential", "develop", "#fef3c7", 0, 0),
-		cell(scoring.HighCurrentHighPotential, "high current · high potential", "grow", "#dcfce7", 1, 0),
-		cell(scoring.LowCurrentLowPotential, "low current · low potential", "serve efficiently", "#f1f5f9", 0, 1),
-		cell(scoring.HighCurrentLowPotential, "high current · low potential", "retain", "#dbeafe", 1, 1),
+		cell(scoring.LowCurrentHighPotential, "#fef3c7", 0, 0),
+		cell(scoring.HighCurrentHighPotential, "#dcfce7", 1, 0),
+		cell(scoring.LowCurrentLowPotential, "#f1f5f9", 0, 1),
+		cell(scoring.HighCurrentLowPotential, "#dbeafe", 1, 1),
 	}
+}
+
+// quadrantWords names each quadrant and what to do with its accounts.
+var quadrantWords = map[string][2]string{
+	scoring.LowCurrentHighPotential:  {"low current · high potential", "develop"},
+	scoring.HighCurrentHighPotential: {"high current · high potential", "grow"},
+	scoring.LowCurrentLowPotential:   {"low current · low potential", "serve efficiently"},
+	scoring.HighCurrentLowPotential:  {"high current · low potential", "retain"},
 }
 
 func (s *server) status(w http.ResponseWriter, _ *http.Request) {
@@ -136,7 +171,10 @@ func (s *server) status(w http.ResponseWriter, _ *http.Request) {
 		Title: s.Title, Generated: now.UTC().Format(scoring.TimeFormat), Ready: true,
 		Currency: s.Params.Config().Currency, Accounts: c.Accounts, Neglected: c.Neglected,
 		Pyramid: pyramid(c.Tiers, c.Accounts, s.Params), Quadrants: quadrants(c.Quadrants),
+		Script: template.JS(refreshScript),
 	}
+	sum := s.summarise()
+	d.Goals, d.Coverage = goalPanels(sum.Goals()), coverageOf(sum.Coverage())
 	if s.Ready != nil {
 		if err := s.Ready(); err != nil {
 			d.Ready, d.ReadyError = false, err.Error()
@@ -162,18 +200,24 @@ func (s *server) status(w http.ResponseWriter, _ *http.Request) {
 			Days:      (sn.AsOf - sn.LastTouchAt) / int64(24*time.Hour),
 		})
 	}
+	s.render(w, http.StatusOK, statusTmpl, statusCSP, d)
+}
+
+// render writes a page. The policy says nothing is fetched and only the
+// page's own script (if any) runs, so a stray injection could not load or
+// run anything either.
+func (s *server) render(w http.ResponseWriter, code int, t *template.Template, csp string, data any) {
 	var buf bytes.Buffer
-	if err := statusTmpl.Execute(&buf, d); err != nil {
-		s.Logger.Error("render status page", "err", err)
-		http.Error(w, "cannot render status page", http.StatusInternalServerError)
+	if err := t.ExecuteTemplate(&buf, t.Name(), data); err != nil {
+		s.Logger.Error("render page", "page", t.Name(), "err", err)
+		http.Error(w, "cannot render the page", http.StatusInternalServerError)
 		return
 	}
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Cache-Control", "no-store")
-	// Nothing on the page is fetched or run: say so, so a stray injection
-	// could not load anything either.
-	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; img-src data:")
+	h.Set("Content-Security-Policy", csp)
 	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(code)
 	_, _ = w.Write(buf.Bytes())
 }
