@@ -17,6 +17,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -26,6 +27,7 @@ import (
 
 	"github.com/pyramid-crm/pyramid/config"
 	"github.com/pyramid-crm/pyramid/event"
+	"github.com/pyramid-crm/pyramid/plan"
 	"github.com/pyramid-crm/pyramid/scoring"
 )
 
@@ -37,7 +39,10 @@ type Options struct {
 	Output  io.Writer // snapshots, JSONL
 	Changes io.Writer // tier changes, JSONL
 	Alerts  io.Writer // alerts with their final status, JSONL
-	Errors  io.Writer // bad lines and the summary
+	// Plan receives the goal and coverage summaries of the final
+	// snapshots as one JSON document (see package plan).
+	Plan   io.Writer
+	Errors io.Writer // bad lines and the summary
 	// Progress, when set, is called about once a second with lines read.
 	Progress func(lines int64)
 	// Now is the wall clock: read once at the start, it is the time the
@@ -185,6 +190,10 @@ func RunContext(ctx context.Context, opts Options) (*Summary, *Result, error) {
 	if asOf == 0 {
 		asOf = opts.Now().UnixNano() // empty input: nothing depends on it
 	}
+	var summary *plan.Summariser
+	if opts.Plan != nil {
+		summary = plan.New(eng.Params())
+	}
 	ids := eng.IDs()
 	for _, id := range ids {
 		a := eng.Account(id)
@@ -195,6 +204,9 @@ func RunContext(ctx context.Context, opts Options) (*Summary, *Result, error) {
 			return sum, nil, err
 		}
 		s := eng.Snapshot(a, asOf)
+		if summary != nil {
+			summary.Add(&s)
+		}
 		buf = append(s.AppendJSON(buf[:0]), '\n')
 		if _, err := out.snap.Write(buf); err != nil {
 			return sum, nil, fmt.Errorf("writing snapshots: %w", err)
@@ -220,7 +232,25 @@ func RunContext(ctx context.Context, opts Options) (*Summary, *Result, error) {
 	}
 	sum.Accounts = len(ids)
 	sum.AsOf = time.Unix(0, asOf).UTC()
+	if summary != nil {
+		if err := writePlan(opts.Plan, summary, sum.AsOf); err != nil {
+			return sum, nil, fmt.Errorf("writing the plan: %w", err)
+		}
+	}
 	return sum, &Result{Engine: eng, AsOf: asOf}, nil
+}
+
+// writePlan writes the goal and coverage summaries as one indented JSON
+// document, for people and spreadsheets.
+func writePlan(w io.Writer, s *plan.Summariser, asOf time.Time) error {
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	return enc.Encode(struct {
+		AsOf     string        `json:"as_of"`
+		Goals    plan.Goals    `json:"goals"`
+		Coverage plan.Coverage `json:"coverage"`
+	}{asOf.Format(time.RFC3339), s.Goals(), s.Coverage()})
 }
 
 type writers struct {

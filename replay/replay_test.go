@@ -3,6 +3,7 @@ package replay
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -235,5 +236,101 @@ func TestReplayStopsWithItsContext(t *testing.T) {
 	sum, _, err := RunContext(ctx, Options{Input: strings.NewReader(in)})
 	if !errors.Is(err, context.Canceled) || sum.Read >= 5000 {
 		t.Fatalf("err %v after %d lines", err, sum.Read)
+	}
+}
+
+// The plan summarises exactly the final snapshots.
+func TestPlanOutput(t *testing.T) {
+	in := strings.Join(events(3, 60, 4000), "\n") + "\n"
+	var snaps, planOut bytes.Buffer
+	if _, _, err := Run(Options{Config: config.Default(), AsOf: asOf, Input: strings.NewReader(in), Output: &snaps, Plan: &planOut}); err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		AsOf  string `json:"as_of"`
+		Goals struct {
+			Accounts int
+			Tiers    []struct {
+				Tier                  string
+				Accounts, Met, Behind int
+				WalletUnknown         int      `json:"wallet_unknown"`
+				ActualTotal           *float64 `json:"actual_total"`
+				Summary               string
+			}
+		}
+		Coverage struct {
+			Accounts int
+			Tiers    []struct {
+				Tier       string
+				Accounts   int
+				RepsNeeded int `json:"reps_needed"`
+				Owners     int
+			}
+		}
+	}
+	if err := json.Unmarshal(planOut.Bytes(), &doc); err != nil {
+		t.Fatalf("plan is not JSON: %v\n%s", err, planOut.String())
+	}
+	// Count the snapshots by tier and goal status, and the owners per tier.
+	type tally struct {
+		accounts, met, behind, unknown int
+		actual                         float64
+		owners                         map[string]bool
+	}
+	want := map[string]*tally{}
+	n := 0
+	for _, line := range strings.Split(strings.TrimSpace(snaps.String()), "\n") {
+		var s struct {
+			Tier         string  `json:"tier"`
+			GoalStatus   string  `json:"goal_status"`
+			GoalMetric   string  `json:"goal_metric"`
+			OwnerID      string  `json:"owner_id"`
+			CurrentValue float64 `json:"current_value"`
+		}
+		if err := json.Unmarshal([]byte(line), &s); err != nil {
+			t.Fatal(err)
+		}
+		w := want[s.Tier]
+		if w == nil {
+			w = &tally{owners: map[string]bool{}}
+			want[s.Tier] = w
+		}
+		n++
+		w.accounts++
+		switch s.GoalStatus {
+		case "met":
+			w.met++
+		case "behind":
+			w.behind++
+		default:
+			w.unknown++
+		}
+		if s.GoalMetric == "absolute_sales" {
+			w.actual += s.CurrentValue
+		}
+		if s.OwnerID != "" {
+			w.owners[s.OwnerID] = true
+		}
+	}
+	if doc.AsOf != "2025-12-31T00:00:00Z" || doc.Goals.Accounts != n || doc.Coverage.Accounts != n || len(doc.Goals.Tiers) != 4 {
+		t.Fatalf("plan as_of %s, accounts %d/%d, want %d", doc.AsOf, doc.Goals.Accounts, doc.Coverage.Accounts, n)
+	}
+	for i, g := range doc.Goals.Tiers {
+		w := want[g.Tier]
+		if w == nil {
+			w = &tally{}
+		}
+		if g.Accounts != w.accounts || g.Met != w.met || g.Behind != w.behind || g.WalletUnknown != w.unknown {
+			t.Errorf("%s: plan %+v, snapshots %+v", g.Tier, g, *w)
+		}
+		if g.ActualTotal != nil && (*g.ActualTotal < w.actual-0.01 || *g.ActualTotal > w.actual+0.01) {
+			t.Errorf("%s: actual total %v, snapshots sum to %v", g.Tier, *g.ActualTotal, w.actual)
+		}
+		if c := doc.Coverage.Tiers[i]; c.Tier != g.Tier || c.Accounts != w.accounts || c.Owners != len(w.owners) {
+			t.Errorf("%s coverage %+v, want %d accounts and %d owners", g.Tier, c, w.accounts, len(w.owners))
+		}
+	}
+	if want["major"] == nil || want["major"].accounts == 0 {
+		t.Error("the fixture has no major account; the test proves little")
 	}
 }

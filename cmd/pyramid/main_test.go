@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -94,6 +95,24 @@ garbage
 	changes, _ := os.ReadFile(filepath.Join(dir, "c.jsonl"))
 	if strings.Count(string(changes), "\n") != 2 {
 		t.Fatalf("changes:\n%s", changes)
+	}
+
+	// --plan writes the goal and coverage summaries as JSON.
+	planFile := filepath.Join(dir, "plan.json")
+	if code, _, stderr := pyramid(t, in, "replay", "--input", "-", "--output", filepath.Join(dir, "s.jsonl"), "--plan", planFile); code != 0 {
+		t.Fatalf("--plan: exit %d: %s", code, stderr)
+	}
+	b, _ := os.ReadFile(planFile)
+	var doc struct {
+		AsOf     string `json:"as_of"`
+		Goals    struct{ Accounts int }
+		Coverage struct{ Accounts int }
+	}
+	if err := json.Unmarshal(b, &doc); err != nil || doc.AsOf != "2026-01-02T00:00:00Z" || doc.Goals.Accounts != 2 || doc.Coverage.Accounts != 2 {
+		t.Fatalf("plan %+v (%v):\n%s", doc, err, b)
+	}
+	if code, _, stderr := pyramid(t, in, "replay", "--input", "-", "--plan", "-"); code != 2 || !strings.Contains(stderr, "both write to stdout") {
+		t.Fatalf("--plan - with --output -: exit %d: %s", code, stderr)
 	}
 }
 

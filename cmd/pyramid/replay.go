@@ -26,11 +26,16 @@ func cmdReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	output := fs.String("output", "-", "where to write snapshots (JSONL), or - for stdout")
 	changes := fs.String("changes", "", "where to write tier changes (JSONL)")
 	alerts := fs.String("alerts", "", "where to write alerts with their final status (JSONL)")
+	planPath := fs.String("plan", "", "where to write the goal and coverage summaries of the final snapshots (JSON)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *input == "" {
 		fmt.Fprintln(stderr, "replay: --input is required (a file, or - for stdin)")
+		return errUsage
+	}
+	if *planPath == "-" && *output == "-" {
+		fmt.Fprintln(stderr, "replay: --plan - and --output - would both write to stdout; send one of them to a file")
 		return errUsage
 	}
 	cfg, err := loadConfig(ctx, *cfgPath)
@@ -71,6 +76,9 @@ func cmdReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	if opts.Alerts, err = create(*alerts); err != nil {
+		return err
+	}
+	if opts.Plan, err = create(*planPath); err != nil {
 		return err
 	}
 	if isTerminal(stderr) {
