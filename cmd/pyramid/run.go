@@ -123,7 +123,7 @@ func startService(ctx context.Context, sf *serviceFlags, brokers []string, log *
 	params := scoring.NewParams(cfg)
 	switch {
 	case sf.clickhouse != "":
-		ch, err := clickhouse.New(ctx, clickhouse.Options{DSN: sf.clickhouse, Migrate: !sf.noMigrate, LoadWeight: params.LoadWeight}, m, log.With("component", "clickhouse"))
+		ch, err := clickhouse.New(ctx, clickhouse.Options{DSN: sf.clickhouse, Migrate: !sf.noMigrate, LoadWeight: params.LoadWeight, Capacity: cfg.CoverageCapacity}, m, log.With("component", "clickhouse"))
 		if err != nil {
 			return nil, err
 		}

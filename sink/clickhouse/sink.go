@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	ch "github.com/ClickHouse/clickhouse-go/v2"
@@ -58,6 +59,9 @@ type Options struct {
 	// Migrate applies the schema migrations in New, retrying errors that
 	// can heal until ctx ends.
 	Migrate bool
+	// Capacity, when set, is written to coverage_capacity after the first
+	// batch, for the coverage_plan view. Pass config.CoverageCapacity.
+	Capacity map[string]config.Capacity
 }
 
 // Sink writes batches to ClickHouse. It implements sink.Sink and is safe
@@ -68,6 +72,8 @@ type Sink struct {
 	m     *metrics.Metrics
 	log   *slog.Logger
 	stage *retry.Stage // retries, health and the sink="clickhouse" metrics
+
+	capacityDone atomic.Bool
 }
 
 // StageName labels the ClickHouse sink's metrics (sink="clickhouse").
@@ -223,6 +229,7 @@ func (s *Sink) Write(ctx context.Context, b *sink.Batch) error {
 		s.m.SinkRows.WithLabelValues(st.table).Add(float64(st.n))
 	}
 	s.m.SinkFlush.Observe(time.Since(start).Seconds())
+	s.writeCapacity(ctx)
 	return nil
 }
 

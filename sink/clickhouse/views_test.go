@@ -9,6 +9,7 @@ import (
 
 	"github.com/shopspring/decimal"
 
+	"github.com/pyramid-crm/pyramid/config"
 	"github.com/pyramid-crm/pyramid/scoring"
 	"github.com/pyramid-crm/pyramid/sink"
 )
@@ -163,9 +164,13 @@ func TestViews(t *testing.T) {
 // TestBIQueries runs every example query of docs/clickhouse.md.
 func TestBIQueries(t *testing.T) {
 	dsn, conn := migrated(t)
-	s := newSink(t, dsn, Options{})
+	s := newSink(t, dsn, Options{Capacity: config.Default().CoverageCapacity})
 	ctx := context.Background()
 	fx := viewFixture()
+	// A high-current, low-potential major account on 1:1: the watch list.
+	retain := snap("retain-major", 1, scoring.Major, "rep-r")
+	retain.Quadrant, retain.CoverageModel, retain.CurrentValue = scoring.HighCurrentLowPotential, "1:1", 900_000_00
+	fx.Snapshots = append(fx.Snapshots, retain)
 	fx.Changes = []scoring.TierChange{{AccountID: "over-major", Version: 3, ChangedAt: time.Now().UnixNano(), From: scoring.Named, To: scoring.Major, Reason: "r"}}
 	fx.Alerts = []scoring.Alert{{AlertID: "al-1", AccountID: "neglected-now", Kind: scoring.KindNeglected, Status: scoring.StatusOpen,
 		OpenedAt: t0 - 6*day, Tier: scoring.Major, OwnerID: "rep-n", Potential: 2_000_000_00, LastTouchAt: t0 - 20*day, DaysSinceTouch: 20}}
