@@ -194,9 +194,47 @@ func (r *rec) size() int {
 	return s
 }
 
-// produce writes records to one partition with acks=all, in requests of
-// bounded size, through stage, which retries what can heal until ctx ends.
-func produce(ctx context.Context, stage *retry.Stage, cl *kafka.Client, topic string, partition int, recs []rec) error {
+// kafkaWriter is all the flush path asks of Kafka: produce records to one
+// partition, and commit offsets through the group generation. Each call is
+// one attempt; retrying is the caller's (see produce). Tests wrap it to make
+// Kafka fail, or the process die, at any call.
+type kafkaWriter interface {
+	// Produce writes recs to partition of topic with acks=all in one
+	// request and returns once Kafka acknowledged them all, or failed.
+	Produce(ctx context.Context, topic string, partition int, recs []rec) error
+	// Commit commits offsets for gen's members.
+	Commit(gen *kafka.Generation, offsets map[string]map[int]int64) error
+}
+
+// kafkaClient is the kafkaWriter on kafka-go.
+type kafkaClient struct{ cl *kafka.Client }
+
+func (k kafkaClient) Produce(ctx context.Context, topic string, partition int, recs []rec) error {
+	batch := make([]kafka.Record, len(recs))
+	for i := range batch {
+		r := &recs[i]
+		batch[i] = kafka.Record{Key: kafka.NewBytes(r.key), Value: kafka.NewBytes(r.value), Headers: r.headers}
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	resp, err := k.cl.Produce(ctx, &kafka.ProduceRequest{
+		Topic: topic, Partition: partition, RequiredAcks: kafka.RequireAll,
+		Records: kafka.NewRecordReader(batch...),
+	})
+	if err == nil && resp != nil && resp.Error != nil {
+		err = resp.Error
+	}
+	return err
+}
+
+func (kafkaClient) Commit(gen *kafka.Generation, offsets map[string]map[int]int64) error {
+	return gen.CommitOffsets(offsets)
+}
+
+// produce writes records to one partition through kw, in requests of
+// bounded size, each retried by stage while its error can heal and ctx
+// lasts.
+func produce(ctx context.Context, stage *retry.Stage, kw kafkaWriter, topic string, partition int, recs []rec) error {
 	part := strconv.Itoa(partition)
 	for len(recs) > 0 {
 		n, size := 0, 0
@@ -209,21 +247,7 @@ func produce(ctx context.Context, stage *retry.Stage, cl *kafka.Client, topic st
 			n++
 		}
 		err := stage.Do(ctx, part, func(ctx context.Context) (bool, error) {
-			// A record reader is consumed by one request: build it per attempt.
-			batch := make([]kafka.Record, n)
-			for i := range batch {
-				r := &recs[i]
-				batch[i] = kafka.Record{Key: kafka.NewBytes(r.key), Value: kafka.NewBytes(r.value), Headers: r.headers}
-			}
-			rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			defer cancel()
-			resp, err := cl.Produce(rctx, &kafka.ProduceRequest{
-				Topic: topic, Partition: partition, RequiredAcks: kafka.RequireAll,
-				Records: kafka.NewRecordReader(batch...),
-			})
-			if err == nil && resp != nil && resp.Error != nil {
-				err = resp.Error
-			}
+			err := kw.Produce(ctx, topic, partition, recs[:n])
 			if err == nil {
 				return false, nil
 			}

@@ -1,10 +1,6 @@
 package consumer
 
-import (
-	"sync"
-
-	"github.com/segmentio/kafka-go"
-)
+import "sync"
 
 // committer merges the offset commits of one generation's workers into as
 // few OffsetCommit requests as it can: one at a time, each carrying every
@@ -19,10 +15,6 @@ type committer struct {
 	busy    bool // a caller is committing on everyone's behalf
 	pending map[string]map[int]int64
 	waiters []chan error
-}
-
-func newCommitter(gen *kafka.Generation) *committer {
-	return &committer{commit: gen.CommitOffsets}
 }
 
 // Commit commits offsets, with whatever other workers are committing, and

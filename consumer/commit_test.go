@@ -5,7 +5,6 @@ import (
 	"maps"
 	"sync"
 	"testing"
-	"time"
 )
 
 // Commits that arrive while one is in flight go out together in the next
@@ -30,11 +29,11 @@ func TestCommitterMergesConcurrentCommits(t *testing.T) {
 
 	results := make(chan error, 4)
 	go func() { results <- c.Commit(map[string]map[int]int64{"t": {0: 5}}) }()
-	waitFor(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(calls) == 1 })
+	waitUntil(t, "the first commit", func() bool { mu.Lock(); defer mu.Unlock(); return len(calls) == 1 })
 	for _, o := range []map[string]map[int]int64{{"t": {1: 7}}, {"t": {2: 9}, "u": {2: 3}}, {"t": {1: 6}}} {
 		go func() { results <- c.Commit(o) }()
 	}
-	waitFor(t, func() bool { c.mu.Lock(); defer c.mu.Unlock(); return len(c.waiters) == 3 })
+	waitUntil(t, "three waiting commits", func() bool { c.mu.Lock(); defer c.mu.Unlock(); return len(c.waiters) == 3 })
 	close(release)
 
 	var ok, failed int
@@ -57,16 +56,5 @@ func TestCommitterMergesConcurrentCommits(t *testing.T) {
 	want := map[string]map[int]int64{"t": {1: 7, 2: 9}, "u": {2: 3}}
 	if !maps.EqualFunc(calls[1], want, maps.Equal) {
 		t.Errorf("second request carried %v, want %v", calls[1], want)
-	}
-}
-
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not reached")
-		}
-		time.Sleep(time.Millisecond)
 	}
 }

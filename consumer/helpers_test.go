@@ -391,6 +391,18 @@ func compare(tb testing.TB, got, want map[string]scoring.Snapshot, checkVersion 
 
 var errInjected = errors.New("injected")
 
+// waitUntil waits up to 30 s for cond, polling.
+func waitUntil(tb testing.TB, what string, cond func() bool) {
+	tb.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			tb.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // sources returns "topic/partition/offset" of every message, as produced
 // into a fresh cluster.
 func sources(msgs []msg) []string {

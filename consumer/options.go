@@ -94,20 +94,6 @@ type Options struct {
 	// and state topics are checked against those at start (see
 	// Pipeline.watchLayout); default 30s.
 	LayoutCheckInterval time.Duration
-
-	hooks hooks // test-only fault injection
-}
-
-// hooks let tests stop the pipeline as abruptly as a crash would.
-type hooks struct {
-	// abort is asked at each named point of a flush ("sink", "changelog-half",
-	// "changelog") and after each applied event ("apply"); when it returns
-	// true the whole pipeline stops at once, flushing and committing nothing
-	// more.
-	abort func(point string, partition int) bool
-	// durable reports the Kafka append time (Unix ns) of every event made
-	// durable by a flush, and when.
-	durable func(partition int, appended []int64, at time.Time)
 }
 
 func (o *Options) withDefaults() (Options, error) {

@@ -59,7 +59,6 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -78,24 +77,20 @@ const (
 	DLQStage       = "dlq"
 )
 
-// errAborted ends a pipeline stopped by a test hook, as a crash would.
-var errAborted = errors.New("consumer: aborted by test hook")
-
 // Pipeline is one member of the consumer group.
 type Pipeline struct {
 	opts   Options
 	log    *slog.Logger
 	params *scoring.Params
-	client *kafka.Client
+	client *kafka.Client // metadata and topic creation
+	kafka  kafkaWriter   // the flush path's produces and commits
 	layout topicLayout
 	// The flush path's writes to Kafka retry through these stages
 	// (sink="changelog" and sink="dlq").
 	changelogStage, dlqStage *retry.Stage
 
-	sinkReqs chan *sinkReq // to the one goroutine that writes the sink
-	aborted  atomic.Bool
-	cancel   context.CancelFunc // of Run's context
-	stop     context.Context    // ends ShutdownTimeout after Run's context
+	sinkReqs chan *sinkReq   // to the one goroutine that writes the sink
+	stop     context.Context // ends ShutdownTimeout after Run's context
 
 	statusMu  sync.Mutex
 	inGroup   bool
@@ -127,6 +122,7 @@ func New(opts Options) (*Pipeline, error) {
 	p := &Pipeline{opts: o, log: o.Logger, params: scoring.NewParams(o.Config), restoring: map[int]bool{},
 		sinkReqs: make(chan *sinkReq)}
 	p.client = &kafka.Client{Addr: kafka.TCP(o.Brokers...), Transport: o.Transport, Timeout: 10 * time.Second}
+	p.kafka = kafkaClient{p.client}
 	// The pace of the old hand-rolled loop: 100 ms doubling to 2 s, ±25%.
 	kafkaRetry := retry.Options{Initial: 100 * time.Millisecond, Multiplier: 2, Max: 2 * time.Second, Jitter: 0.25}
 	p.changelogStage = retry.New(ChangelogStage, kafkaRetry, o.Metrics, o.Logger)
@@ -209,17 +205,12 @@ func (p *Pipeline) Partitions() []int {
 func (p *Pipeline) Run(parent context.Context) error {
 	ctx, cancel := context.WithCancel(parent)
 	defer cancel()
-	p.cancel = cancel
 	o := &p.opts
 	stop, stopCancel := context.WithCancel(context.Background())
 	defer stopCancel()
 	p.stop = stop
 	go func() {
 		<-ctx.Done()
-		if p.aborted.Load() {
-			stopCancel()
-			return
-		}
 		t := time.NewTimer(p.opts.ShutdownTimeout)
 		defer t.Stop()
 		select {
@@ -321,15 +312,11 @@ func (p *Pipeline) Run(parent context.Context) error {
 	select {
 	case <-left:
 	case <-stop.Done():
-		if !p.aborted.Load() {
-			p.log.Warn("leaving the consumer group timed out")
-		}
+		p.log.Warn("leaving the consumer group timed out")
 	}
 	cancel()
 	<-layoutDone
 	switch {
-	case p.aborted.Load():
-		return errAborted
 	case fatal != nil:
 		return fatal
 	case layoutErr != nil:
@@ -393,7 +380,7 @@ func (p *Pipeline) generation(ctx context.Context, gen *kafka.Generation) error 
 		fatal   error
 	)
 	hold := func(gctx context.Context, err error) {
-		if err != nil && !errors.Is(err, errAborted) {
+		if err != nil {
 			fatalMu.Lock()
 			if fatal == nil {
 				fatal = err
@@ -417,17 +404,19 @@ func (p *Pipeline) generation(ctx context.Context, gen *kafka.Generation) error 
 			hold(gctx, nil)
 		})
 	}
-	commit := newCommitter(gen)
+	commit := &committer{commit: func(offsets map[string]map[int]int64) error {
+		return p.kafka.Commit(gen, offsets)
+	}}
 	for _, n := range parts {
 		w := newWorker(p, commit, n)
 		st := starts[n]
 		wg.Add(1)
 		gen.Start(func(gctx context.Context) {
 			err := w.run(ctx, gctx, st)
-			if err != nil && !errors.Is(err, errAborted) {
+			if err != nil {
 				p.log.Error("partition worker failed", "partition", n, "err", err)
 			}
-			if o.OnRevoke != nil && !p.aborted.Load() {
+			if o.OnRevoke != nil {
 				o.OnRevoke(n)
 			}
 			hold(gctx, err)
@@ -437,30 +426,6 @@ func (p *Pipeline) generation(ctx context.Context, gen *kafka.Generation) error 
 	o.Metrics.PartitionsOwned.Set(0)
 	p.log.Info("generation ended", "generation", gen.ID)
 	return fatal
-}
-
-// abortAt asks the test hook whether to crash here; if so it stops
-// everything without further flushing.
-func (p *Pipeline) abortAt(point string, part int) bool {
-	if p.aborted.Load() {
-		return true
-	}
-	if p.ask(point, part) {
-		p.crash()
-		return true
-	}
-	return false
-}
-
-func (p *Pipeline) ask(point string, part int) bool {
-	h := p.opts.hooks.abort
-	return h != nil && !p.aborted.Load() && h(point, part)
-}
-
-// crash stops everything at once, as a killed process would.
-func (p *Pipeline) crash() {
-	p.aborted.Store(true)
-	p.cancel()
 }
 
 // watchLayout checks the topic layout every LayoutCheckInterval until ctx

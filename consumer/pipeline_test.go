@@ -2,7 +2,6 @@ package consumer
 
 import (
 	"context"
-	"errors"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -19,6 +18,7 @@ import (
 	"github.com/pyramid-crm/pyramid/event"
 	"github.com/pyramid-crm/pyramid/internal/testenv"
 	"github.com/pyramid-crm/pyramid/metrics"
+	"github.com/pyramid-crm/pyramid/sink"
 )
 
 func TestEndToEnd(t *testing.T) {
@@ -38,46 +38,64 @@ func TestEndToEnd(t *testing.T) {
 	compare(t, s.latest(), g, true)
 }
 
-// TestCrash stops the pipeline abruptly at several points of a flush, with
-// nothing more flushed or committed, restarts it and expects exactly the
-// golden state: nothing lost, nothing applied twice (versions count applied
-// events, so they must match too).
+// TestCrash kills the pipeline at several points of a flush, at the
+// boundary where it writes to Kafka and the sink (see crasher), then
+// restarts it with as many events again to apply on the restored state,
+// and expects exactly the golden state: nothing lost, nothing applied twice
+// (versions count applied events, so they must match too).
 func TestCrash(t *testing.T) {
 	for _, tc := range []struct {
 		point string
 		at    int32
 	}{
-		{"sink", 3}, {"changelog-half", 3}, {"changelog", 3}, {"apply", 3000},
+		// Events applied, nothing of the flush written.
+		{"before-sink", 3},
+		// The sink has the flush, the changelog and the offsets do not.
+		{"sink", 3},
+		// Half of the flush's state records written.
+		{"changelog-half", 3},
+		// Sink and changelog written, the offsets not committed.
+		{"changelog", 3},
+		// Everything of the flush durable, later flushes not.
+		{"commit", 3},
 	} {
 		t.Run(tc.point, func(t *testing.T) {
 			c := newCluster(t, 4, testTopics)
 			addrs := c.ListenAddrs()
-			w := makeWorkload(300, 4000, 4, 0.02, 2)
-			produceAll(t, addrs, w.msgs)
+			// 60 accounts: each has more events in a flush than the 16
+			// event ids scoring remembers, so only the changelog's
+			// offsets keep a redelivered event from being applied again.
+			w := makeWorkload(60, 4000, 4, 0.02, 2)
+			first := w.msgs[:2000]
+			produceAll(t, addrs, first)
 			s := newMemSink()
-			opts := testOptions(addrs, s)
+			cr := &crasher{Sink: s, point: tc.point, at: tc.at, changelog: DefaultChangelog}
+			opts := testOptions(addrs, cr)
 			opts.FetchMaxBytes = 16 << 10
 			opts.FlushSize = 200
-			var n atomic.Int32
-			opts.hooks.abort = func(point string, part int) bool {
-				return point == tc.point && n.Add(1) == tc.at
+			opts.ShutdownTimeout = time.Nanosecond // a dead process flushes nothing more
+			r := startCrashing(t, opts, cr)
+			select {
+			case <-cr.dead:
+			case err := <-r.Done:
+				t.Fatalf("the pipeline returned %v before the crash at %s #%d", err, tc.point, tc.at)
+			case <-time.After(30 * time.Second):
+				t.Fatalf("no crash: %d calls reached %s", cr.calls.Load(), tc.point)
 			}
-			r := start(t, opts)
 			select {
 			case err := <-r.Done:
-				if !errors.Is(err, errAborted) {
-					t.Fatalf("first run returned %v, want the abort", err)
-				}
-			case <-time.After(30 * time.Second):
-				t.Fatal("the abort hook never fired")
+				t.Logf("crashed at %s #%d; Run returned %v", tc.point, tc.at, err)
+				r.Done <- nil
+			case <-time.After(15 * time.Second):
+				t.Fatal("Run did not return within 15 s of the crash")
 			}
-			r.Done <- nil
-			got, total := committedTotal(t, addrs, "pyramid", endOffsets(w.msgs))
-			if got >= total {
-				t.Fatalf("the crash came after everything was committed (%d of %d)", got, total)
+			got, total := committedTotal(t, addrs, "pyramid", endOffsets(first))
+			if tc.point == "commit" && got == 0 || tc.point != "commit" && got >= total {
+				t.Fatalf("%d of %d offsets committed at the crash", got, total)
 			}
 			t.Logf("crashed with %d of %d offsets committed", got, total)
 
+			produceAll(t, addrs, w.msgs[len(first):])
 			opts = testOptions(addrs, s)
 			opts.FetchMaxBytes = 16 << 10
 			r2 := start(t, opts)
@@ -163,21 +181,23 @@ func TestRebalance(t *testing.T) {
 	produceAll(t, addrs, w.msgs[:2000])
 	s := newMemSink()
 	var revoked atomic.Int32
-	opts := testOptions(addrs, s)
-	opts.FetchMaxBytes = 16 << 10
-	opts.OnRevoke = func(int) { revoked.Add(1) }
-	a := start(t, opts)
-	done := produceSlowly(t, addrs, w.msgs[2000:], 20, 100*time.Millisecond)
-	time.Sleep(700 * time.Millisecond)
-	b := start(t, opts)
-	deadline := time.Now().Add(20 * time.Second)
-	for len(a.p.Partitions()) != 2 || len(b.p.Partitions()) != 2 {
-		if time.Now().After(deadline) {
-			t.Fatalf("partitions not shared: a %v, b %v", a.p.Partitions(), b.p.Partitions())
-		}
-		time.Sleep(20 * time.Millisecond)
+	// flushes counts each member's durable flushes.
+	member := func(flushes *atomic.Int32) Options {
+		opts := testOptions(addrs, s)
+		opts.FetchMaxBytes = 16 << 10
+		opts.OnRevoke = func(int) { revoked.Add(1) }
+		opts.Observe = func(int, *sink.Batch) { flushes.Add(1) }
+		return opts
 	}
-	time.Sleep(500 * time.Millisecond)
+	var aFlushes, bFlushes atomic.Int32
+	a := start(t, member(&aFlushes))
+	done := produceSlowly(t, addrs, w.msgs[2000:], 20, 100*time.Millisecond)
+	waitUntil(t, "a owns every partition and flushed", func() bool { return len(a.p.Partitions()) == 4 && aFlushes.Load() > 0 })
+	b := start(t, member(&bFlushes))
+	waitUntil(t, "the partitions shared", func() bool { return len(a.p.Partitions()) == 2 && len(b.p.Partitions()) == 2 })
+	// Both work on their halves before a leaves.
+	from := aFlushes.Load()
+	waitUntil(t, "both members flushed", func() bool { return bFlushes.Load() > 1 && aFlushes.Load() > from })
 	a.Stop(t)
 	<-done
 	waitCommitted(t, addrs, "pyramid", endOffsets(w.msgs), 60*time.Second)
@@ -191,8 +211,9 @@ func TestRebalance(t *testing.T) {
 	compare(t, s.latest(), w.golden(t), true)
 }
 
-// TestBrokerFaults fails fetches, produces and commits for a while, and a
-// sink that is down, while events flow; nothing may be lost or doubled.
+// TestBrokerFaults fails fetches, produces and commits, and then the sink,
+// while events flow; every fault must actually hit, and nothing may be lost
+// or doubled.
 func TestBrokerFaults(t *testing.T) {
 	c := newCluster(t, 4, testTopics)
 	addrs := c.ListenAddrs()
@@ -200,8 +221,10 @@ func TestBrokerFaults(t *testing.T) {
 	produceAll(t, addrs, w.msgs[:2500])
 	s := newMemSink()
 	var sinkDown atomic.Bool
+	var sinkFailed atomic.Int32
 	s.fail = func() error {
 		if sinkDown.Load() {
+			sinkFailed.Add(1)
 			return errInjected
 		}
 		return nil
@@ -210,28 +233,35 @@ func TestBrokerFaults(t *testing.T) {
 	opts.FetchMaxBytes = 16 << 10
 	opts.FlushSize = 200
 	r := start(t, opts)
-	inject := func(key kmsg.Key, d time.Duration) {
-		until := time.Now().Add(d)
+	// inject fails every request of key until n of them have failed.
+	inject := func(key kmsg.Key, n int32) {
 		var hits atomic.Int32
+		enough := make(chan struct{})
 		c.ControlKey(key.Int16(), func(kmsg.Request) (kmsg.Response, error, bool) {
-			if time.Now().After(until) {
+			if hits.Load() >= n {
 				c.DropControl()
 				return nil, nil, false
 			}
 			c.KeepControl()
-			hits.Add(1)
+			if hits.Add(1) == n {
+				close(enough)
+			}
 			return nil, errInjected, true
 		})
-		time.Sleep(d + 100*time.Millisecond)
-		t.Logf("%s: %d requests failed", key.Name(), hits.Load())
+		select {
+		case <-enough:
+			t.Logf("%s: %d requests failed", key.Name(), n)
+		case <-time.After(30 * time.Second):
+			t.Fatalf("%s: %d of %d injected faults hit within 30 s", key.Name(), hits.Load(), n)
+		}
 	}
 	done := produceSlowly(t, addrs, w.msgs[2500:], 25, 150*time.Millisecond)
-	time.Sleep(200 * time.Millisecond)
-	inject(kmsg.Fetch, time.Second)
-	inject(kmsg.OffsetCommit, time.Second)
-	inject(kmsg.Produce, time.Second)
+	waitUntil(t, "first commits", func() bool { got, _ := committedTotal(t, addrs, "pyramid", endOffsets(w.msgs)); return got > 0 })
+	inject(kmsg.Fetch, 10)
+	inject(kmsg.OffsetCommit, 5)
+	inject(kmsg.Produce, 5)
 	sinkDown.Store(true)
-	time.Sleep(time.Second)
+	waitUntil(t, "the sink failing", func() bool { return sinkFailed.Load() >= 20 })
 	sinkDown.Store(false)
 	<-done
 	waitCommitted(t, addrs, "pyramid", endOffsets(w.msgs), 90*time.Second)

@@ -193,10 +193,6 @@ func (w *worker) run(ctx, gctx context.Context, starts []int64) error {
 		select {
 		case <-wctx.Done():
 			stopFetchers()
-			if w.p.aborted.Load() {
-				wait()
-				return errAborted
-			}
 			if err = wait(); err == nil {
 				if err = w.seal("shutdown"); err == nil {
 					err = wait()
@@ -470,9 +466,6 @@ func (w *worker) apply(ti int, q *queued) error {
 	w.p.events[ev.Type][resApplied].Inc()
 	w.markDirty(a)
 	w.collect(c0, a0)
-	if w.p.opts.hooks.abort != nil && w.p.abortAt("apply", w.part) {
-		return errAborted
-	}
 	return nil
 }
 
@@ -720,47 +713,25 @@ func (w *worker) write(j *job) error {
 
 	// 1. Dead letters and the sink.
 	if len(j.dlq) > 0 {
-		if p.aborted.Load() {
-			return errAborted
-		}
-		if err := produce(ctx, p.dlqStage, p.client, o.DLQ, w.part%p.layout.dlqPartitions, j.dlq); err != nil {
+		if err := produce(ctx, p.dlqStage, p.kafka, o.DLQ, w.part%p.layout.dlqPartitions, j.dlq); err != nil {
 			return w.flushErr("dead-letter topic", err)
 		}
 	}
 	if j.batch.Len() > 0 {
-		if p.aborted.Load() {
-			return errAborted
-		}
 		if err := p.writeSink(&j.batch); err != nil {
 			return w.flushErr("sink", err)
 		}
 	}
 	durable := time.Now()
-	if p.abortAt("sink", w.part) {
-		return errAborted
-	}
 
 	// 2. The changelog.
 	if len(j.recs) > 0 {
-		recs := j.recs
-		half := p.ask("changelog-half", w.part)
-		if half {
-			recs = recs[:len(recs)/2]
-		}
-		err := produce(ctx, p.changelogStage, p.client, o.Changelog, w.part, recs)
-		if half {
-			p.crash()
-			return errAborted
-		}
-		if err != nil {
+		if err := produce(ctx, p.changelogStage, p.kafka, o.Changelog, w.part, j.recs); err != nil {
 			return w.flushErr("state topic", err)
 		}
-		o.Metrics.ChangelogWrites.Add(float64(len(recs)))
+		o.Metrics.ChangelogWrites.Add(float64(len(j.recs)))
 	}
 	tChangelog := time.Now()
-	if p.abortAt("changelog", w.part) {
-		return errAborted
-	}
 
 	// 3. The offsets. A refused commit (the generation ended) is harmless:
 	// the changelog already says which events each account includes.
@@ -789,16 +760,10 @@ func (w *worker) write(j *job) error {
 			o.Metrics.EventLatency.Observe(float64(dn-t) / 1e9)
 		}
 	}
-	if h := o.hooks.durable; h != nil {
-		h(w.part, j.times, durable)
-	}
 	return nil
 }
 
 func (w *worker) flushErr(what string, err error) error {
-	if w.p.aborted.Load() {
-		return errAborted
-	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Errorf("partition %d: flush to the %s did not finish within the shutdown timeout: %w", w.part, what, err)
 	}
