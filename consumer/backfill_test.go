@@ -70,7 +70,7 @@ func testBackfill(t *testing.T, perType bool) {
 	w.Close()
 
 	dir := t.TempDir()
-	files, err := sink.NewFiles(dir, nil)
+	files, err := sink.NewFiles(dir, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -78,7 +78,7 @@ func benchOnce(b *testing.B, events, accounts, partitions int) {
 
 	bare := bareConsume(b, addrs, ends, events)
 
-	fs, err := sink.NewFiles(b.TempDir(), nil)
+	fs, err := sink.NewFiles(b.TempDir(), nil, nil)
 	if err != nil {
 		b.Fatal(err)
 	}

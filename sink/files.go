@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sync"
@@ -68,8 +69,10 @@ type fileTable struct {
 }
 
 // NewFiles opens (creating if needed) the three JSONL files in dir, creating
-// dir too. m may be nil.
-func NewFiles(dir string, m *metrics.Metrics) (*Files, error) {
+// dir too. Each failed write is logged to log with the wait before the
+// next attempt (a full disk must not fail in silence). m and log may be
+// nil.
+func NewFiles(dir string, m *metrics.Metrics, log *slog.Logger) (*Files, error) {
 	if m == nil {
 		m = metrics.New(nil)
 	}
@@ -80,7 +83,7 @@ func NewFiles(dir string, m *metrics.Metrics) (*Files, error) {
 		dir:   dir,
 		m:     m,
 		chunk: 1 << 20,
-		stage: retry.New(StageName, retry.Options{Initial: 100 * time.Millisecond, Max: 5 * time.Second}, m, nil),
+		stage: retry.New(StageName, retry.Options{Initial: 100 * time.Millisecond, Max: 5 * time.Second}, m, log),
 	}
 	for i, x := range [3][2]string{
 		{"account_snapshots", SnapshotsFile},

@@ -1,9 +1,12 @@
 package sink
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -91,7 +94,7 @@ func readFile(t testing.TB, path string) string {
 
 func newFiles(t testing.TB, dir string, m *metrics.Metrics) *Files {
 	t.Helper()
-	s, err := NewFiles(dir, m)
+	s, err := NewFiles(dir, m, nil)
 	if err != nil {
 		t.Fatalf("NewFiles: %v", err)
 	}
@@ -308,7 +311,7 @@ func TestNewFilesErrors(t *testing.T) {
 	if err := os.WriteFile(notDir, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := NewFiles(notDir, nil); err == nil || !strings.Contains(err.Error(), notDir) {
+	if _, err := NewFiles(notDir, nil, nil); err == nil || !strings.Contains(err.Error(), notDir) {
 		t.Errorf("NewFiles on a regular file = %v, want an error naming it", err)
 	}
 	if err := os.Mkdir(filepath.Join(dir, "d"), 0o755); err != nil {
@@ -318,7 +321,7 @@ func TestNewFilesErrors(t *testing.T) {
 	if err := os.Mkdir(inTheWay, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := NewFiles(filepath.Join(dir, "d"), nil); err == nil || !strings.Contains(err.Error(), inTheWay) {
+	if _, err := NewFiles(filepath.Join(dir, "d"), nil, nil); err == nil || !strings.Contains(err.Error(), inTheWay) {
 		t.Errorf("NewFiles with a directory in the way = %v, want an error naming %s", err, inTheWay)
 	}
 }
@@ -371,5 +374,40 @@ func TestFilesWriteInChunks(t *testing.T) {
 	}
 	if counterValue(m.SinkRetries.WithLabelValues(StageName)) != 1 {
 		t.Errorf("retries = %v, want 1", counterValue(m.SinkRetries.WithLabelValues(StageName)))
+	}
+}
+
+// A full disk is retried, and every failed write is logged with the wait
+// before the next attempt.
+func TestFilesLogEveryFailedWrite(t *testing.T) {
+	var logs bytes.Buffer
+	log := slog.New(slog.NewJSONHandler(&logs, nil))
+	s, err := NewFiles(t.TempDir(), nil, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var fails atomic.Int32
+	s.failWrite = func() error {
+		if fails.Add(1) <= 4 { // the first table's write, four times over
+			return syscall.ENOSPC
+		}
+		return nil
+	}
+	if err := s.Write(context.Background(), testBatch()); err != nil {
+		t.Fatal(err)
+	}
+	var lines int
+	for _, l := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatalf("log line %q: %v", l, err)
+		}
+		if m["msg"] == "write failed; retrying" && m["sink"] == StageName && strings.Contains(fmt.Sprint(m["err"]), "no space left on device") && m["retry_in"] != nil {
+			lines++
+		}
+	}
+	if lines != 4 {
+		t.Fatalf("%d log lines for 4 failed writes:\n%s", lines, logs.String())
 	}
 }

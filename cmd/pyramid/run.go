@@ -130,7 +130,7 @@ func startService(ctx context.Context, sf *serviceFlags, brokers []string, log *
 		s.sink = append(s.sink, ch)
 		s.sinkDesc = "ClickHouse " + logging.Redact(sf.clickhouse)
 	default:
-		files, err := sink.NewFiles(sf.sinkDir, m)
+		files, err := sink.NewFiles(sf.sinkDir, m, log.With("component", "files"))
 		if err != nil {
 			return nil, err
 		}

@@ -134,15 +134,15 @@ func (s *Stage) Do(ctx context.Context, part string, op Op) error {
 		return err
 	}, backoff.WithContext(bo, ctx), func(err error, wait time.Duration) {
 		s.retries.Inc()
-		// The first failure and every tenth after: an outage of minutes
-		// should not flood the log.
-		if attempts == 1 || attempts%10 == 0 {
-			args := []any{"sink", s.name, "attempt", attempts, "err", err, "retry_in", wait.Round(time.Millisecond)}
-			if part != "" {
-				args = append(args, "part", part)
-			}
-			s.log.Warn("write failed; retrying", args...)
+		// Every failure, with the wait before the next attempt: an
+		// operator watching a full disk or a down server sees each one.
+		// The backoff bounds the rate (at most one line per Options.Max
+		// once it has grown).
+		args := []any{"sink", s.name, "attempt", attempts, "err", err, "retry_in", wait.Round(time.Millisecond)}
+		if part != "" {
+			args = append(args, "part", part)
 		}
+		s.log.Warn("write failed; retrying", args...)
 	})
 	if err != nil && ctx.Err() != nil && last != nil {
 		return fmt.Errorf("%s: gave up after %d attempts (%w); last error: %w", s.name, attempts, ctx.Err(), last)
