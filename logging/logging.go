@@ -1,7 +1,7 @@
 // Package logging builds the service's slog.Logger from the -log-level and
 // -log-format flags, and keeps secrets out of log lines. Services log JSON
 // by default so log shippers can parse every line; "auto" gives people at
-// a terminal readable text instead.
+// a terminal readable text instead. Every line names its component once.
 package logging
 
 import (
@@ -30,18 +30,22 @@ func New(w io.Writer, level, format string) (*slog.Logger, error) {
 		return nil, err
 	}
 	opts := &slog.HandlerOptions{Level: lv}
+	var h slog.Handler
 	switch strings.ToLower(strings.TrimSpace(format)) {
 	case FormatJSON:
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
+		h = slog.NewJSONHandler(w, opts)
 	case FormatText:
-		return slog.New(slog.NewTextHandler(w, opts)), nil
+		h = slog.NewTextHandler(w, opts)
 	case FormatAuto, "":
 		if IsTerminal(w) {
-			return slog.New(slog.NewTextHandler(w, opts)), nil
+			h = slog.NewTextHandler(w, opts)
+		} else {
+			h = slog.NewJSONHandler(w, opts)
 		}
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	default:
+		return nil, fmt.Errorf("log format %q is not one of json, text, auto", format)
 	}
-	return nil, fmt.Errorf("log format %q is not one of json, text, auto", format)
+	return slog.New(&oneComponent{inner: h}), nil
 }
 
 // ParseLevel maps a level name to its slog.Level; the error names the bad

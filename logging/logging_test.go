@@ -125,3 +125,54 @@ func FuzzRedact(f *testing.F) {
 		_ = Redact(s) // must not panic
 	})
 }
+
+// A component named by the wiring and again by the part itself appears
+// once per line, the part's own name winning; other attributes and groups
+// are kept.
+func TestComponentOnce(t *testing.T) {
+	for _, format := range []string{FormatJSON, FormatText} {
+		var buf bytes.Buffer
+		log, err := New(&buf, "info", format)
+		if err != nil {
+			t.Fatal(err)
+		}
+		log = log.With("component", "webhook").With("component", "alert.webhook", "url", "u")
+		log.Info("first", "k", 1)
+		log.WithGroup("g").Info("second", "k", 2)
+		out := buf.String()
+		if n := strings.Count(out, "component"); n != 2 {
+			t.Errorf("%s: %d component keys in two lines:\n%s", format, n, out)
+		}
+		if strings.Contains(out, "webhook\"") && !strings.Contains(out, "alert.webhook") || strings.Count(out, "alert.webhook") != 2 {
+			t.Errorf("%s: the innermost component should win:\n%s", format, out)
+		}
+		if format == FormatJSON {
+			for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+				keys := map[string]int{}
+				dec := json.NewDecoder(strings.NewReader(line))
+				if _, err := dec.Token(); err != nil { // {
+					t.Fatal(err)
+				}
+				for dec.More() {
+					k, err := dec.Token()
+					if err != nil {
+						t.Fatal(err)
+					}
+					keys[k.(string)]++
+					var value json.RawMessage
+					if err := dec.Decode(&value); err != nil {
+						t.Fatal(err)
+					}
+				}
+				for k, n := range keys {
+					if n > 1 {
+						t.Errorf("key %q %d times in %s", k, n, line)
+					}
+				}
+				if keys["component"] != 1 || keys["url"] != 1 {
+					t.Errorf("line %s: keys %v", line, keys)
+				}
+			}
+		}
+	}
+}
