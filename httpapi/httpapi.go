@@ -94,7 +94,18 @@ func New(opts Options) http.Handler {
 	mux.Handle("GET /v1/tiers", s.auth(http.HandlerFunc(s.tiers)))
 	mux.Handle("GET /v1/changes", s.auth(http.HandlerFunc(s.changes)))
 	mux.Handle("GET /v1/neglected", s.auth(http.HandlerFunc(s.neglected)))
+	// The catch-all would answer 404 for any other method on a known
+	// path; tell the client the path exists and which methods it takes.
 	mux.Handle("/v1/", s.auth(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			probe := r.Clone(r.Context())
+			probe.Method = http.MethodGet
+			if _, pattern := mux.Handler(probe); pattern != "/v1/" {
+				w.Header().Set("Allow", "GET, HEAD")
+				jsonError(w, http.StatusMethodNotAllowed, r.Method+" "+r.URL.Path+" is not allowed; use GET")
+				return
+			}
+		}
 		jsonError(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
 	})))
 	return mux

@@ -418,3 +418,31 @@ func TestServeShutsDown(t *testing.T) {
 		t.Error("ListenAndServe on a bad address returned nil")
 	}
 }
+
+// Other methods than GET on an API path answer 405 with Allow, not 404;
+// unknown paths stay 404 whatever the method.
+func TestMethodNotAllowed(t *testing.T) {
+	h := New(Options{Store: fixture(t)})
+	for _, tc := range []struct {
+		method, path string
+		code         int
+	}{
+		{http.MethodPost, "/v1/tiers", 405},
+		{http.MethodDelete, "/v1/accounts/maj-1", 405},
+		{http.MethodPut, "/v1/changes", 405},
+		{http.MethodPatch, "/v1/neglected", 405},
+		{http.MethodPost, "/v1/nothing", 404},
+		{http.MethodHead, "/v1/tiers", 200},
+		{http.MethodPost, "/healthz", 405},
+	} {
+		r := httptest.NewRequest(tc.method, tc.path, strings.NewReader("{}"))
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		if w.Code != tc.code {
+			t.Errorf("%s %s: %d, want %d", tc.method, tc.path, w.Code, tc.code)
+		}
+		if tc.code == 405 && !strings.Contains(w.Header().Get("Allow"), "GET") {
+			t.Errorf("%s %s: Allow %q", tc.method, tc.path, w.Header().Get("Allow"))
+		}
+	}
+}
