@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"reflect"
@@ -150,7 +151,14 @@ func Load(path string) (*Config, error) {
 	if path == "" {
 		return Default(), nil
 	}
-	b, err := os.ReadFile(path)
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	defer f.Close()
+	// Read one byte past the limit, so that Parse can say the file is too
+	// large without reading all of a huge one.
+	b, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
@@ -166,12 +174,18 @@ func Load(path string) (*Config, error) {
 // configuration can remove a stage.
 func Parse(b []byte) (*Config, error) {
 	c := Default()
+	if len(b) > MaxFileSize {
+		return nil, fmt.Errorf("the file is larger than %d bytes (1 MiB); a configuration is a few kilobytes", MaxFileSize)
+	}
 	if len(bytes.TrimSpace(b)) == 0 {
 		return c, nil
 	}
 	var root yaml.Node
 	if err := yaml.Unmarshal(b, &root); err != nil {
 		return nil, fmt.Errorf("not valid YAML: %w", err)
+	}
+	if err := checkSizes(&root, ""); err != nil {
+		return nil, err
 	}
 	if len(root.Content) == 0 {
 		return c, nil
@@ -206,6 +220,47 @@ func Parse(b []byte) (*Config, error) {
 		return nil, err
 	}
 	return c, nil
+}
+
+// Bounds on a configuration file. Decoding a YAML mapping into a Go map
+// takes time quadratic in its keys (400,000 fx_rates took over ten
+// minutes), so sizes are checked on the parsed nodes, which take linear
+// time, before anything is decoded.
+const (
+	MaxFileSize = 1 << 20 // bytes
+	MaxEntries  = 1000    // keys of one mapping, items of one list
+)
+
+// checkSizes refuses a mapping or list with more than MaxEntries entries,
+// naming it by its path.
+func checkSizes(n *yaml.Node, path string) error {
+	switch n.Kind {
+	case yaml.DocumentNode:
+		for _, c := range n.Content {
+			if err := checkSizes(c, path); err != nil {
+				return err
+			}
+		}
+	case yaml.MappingNode:
+		if k := len(n.Content) / 2; k > MaxEntries {
+			return fmt.Errorf("%s: %d keys; a mapping may hold at most %d (line %d)", orRoot(path), k, MaxEntries, n.Line)
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if err := checkSizes(n.Content[i+1], join(path, n.Content[i].Value)); err != nil {
+				return err
+			}
+		}
+	case yaml.SequenceNode:
+		if k := len(n.Content); k > MaxEntries {
+			return fmt.Errorf("%s: %d items; a list may hold at most %d (line %d)", orRoot(path), k, MaxEntries, n.Line)
+		}
+		for i, c := range n.Content {
+			if err := checkSizes(c, fmt.Sprintf("%s[%d]", path, i)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // checkKeys walks a mapping node against the struct type t and reports the
@@ -381,6 +436,9 @@ func (c *Config) Validate() error {
 		bad("stages."+ClosedLost, "probability must be 0")
 	}
 	for _, cur := range sortedKeys(c.FXRates) {
+		if cur == c.Currency {
+			bad("fx_rates."+cur, "is the reporting currency (currency: %s): amounts in it need no rate; remove the entry", cur)
+		}
 		if !isCurrency(cur) {
 			bad("fx_rates."+cur, "%q is not a three-letter ISO 4217 code", cur)
 		}

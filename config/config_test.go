@@ -1,6 +1,7 @@
 package config_test
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -188,6 +189,11 @@ func TestRefused(t *testing.T) {
 		{"capacity NaN", "coverage_capacity: {\"1:1\": .nan}\n", []string{"coverage_capacity.1:1:", "NaN"}},
 		{"capacity list", "coverage_capacity: [1]\n", []string{"coverage_capacity: must be a mapping"}},
 		{"coverage without capacity", "tiers: {named: {coverage: team}}\n", []string{"tiers.named.coverage:", `"team"`, "coverage_capacity", "1:few"}},
+		{"fx rate of the reporting currency", "currency: EUR\nfx_rates: {EUR: 1, USD: 0.9}\n", []string{"fx_rates.EUR:", "reporting currency", "remove the entry"}},
+		{"fx rate of the default reporting currency", "fx_rates: {USD: 1.0}\n", []string{"fx_rates.USD:", "reporting currency (currency: USD)"}},
+		{"too many fx rates", "fx_rates:\n" + manyKeys(config.MaxEntries+1), []string{"fx_rates: 1001 keys", "at most 1000", "line 2"}},
+		{"too many stages", "stages:\n" + manyKeys(config.MaxEntries+1), []string{"stages: 1001 keys"}},
+		{"too large", "# " + strings.Repeat("x", 1<<20) + "\nwindow_months: 3\n", []string{"larger than 1048576 bytes"}},
 		{"alert_link_template without {account_id}", "alert_link_template: https://crm.example/accounts/{owner_id}\n", []string{"alert_link_template:", "{account_id}"}},
 	}
 	for _, tt := range tests {
@@ -205,6 +211,30 @@ func TestRefused(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// manyKeys renders n mapping entries of three-letter keys, indented.
+func manyKeys(n int) string {
+	var b strings.Builder
+	for i := range n {
+		fmt.Fprintf(&b, "  %c%c%c: 1.5\n", 'A'+i/676%26, 'A'+i/26%26, 'A'+i%26)
+	}
+	return b.String()
+}
+
+// A configuration at the bounds is fine; a file over the size bound is
+// refused by Load before it is all read.
+func TestSizeBounds(t *testing.T) {
+	if _, err := config.Parse([]byte("fx_rates:\n" + manyKeys(config.MaxEntries))); err != nil {
+		t.Errorf("%d fx_rates: %v", config.MaxEntries, err)
+	}
+	path := filepath.Join(t.TempDir(), "huge.yaml")
+	if err := os.WriteFile(path, []byte("fx_rates:\n"+manyKeys(400_000)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := config.Load(path); err == nil || !strings.Contains(err.Error(), "larger than") || !strings.Contains(err.Error(), path) {
+		t.Errorf("Load(6 MB of fx_rates) = %v", err)
 	}
 }
 
