@@ -64,7 +64,7 @@ type Options struct {
 	// owns it: Close closes it when it is an io.Closer.
 	DLQ MessageWriter
 
-	Client *http.Client // default: a new http.Client; Timeout applies per attempt
+	Client *http.Client // default: a new http.Client; Timeout applies per attempt; redirects are never followed
 	// Retry paces the attempts at one alert; default from 1s, doubling, up
 	// to 1m between attempts, ±50% jitter. MaxElapsed bounds them all.
 	Retry retry.Options
@@ -90,9 +90,16 @@ func (o *Options) defaults() error {
 	if o.QueueSize <= 0 {
 		o.QueueSize = 1024
 	}
-	if o.Client == nil {
-		o.Client = &http.Client{}
+	// Never follow a redirect: Go's client would turn a 302 into a
+	// body-less GET (the alert lost, yet "delivered") and re-POST the
+	// signed body to whatever host a 307 names. A copy, so a client the
+	// caller shares is left as it is.
+	c := &http.Client{}
+	if o.Client != nil {
+		*c = *o.Client
 	}
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	o.Client = c
 	if o.Retry == (retry.Options{}) {
 		o.Retry = retry.Options{Initial: time.Second, Multiplier: 2, Max: time.Minute}
 	}
@@ -338,6 +345,10 @@ func (w *Webhook) post(ctx context.Context, d delivery, attempt int) (retryable 
 	switch {
 	case code >= 200 && code < 300:
 		return false, nil
+	case code >= 300 && code < 400:
+		// Retried like an outage: a receiver being moved may come back.
+		return true, fmt.Errorf("alert: webhook answered %s redirecting to %q; redirects are not followed: set the webhook URL to where the receiver is now",
+			resp.Status, resp.Header.Get("Location"))
 	case code == http.StatusTooManyRequests || code >= 500:
 		err := fmt.Errorf("alert: webhook answered %s", resp.Status)
 		if s, perr := strconv.Atoi(resp.Header.Get("Retry-After")); perr == nil && s > 0 {

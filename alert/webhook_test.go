@@ -1,6 +1,7 @@
 package alert
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -8,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -470,4 +472,79 @@ func TestWebhookBurstLosesNothing(t *testing.T) {
 	if got := count(m.AlertDLQ); got != float64(len(all)) {
 		t.Errorf("AlertDLQ = %v, want %d", got, len(all))
 	}
+}
+
+// A redirect is a failed delivery: never followed (a 302 would become a
+// body-less GET counted as delivered, a 307 would re-POST the signed body
+// to another host), retried, logged with its Location, and dead-lettered
+// when it persists.
+func TestWebhookRedirectIsAFailure(t *testing.T) {
+	for _, code := range []int{http.StatusFound, http.StatusTemporaryRedirect, http.StatusPermanentRedirect} {
+		t.Run(http.StatusText(code), func(t *testing.T) {
+			var elsewhere atomic.Int64
+			other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+				elsewhere.Add(1)
+			}))
+			t.Cleanup(other.Close)
+			var hits atomic.Int64
+			moved := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				hits.Add(1)
+				http.Redirect(w, r, other.URL+"/new-hook", code)
+			}))
+			t.Cleanup(moved.Close)
+			var logs syncBuffer
+			dlq := &fakeDLQ{}
+			o := Options{URL: moved.URL, Secret: testSecret, Timeout: time.Second, MaxElapsed: 200 * time.Millisecond,
+				CloseTimeout: 5 * time.Second, DLQTimeout: 5 * time.Second, DLQ: dlq, Retry: fastRetry,
+				Client: &http.Client{}}
+			m := metrics.New(nil)
+			w, err := NewWebhook(o, m, slog.New(slog.NewTextHandler(&logs, nil)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { w.Close() })
+			if o.Client.CheckRedirect != nil {
+				t.Error("the caller's client was changed")
+			}
+			a := testAlert(1, scoring.StatusOpen)
+			if err := w.Write(context.Background(), batchOf(a)); err != nil {
+				t.Fatal(err)
+			}
+			eventually(t, "dead letter", func() bool { return count(m.AlertDLQ) == 1 })
+			dl := dlq.messages()[0]
+			if got := header(dl, HeaderDLQReason); got != ReasonGaveUp {
+				t.Errorf("reason %q, want %q", got, ReasonGaveUp)
+			}
+			if e := header(dl, HeaderDLQError); !strings.Contains(e, other.URL+"/new-hook") || !strings.Contains(e, strconv.Itoa(code)) {
+				t.Errorf("dead letter error %q lacks the status and the Location", e)
+			}
+			if hits.Load() < 2 {
+				t.Errorf("%d attempts; a redirect should be retried", hits.Load())
+			}
+			if n := elsewhere.Load(); n != 0 {
+				t.Errorf("the redirect target got %d requests", n)
+			}
+			if !strings.Contains(logs.String(), "new-hook") {
+				t.Errorf("the Location is not logged:\n%s", logs.String())
+			}
+		})
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the webhook's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
