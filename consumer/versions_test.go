@@ -2,6 +2,8 @@ package consumer
 
 import (
 	"context"
+	"errors"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +13,7 @@ import (
 
 	"github.com/pyramid-crm/pyramid/broker"
 	"github.com/pyramid-crm/pyramid/internal/kafkaapi"
+	"github.com/pyramid-crm/pyramid/internal/testenv"
 )
 
 // TestStartupRefusesRefusedVersions runs the pipeline against a broker
@@ -80,5 +83,46 @@ func TestStartupRefusesRefusedVersions(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestStartupSkipsUnreachableBroker: a broker that cannot be asked for its
+// versions (here every connection to broker 1 is dropped) is skipped with
+// a warning; the others are checked and the pipeline goes on to join the
+// group.
+func TestStartupSkipsUnreachableBroker(t *testing.T) {
+	// The internal topics exist: creating them needs the controller, which
+	// may be broker 1.
+	c, err := kfake.NewCluster(kfake.NumBrokers(2), kfake.SeedTopics(2, testTopics...),
+		kfake.SeedTopics(2, DefaultChangelog, DefaultDLQ, AlertsTopic, AlertsDLQTopic), kfake.GroupMinSessionTimeout(100*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.ControlKey(kafkaapi.ApiVersions, func(kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		if c.CurrentNode() == 1 {
+			return nil, errors.New("broker 1 is down"), true
+		}
+		return nil, nil, false
+	})
+	var log testenv.Buffer
+	opts := testOptions(c.ListenAddrs()[:1], newMemSink())
+	opts.Logger = slog.New(slog.NewTextHandler(&log, nil))
+	r := start(t, opts)
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(log.String(), "joining consumer group") {
+		if time.Now().After(deadline) {
+			t.Fatalf("the pipeline did not get to the group; log:\n%s", log.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	r.Stop(t)
+	out := log.String()
+	if !strings.Contains(out, "cannot ask a broker for its API versions") || !strings.Contains(out, "broker=1") {
+		t.Errorf("no warning about broker 1; log:\n%s", out)
+	}
+	if !strings.Contains(out, `msg="kafka broker API versions" component=consumer broker=0`) {
+		t.Errorf("broker 0's versions not logged; log:\n%s", out)
 	}
 }
