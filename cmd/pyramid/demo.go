@@ -70,7 +70,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			fmt.Fprintf(stderr, "demo: no ClickHouse (%v); writing JSONL files instead\n", err)
 		}
 	}
-	svc, err := startService(ctx, &sf, b.Addrs(), log)
+	svc, err := startService(&sf, b.Addrs(), log)
 	if err != nil {
 		return err
 	}

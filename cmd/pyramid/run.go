@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -85,7 +87,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	svc, err := startService(ctx, &sf, splitList(*brokers), log)
+	svc, err := startService(&sf, splitList(*brokers), log)
 	if err != nil {
 		return err
 	}
@@ -94,20 +96,30 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 }
 
 // service is the wired pipeline: sinks, pipeline, view and HTTP server.
+// The HTTP server comes first, so that liveness answers at once and
+// readiness can say what start-up is waiting for (ClickHouse, the group,
+// the state restore); the sinks and the pipeline follow.
 type service struct {
 	log      *slog.Logger
 	cfg      *config.Config
 	reg      *prometheus.Registry
 	metrics  *metrics.Metrics
 	store    *view.Store
-	sink     sink.Fanout
 	sinkDesc string
 	brokers  []string
 	dialer   *kafka.Dialer
 	flags    *serviceFlags
+	secret   string // of the alert webhook
+
+	mu      sync.Mutex
+	sink    sink.Fanout        // what is open so far
+	pipe    *consumer.Pipeline // nil until the sinks are open
+	waiting error              // what start-up waits for while pipe is nil
 }
 
-func startService(ctx context.Context, sf *serviceFlags, brokers []string, log *slog.Logger) (*service, error) {
+// startService loads the configuration and builds what needs no outside
+// system; the sinks are opened by run.
+func startService(sf *serviceFlags, brokers []string, log *slog.Logger) (*service, error) {
 	cfg, err := config.Load(sf.configPath)
 	if err != nil {
 		return nil, err
@@ -119,85 +131,140 @@ func startService(ctx context.Context, sf *serviceFlags, brokers []string, log *
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m := metrics.New(reg)
-	s := &service{log: log, cfg: cfg, reg: reg, metrics: m, store: view.New(), brokers: brokers, dialer: dialer, flags: sf}
-	params := scoring.NewParams(cfg)
-	switch {
-	case sf.clickhouse != "":
-		ch, err := clickhouse.New(ctx, clickhouse.Options{DSN: sf.clickhouse, Migrate: !sf.noMigrate, LoadWeight: params.LoadWeight, Capacity: cfg.CoverageCapacity}, m, log.With("component", "clickhouse"))
-		if err != nil {
-			return nil, err
-		}
-		s.sink = append(s.sink, ch)
+	s := &service{log: log, cfg: cfg, reg: reg, metrics: m, store: view.New(), brokers: brokers, dialer: dialer, flags: sf,
+		waiting: errors.New("starting: opening the sinks")}
+	s.sinkDesc = "JSONL files in " + sf.sinkDir
+	if sf.clickhouse != "" {
 		s.sinkDesc = "ClickHouse " + logging.Redact(sf.clickhouse)
-	default:
-		files, err := sink.NewFiles(sf.sinkDir, m, log.With("component", "files"))
-		if err != nil {
-			return nil, err
-		}
-		s.sink = append(s.sink, files)
-		s.sinkDesc = "JSONL files in " + sf.sinkDir
 	}
-	tr := transport(dialer)
-	s.sink = append(s.sink, alert.NewTopic(brokers, alert.DefaultTopic, tr, m, log.With("component", "alerts")))
 	if sf.webhook != "" {
-		secretValue, err := secret("PYRAMID_ALERT_WEBHOOK_SECRET")
-		if err != nil {
-			s.close()
+		if s.secret, err = secret("PYRAMID_ALERT_WEBHOOK_SECRET"); err != nil {
 			return nil, err
 		}
-		wh, err := alert.NewWebhook(alert.Options{URL: sf.webhook, Secret: secretValue, DLQ: alert.NewWriter(brokers, alert.DefaultDLQTopic, tr)}, m, log.With("component", "webhook"))
-		if err != nil {
-			s.close()
-			return nil, err
-		}
-		s.sink = append(s.sink, wh)
 	}
 	return s, nil
 }
 
+// wait records what start-up waits for, for /readyz.
+func (s *service) wait(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.waiting = err
+}
+
+// openSinks opens the sink, the alerts topic and the webhook; with
+// ClickHouse it waits, retrying, until the schema migrations are applied.
+func (s *service) openSinks(ctx context.Context) error {
+	sf, m, log := s.flags, s.metrics, s.log
+	add := func(k sink.Sink) {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.sink = append(s.sink, k)
+	}
+	switch {
+	case sf.clickhouse != "":
+		if !sf.noMigrate {
+			s.wait(errors.New("waiting for ClickHouse: applying the schema migrations"))
+		}
+		status := func(err error) {
+			if err != nil {
+				s.wait(fmt.Errorf("waiting for ClickHouse to apply the schema migrations; the last attempt failed: %w", err))
+			}
+		}
+		ch, err := clickhouse.New(ctx, clickhouse.Options{DSN: sf.clickhouse, Migrate: !sf.noMigrate, MigrateStatus: status,
+			LoadWeight: scoring.NewParams(s.cfg).LoadWeight, Capacity: s.cfg.CoverageCapacity}, m, log.With("component", "clickhouse"))
+		if err != nil {
+			return err
+		}
+		add(ch)
+	default:
+		files, err := sink.NewFiles(sf.sinkDir, m, log.With("component", "files"))
+		if err != nil {
+			return err
+		}
+		add(files)
+	}
+	tr := transport(s.dialer)
+	add(alert.NewTopic(s.brokers, alert.DefaultTopic, tr, m, log.With("component", "alerts")))
+	if sf.webhook != "" {
+		wh, err := alert.NewWebhook(alert.Options{URL: sf.webhook, Secret: s.secret, DLQ: alert.NewWriter(s.brokers, alert.DefaultDLQTopic, tr)}, m, log.With("component", "webhook"))
+		if err != nil {
+			return err
+		}
+		add(wh)
+	}
+	return nil
+}
+
 func (s *service) close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if err := s.sink.Close(); err != nil {
 		s.log.Warn("closing sinks", "err", err)
 	}
 }
 
-// run runs the pipeline and the HTTP server until ctx ends. extra runs
-// beside them under the same errgroup (the demo's generator).
+// ready backs /readyz: nil once the pipeline has joined its group and
+// restored its partitions and the sinks are healthy, else what it waits
+// for.
+func (s *service) ready() error {
+	s.mu.Lock()
+	p, waiting, sinks := s.pipe, s.waiting, s.sink
+	s.mu.Unlock()
+	if p == nil {
+		return waiting
+	}
+	if err := p.Ready(); err != nil {
+		return err
+	}
+	return sinks.Healthy()
+}
+
+// run serves HTTP, opens the sinks, and runs the pipeline until ctx ends.
+// extra runs beside them under the same errgroup (the demo's generator).
 func (s *service) run(ctx context.Context, opts consumer.Options, extra func(context.Context) error) error {
 	token, err := secret("PYRAMID_API_TOKEN")
 	if err != nil {
 		return err
 	}
-	opts.Brokers = s.brokers
-	opts.Config = s.cfg
-	opts.Sink = s.sink
-	opts.Metrics = s.metrics
-	opts.Logger = s.log
-	opts.Observe = s.store.Observe
-	opts.OnRevoke = s.store.DropPartition
-	opts.Dialer = s.dialer
-	opts.Transport = transport(s.dialer)
-	opts.FlushInterval = s.flags.flushEvery
-	opts.ReevalInterval = s.flags.reevalEvery
-	opts.ShutdownTimeout = s.flags.shutdownWait
-	p, err := consumer.New(opts)
-	if err != nil {
-		return err
-	}
-	ready := func() error {
-		if err := p.Ready(); err != nil {
-			return err
-		}
-		return s.sink.Healthy()
-	}
 	s.log.Info("starting", "brokers", s.brokers, "sink", s.sinkDesc, "http", s.flags.http)
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return p.Run(gctx) })
 	if s.flags.http != "" {
-		h := httpapi.New(httpapi.Options{Store: s.store, Gatherer: s.reg, Ready: ready, Token: token,
+		ln, err := net.Listen("tcp", s.flags.http)
+		if err != nil {
+			return err // at once, before anything else starts
+		}
+		h := httpapi.New(httpapi.Options{Store: s.store, Gatherer: s.reg, Ready: s.ready, Token: token,
 			Params: scoring.NewParams(s.cfg), Logger: s.log.With("component", "http")})
-		g.Go(func() error { return httpapi.ListenAndServe(gctx, s.flags.http, h, s.log.With("component", "http")) })
+		g.Go(func() error { return httpapi.Serve(gctx, ln, h, s.log.With("component", "http")) })
 	}
+	g.Go(func() error {
+		if err := s.openSinks(gctx); err != nil {
+			return err
+		}
+		s.mu.Lock()
+		opts.Sink = s.sink
+		s.mu.Unlock()
+		opts.Brokers = s.brokers
+		opts.Config = s.cfg
+		opts.Metrics = s.metrics
+		opts.Logger = s.log
+		opts.Observe = s.store.Observe
+		opts.OnRevoke = s.store.DropPartition
+		opts.Dialer = s.dialer
+		opts.Transport = transport(s.dialer)
+		opts.FlushInterval = s.flags.flushEvery
+		opts.ReevalInterval = s.flags.reevalEvery
+		opts.ShutdownTimeout = s.flags.shutdownWait
+		p, err := consumer.New(opts)
+		if err != nil {
+			return err
+		}
+		s.mu.Lock()
+		s.pipe = p
+		s.mu.Unlock()
+		return p.Run(gctx)
+	})
 	if extra != nil {
 		g.Go(func() error { return extra(gctx) })
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -160,4 +162,88 @@ func TestRunAlertWebhook(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatalf("run: %v", err)
 	}
+}
+
+// With ClickHouse unreachable at start, `pyramid run` serves HTTP at once:
+// /healthz answers (a Kubernetes startup probe keeps the pod), and /readyz
+// says what start-up waits for, naming ClickHouse and the last error.
+func TestRunServesHTTPWhileClickHouseIsUnreachable(t *testing.T) {
+	b := testenv.StartBroker(t, broker.Options{Partitions: 1, Topics: gen.Topics(gen.DefaultTopicPrefix)})
+	free := func() string {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		return ln.Addr().String()
+	}
+	addr, nobody := free(), free() // nothing listens on nobody once closed
+	for _, k := range []string{"PYRAMID_BROKERS", "PYRAMID_SINK_DIR", "PYRAMID_CLICKHOUSE_DSN", "PYRAMID_HTTP", "PYRAMID_CONFIG", "PYRAMID_ALERT_WEBHOOK"} {
+		t.Setenv(k, "")
+	}
+	ctx, stop := context.WithTimeout(context.Background(), 60*time.Second)
+	defer stop()
+	done := make(chan error, 1)
+	var stderr syncBuffer
+	go func() {
+		done <- cmdRun(ctx, []string{"--brokers", strings.Join(b.Addrs(), ","), "--clickhouse", "clickhouse://" + nobody + "/default",
+			"--http", addr, "--log-level", "warn"}, &bytes.Buffer{}, &stderr)
+	}()
+	get := func(path string) (int, string) {
+		resp, err := http.Get("http://" + addr + path)
+		if err != nil {
+			return 0, err.Error()
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	var code int
+	var body string
+	for {
+		code, body = get("/readyz")
+		if code == http.StatusServiceUnavailable && strings.Contains(body, "ClickHouse") && strings.Contains(body, "connection refused") {
+			break
+		}
+		if time.Now().After(deadline) {
+			stop()
+			t.Fatalf("/readyz: %d %q; stderr:\n%s", code, body, stderr.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Logf("/readyz while ClickHouse is unreachable: %s", body)
+	if code, body := get("/healthz"); code != http.StatusOK {
+		t.Errorf("/healthz: %d %q", code, body)
+	}
+	if code, body := get("/metrics"); code != http.StatusOK || !strings.Contains(body, `pyramid_dlq_total{reason="limit"} 0`) {
+		t.Errorf("/metrics: %d, no zero dead-letter series", code)
+	}
+	stop()
+	select {
+	case err := <-done:
+		if err != nil && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
+			t.Fatalf("run returned %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("run did not stop within 15 s of cancel")
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger's concurrent writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -59,6 +59,9 @@ type Options struct {
 	// Migrate applies the schema migrations in New, retrying errors that
 	// can heal until ctx ends.
 	Migrate bool
+	// MigrateStatus, when set, hears the outcome of every migration
+	// attempt (nil once applied): a service can tell what it waits for.
+	MigrateStatus func(err error)
 	// Capacity, when set, is written to coverage_capacity after the first
 	// batch, for the coverage_plan view. Pass config.CoverageCapacity.
 	Capacity map[string]config.Capacity
@@ -118,6 +121,9 @@ func New(ctx context.Context, opts Options, m *metrics.Metrics, log *slog.Logger
 			applied, err := Migrate(ctx, conn)
 			if len(applied) > 0 {
 				s.log.Info("schema migrated", "applied", applied)
+			}
+			if opts.MigrateStatus != nil && ctx.Err() == nil {
+				opts.MigrateStatus(err)
 			}
 			return err
 		}))
