@@ -1,16 +1,19 @@
 // Package httpapi serves the operational and read endpoints of one Pyramid
 // instance: Prometheus metrics, liveness and readiness probes, the account
-// API (an account's snapshot with an explanation of its tier) and a status
-// page for people.
+// API (an account's snapshot with an explanation of its tier), the
+// planning API (goals by tier, the coverage plan; package plan), and for
+// people a status page, account pages and an account search.
 //
 // Everything it shows comes from a view.Store, which holds only what this
 // instance owns and has made durable; an account owned by another instance
 // is a 404, so a load balancer or the caller has to ask the right one.
 //
-// The status page is plain server-rendered HTML with inline SVG and CSS:
-// no scripts, fonts or other assets are fetched, so it works behind any
-// proxy and in an air-gapped cluster, and it refreshes itself every five
-// seconds.
+// The pages are plain server-rendered HTML with inline SVG and CSS:
+// nothing is fetched (no scripts, fonts or other assets), so they work
+// behind any proxy and in an air-gapped cluster. The status page refreshes
+// itself every five seconds with its one inline script, which holds the
+// refresh while someone types in the search box; the Content-Security-
+// Policy allows that script by its hash and nothing else.
 package httpapi
 
 import (
