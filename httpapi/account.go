@@ -3,6 +3,7 @@ package httpapi
 import (
 	"fmt"
 	"net/http"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -68,7 +69,7 @@ func (s *server) accountPage(w http.ResponseWriter, id string) {
 	ex := explain(&d, s.Params)
 	p.Sentences = sentences(&d, &ex, s.Params.Config())
 	p.Figures = figureRows(&d, &ex)
-	p.Chart = valueChart(d.History)
+	p.Chart = valueChart(chartPoints(&d))
 	for _, c := range d.Changes {
 		p.Changes = append(p.Changes, changeRow{At: scoring.FormatTime(c.ChangedAt), AccountID: c.AccountID,
 			From: c.From.String(), To: c.To.String(), Reason: c.Reason, Up: c.To > c.From})
@@ -106,6 +107,26 @@ func (s *server) search(w http.ResponseWriter, r *http.Request) {
 	}
 	p.Results = accountRows(refs, searchResults)
 	s.render(w, http.StatusOK, searchTmpl, pageCSP, p)
+}
+
+// chartPoints merges the account's value history with the values its tier
+// changes recorded, which reach further back than the history when the
+// instance took the partition late (after a restart, or a backfill that
+// flushed a year in a few writes). At the same moment the history wins.
+func chartPoints(d *view.Detail) []view.Point {
+	ps := append([]view.Point(nil), d.History...)
+	seen := make(map[int64]bool, len(ps))
+	for _, p := range ps {
+		seen[p.At] = true
+	}
+	for _, c := range d.Changes {
+		if !seen[c.ChangedAt] {
+			seen[c.ChangedAt] = true
+			ps = append(ps, view.Point{At: c.ChangedAt, Current: float32(c.Current.Float()), Potential: float32(c.Potential.Float())})
+		}
+	}
+	sort.Slice(ps, func(i, j int) bool { return ps[i].At < ps[j].At })
+	return ps
 }
 
 func joinInts(xs []int) string {

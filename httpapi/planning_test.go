@@ -1,11 +1,13 @@
 package httpapi
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/pyramid-crm/pyramid/money"
 	"github.com/pyramid-crm/pyramid/scoring"
 	"github.com/pyramid-crm/pyramid/sink"
 	"github.com/pyramid-crm/pyramid/view"
@@ -89,7 +91,7 @@ func TestAccountPage(t *testing.T) {
 		"Named since its last tier change: value 1,150,000.00 &gt;= named threshold.",
 		"It reaches Major at a value of 1,000,000: 0 more.",
 		"Neglected: an alert is open since 2026-02-19T12:00:00Z.",
-		`id="value-chart" data-points="5"`, `id="line-current"`, `al-1`, `value up`,
+		`id="value-chart" data-points="6"`, // 5 snapshots and the tier change before them `id="line-current"`, `al-1`, `value up`,
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("account page lacks %s", want)
@@ -200,5 +202,20 @@ func TestValueChart(t *testing.T) {
 	}
 	if niceCeil(0) != 1 || niceCeil(400) != 500 || niceCeil(1001) != 2000 || niceCeil(5e6) != 5e6 {
 		t.Error("niceCeil")
+	}
+}
+
+func TestChartPointsMergeTierChanges(t *testing.T) {
+	d := view.Detail{
+		History: []view.Point{{At: 20, Current: 2, Potential: 3}, {At: 30, Current: 4, Potential: 5}},
+		Changes: []scoring.TierChange{ // newest first, as the store gives them
+			{ChangedAt: 30, Current: money.FromUnits(99), Potential: money.FromUnits(99)}, // the history's own moment: the history wins
+			{ChangedAt: 10, Current: money.FromUnits(1), Potential: money.FromUnits(7)},
+		},
+	}
+	got := chartPoints(&d)
+	want := []view.Point{{At: 10, Current: 1, Potential: 7}, {At: 20, Current: 2, Potential: 3}, {At: 30, Current: 4, Potential: 5}}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("chart points %v, want %v", got, want)
 	}
 }
