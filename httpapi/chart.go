@@ -35,8 +35,9 @@ type dot struct {
 }
 
 type tick struct {
-	Pos   float64
-	Label string
+	Pos    float64
+	Label  string
+	Anchor string // SVG text-anchor: the ends are aligned inwards to stay inside
 }
 
 func valueChart(ps []view.Point) chart {
@@ -73,11 +74,12 @@ func valueChart(ps []view.Point) chart {
 		c.Dots = []dot{{x(t0), y(ps[0].Current), y(ps[0].Potential)}}
 	}
 	for _, f := range []float64{0, 0.5, 1} {
-		c.YTicks = append(c.YTicks, tick{chartTop + chartPlotH*(1-f), compact(top * f)})
+		c.YTicks = append(c.YTicks, tick{chartTop + chartPlotH*(1-f), compact(top * f), "end"})
 	}
-	c.XTicks = append(c.XTicks, tick{x(t0), dateLabel(t0)})
-	if t1 != t0 {
-		c.XTicks = append(c.XTicks, tick{x(t1), dateLabel(t1)})
+	if t1 == t0 {
+		c.XTicks = append(c.XTicks, tick{x(t0), dateLabel(t0), "middle"})
+	} else {
+		c.XTicks = append(c.XTicks, tick{x(t0), dateLabel(t0), "start"}, tick{x(t1), dateLabel(t1), "end"})
 	}
 	return c
 }
