@@ -35,8 +35,9 @@ type fetcher struct {
 
 // run fetches from offset (absolute, or kafka.FirstOffset) until ctx ends.
 func (f *fetcher) run(ctx context.Context, offset int64) {
+	bo := reconnectBackOff()
 	for attempt := 0; ctx.Err() == nil; attempt++ {
-		if attempt > 0 && !sleep(ctx, backoff(attempt)) {
+		if attempt > 0 && !sleep(ctx, bo.NextBackOff()) {
 			return
 		}
 		conn, err := dialLeader(ctx, f.dialer, f.brokers, f.topic, f.partition)
@@ -51,6 +52,7 @@ func (f *fetcher) run(ctx context.Context, offset int64) {
 		if next > offset || (offset < 0 && next >= 0) {
 			offset = next
 			attempt = 0
+			bo.Reset()
 		}
 		if err != nil && ctx.Err() == nil {
 			var kerr kafka.Error

@@ -54,12 +54,12 @@ type Options struct {
 	ReevalInterval time.Duration // re-evaluate every owned account; default 1m
 	// BackfillLag: while a partition has unread input and its stream time
 	// trails the wall clock by more than this, accounts are judged at the
-	// stream time (see worker.evalClock). Default 15m; negative: always the
+	// stream time (see clock.go). Default 15m; negative: always the
 	// wall clock.
 	BackfillLag time.Duration
 	// MergeWait bounds how long a worker waits for an input topic that has
 	// more to read but nothing fetched, before applying the other topics'
-	// older-or-newer events without it (see worker.drain). Default 200ms.
+	// older-or-newer events without it (see merger). Default 200ms.
 	MergeWait time.Duration
 
 	Metrics *metrics.Metrics // default: unregistered metrics

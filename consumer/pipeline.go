@@ -1,55 +1,3 @@
-// Package consumer is the streaming pipeline: it reads CRM events from
-// Kafka, scores them with one scoring.Engine per partition number and makes
-// the results durable with an exactly-once effect (SPEC §6).
-//
-// # Partitions and workers
-//
-// The input topics are co-partitioned: keyed by account_id, all with the same
-// partition count. The consumer group's balancer gives partition p of every
-// input topic to the same member, so one worker per partition number sees
-// every event of its accounts, in log order per topic-partition.
-//
-// # State and delivery
-//
-// A worker's accounts live in memory and in the compacted changelog topic
-// (partition p of the changelog for input partition p), one record per
-// account: a header with, per input topic, the last offset whose effect the
-// record includes, then scoring.MarshalAccount's bytes. A flush (on size, on
-// interval, in the next Options.CaughtUpFlush slot once the partition has
-// applied all of its input, or at shutdown) makes things durable in this
-// order:
-//
-//  1. dead letters to the DLQ topic and the batch (newest snapshot of every
-//     changed account, tier changes, alerts) to the sink;
-//  2. the changelog records of the changed accounts (acks=all);
-//  3. the input offsets, committed through the group generation.
-//
-// A crash between any two steps loses nothing: the next owner restores the
-// accounts from the changelog and re-reads from the committed offset, and an
-// event at or below an account's recorded offset is skipped, so nothing is
-// applied twice. Rows written to the sink twice carry the same
-// (account_id, version) and collapse there.
-//
-// # Dead letters
-//
-// An event that cannot be applied (SPEC §1 bad input, an occurred_at more
-// than 24 h after the wall clock, or a message key other than its
-// account_id) goes to the dead-letter topic with its original key and
-// value and the headers pyramid-error (one line a person can act on),
-// pyramid-reason (the metric label, e.g. unknown_stage) and pyramid-source
-// (topic/partition/offset). An event too large for the topic keeps its
-// first 64 KiB and gets pyramid-truncated (the original size).
-//
-// # Limits
-//
-// Kafka-go has no transactions, so a member that lost its membership without
-// noticing (a long GC pause past the session timeout) could still write a
-// stale changelog record. Commits of an ended generation are refused by the
-// broker, and the next flush of the new owner supersedes the record.
-//
-// Partitions added to an input topic while running would send accounts to
-// partition numbers whose state lives elsewhere; the pipeline checks the
-// layout every Options.LayoutCheckInterval and stops with an error instead.
 package consumer
 
 import (
@@ -57,17 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
 
-	"github.com/pyramid-crm/pyramid/event"
 	"github.com/pyramid-crm/pyramid/internal/retry"
 	"github.com/pyramid-crm/pyramid/scoring"
-	"github.com/pyramid-crm/pyramid/sink"
 )
 
 // Stage names: the metric label (sink=...) of the flush path's writes to
@@ -97,18 +41,8 @@ type Pipeline struct {
 	owned     []int
 	restoring map[int]bool
 
-	events [5][3]prometheus.Counter // [event type][applied, duplicate, rejected]
-	// Per-tier children of the tier metrics, looked up once: workers
-	// update them for every applied event.
-	accounts, neglected [5]prometheus.Gauge
-	tierChanges         [5][5]prometheus.Counter // [from][to]
+	counters *counters // the per-event metrics, looked up once
 }
-
-const (
-	resApplied = iota
-	resDuplicate
-	resRejected
-)
 
 // New checks opts and returns a pipeline ready to Run.
 func New(opts Options) (*Pipeline, error) {
@@ -120,51 +54,14 @@ func New(opts Options) (*Pipeline, error) {
 		return nil, fmt.Errorf("consumer: %w", err)
 	}
 	p := &Pipeline{opts: o, log: o.Logger, params: scoring.NewParams(o.Config), restoring: map[int]bool{},
-		sinkReqs: make(chan *sinkReq)}
+		sinkReqs: make(chan *sinkReq), counters: newCounters(o.Metrics)}
 	p.client = &kafka.Client{Addr: kafka.TCP(o.Brokers...), Transport: o.Transport, Timeout: 10 * time.Second}
 	p.kafka = kafkaClient{p.client}
 	// The pace of the old hand-rolled loop: 100 ms doubling to 2 s, ±25%.
 	kafkaRetry := retry.Options{Initial: 100 * time.Millisecond, Multiplier: 2, Max: 2 * time.Second, Jitter: 0.25}
 	p.changelogStage = retry.New(ChangelogStage, kafkaRetry, o.Metrics, o.Logger)
 	p.dlqStage = retry.New(DLQStage, kafkaRetry, o.Metrics, o.Logger)
-	for t := range p.events {
-		name := event.Type(t).String()
-		if t == 0 {
-			name = "unknown" // rejected before its type was known
-		}
-		for r, res := range []string{"applied", "duplicate", "rejected"} {
-			p.events[t][r] = o.Metrics.Events.WithLabelValues(name, res)
-		}
-	}
-	// Every tier and every possible change starts at zero, so dashboards
-	// and rate() see the series before the first account lands there.
-	for to := scoring.MassMarket; to <= scoring.Major; to++ {
-		p.accounts[to] = o.Metrics.Accounts.WithLabelValues(to.String())
-		p.neglected[to] = o.Metrics.Neglected.WithLabelValues(to.String())
-		for from := scoring.TierNone; from <= scoring.Major; from++ {
-			if from != to {
-				p.tierChanges[from][to] = o.Metrics.TierChanges.WithLabelValues(from.String(), to.String())
-			}
-		}
-	}
 	return p, nil
-}
-
-// neglectedGauge and accountsGauge return the gauges' children for tier t;
-// TierNone, which no account should be counted under, is looked up.
-func (p *Pipeline) neglectedGauge(t scoring.Tier) prometheus.Gauge {
-	return tierGauge(&p.neglected, p.opts.Metrics.Neglected, t)
-}
-
-func (p *Pipeline) accountsGauge(t scoring.Tier) prometheus.Gauge {
-	return tierGauge(&p.accounts, p.opts.Metrics.Accounts, t)
-}
-
-func tierGauge(cached *[5]prometheus.Gauge, vec *prometheus.GaugeVec, t scoring.Tier) prometheus.Gauge {
-	if g := cached[t]; g != nil {
-		return g
-	}
-	return vec.WithLabelValues(t.String())
 }
 
 // Run runs the pipeline with opts until ctx is cancelled.
@@ -225,6 +122,7 @@ func (p *Pipeline) Run(parent context.Context) error {
 	// does not accept or a wrong topic layout.
 	var lay topicLayout
 	versionsOK := false
+	bo := reconnectBackOff()
 	for attempt := 0; ; attempt++ {
 		var err error
 		if !versionsOK {
@@ -248,7 +146,7 @@ func (p *Pipeline) Run(parent context.Context) error {
 		if attempt%5 == 0 {
 			p.log.Warn("cannot reach Kafka; retrying", "brokers", o.Brokers, "err", err)
 		}
-		if !sleep(ctx, backoff(attempt+1)) {
+		if !sleep(ctx, bo.NextBackOff()) {
 			return nil
 		}
 	}
@@ -442,89 +340,6 @@ func (p *Pipeline) watchLayout(ctx context.Context, lay topicLayout) error {
 		if err := checkLayout(ctx, p.client, &p.opts, lay); err != nil {
 			p.log.Error("stopping: the topic layout changed", "err", err)
 			return fmt.Errorf("consumer: %w", err)
-		}
-	}
-}
-
-// sinkBurst is how many sink writes may start back to back (see sinkLoop).
-const sinkBurst = 4
-
-// sinkReq asks the sink goroutine to write a batch.
-type sinkReq struct {
-	b    *sink.Batch
-	done chan error
-}
-
-// writeSink writes b through the sink goroutine and waits until it is
-// durable.
-func (p *Pipeline) writeSink(b *sink.Batch) error {
-	r := &sinkReq{b: b, done: make(chan error, 1)}
-	select {
-	case p.sinkReqs <- r:
-	case <-p.stop.Done():
-		return p.stop.Err()
-	}
-	return <-r.done
-}
-
-// sinkLoop is the only caller of Sink.Write, since sinks need not be safe
-// for concurrent use. Batches of partitions that asked while a write was
-// running go into one write: one fsync or one INSERT per table for all.
-// Writes start at most once per CaughtUpFlush/2 on average over any
-// sinkBurst writes in a row: caught-up partitions flush at their own
-// moments, and ClickHouse wants few, large inserts; the burst lets the
-// flushes of partitions that catch up together go without waiting.
-func (p *Pipeline) sinkLoop(quit <-chan struct{}) {
-	var merged sink.Batch
-	gap := max(p.opts.CaughtUpFlush, 0) / 2
-	var starts [sinkBurst]time.Time // of the last writes, a ring
-	next := 0                       // the oldest
-	for {
-		var reqs []*sinkReq
-		select {
-		case r := <-p.sinkReqs:
-			reqs = append(reqs, r)
-		case <-quit:
-			return
-		}
-		if wait := time.Until(starts[next].Add(sinkBurst * gap)); wait > 0 {
-			t := time.NewTimer(wait)
-			select {
-			case <-t.C:
-			case <-quit: // shutting down: write what was asked at once
-				t.Stop()
-			}
-		}
-		starts[next], next = time.Now(), (next+1)%sinkBurst
-	more:
-		for {
-			select {
-			case r := <-p.sinkReqs:
-				reqs = append(reqs, r)
-			default:
-				break more
-			}
-		}
-		b := reqs[0].b
-		if len(reqs) > 1 {
-			merged.Reset()
-			var n [3]int
-			for _, r := range reqs {
-				n[0], n[1], n[2] = n[0]+len(r.b.Snapshots), n[1]+len(r.b.Changes), n[2]+len(r.b.Alerts)
-			}
-			merged.Snapshots = slices.Grow(merged.Snapshots, n[0])
-			merged.Changes = slices.Grow(merged.Changes, n[1])
-			merged.Alerts = slices.Grow(merged.Alerts, n[2])
-			for _, r := range reqs {
-				merged.Snapshots = append(merged.Snapshots, r.b.Snapshots...)
-				merged.Changes = append(merged.Changes, r.b.Changes...)
-				merged.Alerts = append(merged.Alerts, r.b.Alerts...)
-			}
-			b = &merged
-		}
-		err := p.opts.Sink.Write(p.stop, b)
-		for _, r := range reqs {
-			r.done <- err
 		}
 	}
 }

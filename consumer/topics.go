@@ -17,7 +17,7 @@ type topicLayout struct {
 	dlqPartitions int
 }
 
-// checkTopics verifies SPEC §6's start-up rules: every input topic exists
+// checkTopics verifies the start-up rules of the topic layout: every input topic exists
 // and all have the same partition count. It creates the internal topics that
 // are missing: the compacted changelog (as many partitions as the inputs),
 // the dead-letter topic and the alert topics.

@@ -31,10 +31,6 @@ type Account struct {
 
 	reasonKind uint8
 	reasonFrom Tier
-	// Mark belongs to whoever holds the account (the stream worker notes
-	// in it the flush the account last changed in); scoring never reads
-	// it and it is not part of the encoded state.
-	Mark uint32
 
 	reasonValue money.Cents
 

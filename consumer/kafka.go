@@ -2,7 +2,6 @@ package consumer
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -10,90 +9,26 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/cenkalti/backoff/v4"
 	"github.com/segmentio/kafka-go"
 
 	"github.com/pyramid-crm/pyramid/internal/retry"
 	"github.com/pyramid-crm/pyramid/kafkaio"
-	"github.com/pyramid-crm/pyramid/scoring"
 )
 
-// A changelog record is keyed by account_id. Its value is a header naming,
-// for every input topic, the last offset of that topic's partition (the
-// record's partition number) whose effect the state includes, followed by
-// scoring.MarshalAccount's bytes:
-//
-//	'C' 1                        magic and header version
-//	n                            uvarint: number of topics
-//	n × (topic, offset)          topic as uvarint length + bytes, offset as varint (-1: none)
-//	account state                scoring.MarshalAccount
-const (
-	headerMagic    = 'C'
-	headerVersion1 = 1
-)
-
-func appendHeader(dst []byte, topics []string, pos []int64) []byte {
-	dst = append(dst, headerMagic, headerVersion1)
-	dst = binary.AppendUvarint(dst, uint64(len(topics)))
-	for i, t := range topics {
-		dst = binary.AppendUvarint(dst, uint64(len(t)))
-		dst = append(dst, t...)
-		dst = binary.AppendVarint(dst, pos[i])
-	}
-	return dst
-}
-
-// parseRecord splits a changelog value into the offsets it covers, indexed
-// like topics (-1 for topics it does not name), and the account.
-func parseRecord(b []byte, topics []string) ([]int64, *scoring.Account, error) {
-	if len(b) < 2 || b[0] != headerMagic {
-		return nil, nil, errors.New("not a Pyramid state record")
-	}
-	if b[1] != headerVersion1 {
-		return nil, nil, fmt.Errorf("state record header version %d is newer than this Pyramid understands", b[1])
-	}
-	b = b[2:]
-	n, k := binary.Uvarint(b)
-	if k <= 0 || n > 1024 {
-		return nil, nil, errors.New("corrupt state record header")
-	}
-	b = b[k:]
-	pos := make([]int64, len(topics))
-	for i := range pos {
-		pos[i] = -1
-	}
-	for ; n > 0; n-- {
-		l, k := binary.Uvarint(b)
-		if k <= 0 || uint64(len(b)-k) < l {
-			return nil, nil, errors.New("corrupt state record header")
-		}
-		name := string(b[k : k+int(l)])
-		b = b[k+int(l):]
-		off, k := binary.Varint(b)
-		if k <= 0 {
-			return nil, nil, errors.New("corrupt state record header")
-		}
-		b = b[k:]
-		for i, t := range topics {
-			if t == name {
-				pos[i] = off
-			}
-		}
-	}
-	a, err := scoring.UnmarshalAccount(b)
-	if err != nil {
-		return nil, nil, err
-	}
-	return pos, a, nil
-}
+// This file holds the partition's requests to Kafka other than fetching
+// its input (fetch.go): reading the changelog at restore, and the flush
+// path's produces and commits.
 
 // readChangelog returns the newest value per key of one changelog
 // partition, read up to its high-water mark as of the call.
 func readChangelog(ctx context.Context, log *slog.Logger, d *kafka.Dialer, brokers []string, topic string, partition int) (map[string][]byte, error) {
 	latest := map[string][]byte{}
 	var offset int64 = -1
+	bo := reconnectBackOff()
 	for attempt := 0; ; attempt++ {
 		if attempt > 0 {
-			if !sleep(ctx, backoff(attempt)) {
+			if !sleep(ctx, bo.NextBackOff()) {
 				return nil, ctx.Err()
 			}
 		}
@@ -266,14 +201,17 @@ func produce(ctx context.Context, stage *retry.Stage, kw kafkaWriter, topic stri
 	return nil
 }
 
-func backoff(attempt int) time.Duration {
-	d := 50 * time.Millisecond << min(attempt, 6)
-	if d > 2*time.Second {
-		d = 2 * time.Second
-	}
-	// jitter: ±25%
-	j := time.Duration(time.Now().UnixNano() % int64(d/2))
-	return d*3/4 + j
+// reconnectBackOff paces the loops that read from Kafka (the fetchers,
+// the changelog restore, the start-up checks) while a broker cannot be
+// reached: 100 ms doubling to 2 s, ±25%, until their context ends.
+func reconnectBackOff() backoff.BackOff {
+	return backoff.NewExponentialBackOff(
+		backoff.WithInitialInterval(100*time.Millisecond),
+		backoff.WithMultiplier(2),
+		backoff.WithMaxInterval(2*time.Second),
+		backoff.WithRandomizationFactor(0.25),
+		backoff.WithMaxElapsedTime(0),
+	)
 }
 
 func sleep(ctx context.Context, d time.Duration) bool {

@@ -1,0 +1,94 @@
+package consumer
+
+import (
+	"github.com/pyramid-crm/pyramid/scoring"
+)
+
+// clock is the evaluation clock of a partition: the wall clock once the
+// partition has caught up with its input, the accounts' own clocks while
+// it backfills (see backfilling).
+type clock struct {
+	last int64 // the last as_of used
+	// topicTime is the largest occurred_at read per input topic.
+	topicTime []int64
+	// backfill is set while events are judged at their accounts' own
+	// clocks; caughtUpOnce once every input was read to its end since the
+	// assignment.
+	backfill, caughtUpOnce bool
+}
+
+// backfillBacklog is the unread message count that starts a backfill.
+const backfillBacklog = 1000
+
+// backfilling reports whether the partition is backfilling: input still
+// unread (the message being applied, offset off of topic ti, counts as
+// unread) on a topic whose newest event read so far lies more than
+// Options.BackfillLag behind the wall clock. While it backfills, each event
+// is judged at its own account's clock (scoring.EventTime), as replay does,
+// and periodic re-evaluation waits: judging a year of history at today's
+// date would call every account neglected between two of its historical
+// touches, on the strength of events not read yet. Topics are read
+// independently, so one topic can be read to today while another is still
+// in last year; the slowest unread topic decides. When the backfill ends,
+// drain re-evaluates every account at the wall clock.
+func (w *worker) backfilling(wall int64, ti int, off int64) bool {
+	lag := w.p.opts.BackfillLag
+	if lag < 0 {
+		return false
+	}
+	c := &w.clk
+	behind, backlog := false, int64(0)
+	for i, hwm := range w.in.hwm {
+		read := w.pos[i]
+		if i == ti && off >= 0 {
+			read = off - 1
+		}
+		if hwm < 0 {
+			behind, backlog = true, backlog+backfillBacklog // not fetched yet
+			continue
+		}
+		if unread := hwm - 1 - read; unread > 0 {
+			backlog += unread
+			behind = behind || wall-c.topicTime[i] > int64(lag)
+		}
+	}
+	if backlog == 0 {
+		c.caughtUpOnce = true
+	}
+	// The first catch-up after an assignment may always backfill; later,
+	// entering takes a real backlog and leaving takes none, so a trickle of
+	// old events does not flip the clock back and forth on every message.
+	if !c.backfill && c.caughtUpOnce && backlog < backfillBacklog {
+		return false
+	}
+	return behind
+}
+
+// reevaluate moves every account to the current clock (tiers can fall as
+// orders leave the window; accounts become neglected without any event).
+// With all, every account is snapshotted, changed or not.
+func (w *worker) reevaluate(all bool) {
+	if w.clk.backfill {
+		return // at the end of the backfill, with the wall clock
+	}
+	asOf := w.p.opts.Now().UnixNano()
+	w.clk.last = asOf
+	eng := w.st.eng
+	for _, id := range eng.IDs() {
+		a := eng.Account(id)
+		c0, a0 := len(w.out.Changes), len(w.out.Alerts)
+		if eng.Evaluate(a, asOf, &w.out) || all {
+			w.st.changed(a)
+		}
+		w.gauges.collect(&w.out, c0, a0)
+	}
+}
+
+// snapshotClock is the as_of of a's snapshot: the wall clock, or while
+// backfilling, the account's own clock it was last judged at.
+func (w *worker) snapshotClock(a *scoring.Account) int64 {
+	if w.clk.backfill {
+		return a.LastAt()
+	}
+	return w.clk.last
+}

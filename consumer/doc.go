@@ -1,0 +1,76 @@
+// Package consumer is the streaming pipeline: it reads CRM events from
+// Kafka, scores them with one scoring.Engine per partition number and makes
+// the results durable with an exactly-once effect (docs/operations.md,
+// "Guarantees").
+//
+// # Partitions and workers
+//
+// The input topics are co-partitioned: keyed by account_id, all with the same
+// partition count. The consumer group's balancer gives partition p of every
+// input topic to the same member, so one worker per partition number sees
+// every event of its accounts, in log order per topic-partition.
+//
+// # Where things are
+//
+// The pieces follow goka's: a partition's table apart from the processor
+// that feeds it, and both apart from the flush that makes results durable.
+//
+//   - pipeline.go: Pipeline, one member of the consumer group: start-up
+//     checks, the group loop, one worker per assigned partition number.
+//   - partition.go: worker, one partition number's processor: restore, the
+//     event loop, applying and dead-lettering events.
+//   - state.go: state, the partition's accounts: engine, restore from and
+//     encoding into the changelog, offsets already applied, changed accounts.
+//   - merge.go: merger, the event-time merge of the partition's topics.
+//   - clock.go: the evaluation clock, wall clock or backfill.
+//   - flush.go: sealing a flush into a job, writing it (sink, changelog,
+//     offsets), and the one goroutine that writes the sink.
+//   - kafka.go: every Kafka request but fetching: the changelog read at
+//     restore, and kafkaWriter, the produces and commits of the flush.
+//   - fetch.go, commit.go, topics.go, versions.go, balancer.go, gauges.go,
+//     options.go: a fetcher per input, merged offset commits, the topic
+//     layout, the brokers' API versions, the co-partitioning balancer, the
+//     per-tier gauges, the options.
+//
+// # State and delivery
+//
+// A worker's accounts live in memory and in the compacted changelog topic
+// (partition p of the changelog for input partition p), one record per
+// account: a header with, per input topic, the last offset whose effect the
+// record includes, then scoring.MarshalAccount's bytes. A flush (on size, on
+// interval, in the next Options.CaughtUpFlush slot once the partition has
+// applied all of its input, or at shutdown) makes things durable in this
+// order:
+//
+//  1. dead letters to the DLQ topic and the batch (newest snapshot of every
+//     changed account, tier changes, alerts) to the sink;
+//  2. the changelog records of the changed accounts (acks=all);
+//  3. the input offsets, committed through the group generation.
+//
+// A crash between any two steps loses nothing: the next owner restores the
+// accounts from the changelog and re-reads from the committed offset, and an
+// event at or below an account's recorded offset is skipped, so nothing is
+// applied twice. Rows written to the sink twice carry the same
+// (account_id, version) and collapse there.
+//
+// # Dead letters
+//
+// An event that cannot be applied (bad input as docs/events.md describes
+// it, an occurred_at more than 24 h after the wall clock, or a message key
+// other than its account_id) goes to the dead-letter topic with its original key and
+// value and the headers pyramid-error (one line a person can act on),
+// pyramid-reason (the metric label, e.g. unknown_stage) and pyramid-source
+// (topic/partition/offset). An event too large for the topic keeps its
+// first 64 KiB and gets pyramid-truncated (the original size).
+//
+// # Limits
+//
+// Kafka-go has no transactions, so a member that lost its membership without
+// noticing (a long GC pause past the session timeout) could still write a
+// stale changelog record. Commits of an ended generation are refused by the
+// broker, and the next flush of the new owner supersedes the record.
+//
+// Partitions added to an input topic while running would send accounts to
+// partition numbers whose state lives elsewhere; the pipeline checks the
+// layout every Options.LayoutCheckInterval and stops with an error instead.
+package consumer

@@ -1,0 +1,317 @@
+package consumer
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/pyramid-crm/pyramid/event"
+	"github.com/pyramid-crm/pyramid/scoring"
+)
+
+// notAssigned marks an input topic whose partition this member does not own.
+const notAssigned = -100
+
+// Dead letters larger than maxDeadLetter bytes keep only their first
+// truncatedDeadLetter bytes.
+const (
+	maxDeadLetter       = 900 << 10
+	truncatedDeadLetter = 64 << 10
+)
+
+// worker processes one partition number for one generation, as goka's
+// PartitionProcessor does: it restores the partition's state, runs a
+// fetcher per input topic, merges what they read in event-time order,
+// applies each event to the state and flushes the results.
+type worker struct {
+	p      *Pipeline
+	commit *committer // the generation's offset commits
+	part   int
+	topics []string
+	dec    *event.Decoder
+
+	st     *state          // the accounts (state.go)
+	in     *merger         // the inputs, merged (merge.go)
+	clk    clock           // the evaluation clock (clock.go)
+	fl     flushing        // the job being written (flush.go)
+	gauges partitionGauges // the partition's share of the tier gauges
+
+	pos    []int64 // last offset applied, per topic
+	sealed []int64 // pos as of the last seal
+
+	// What the next seal takes: the tier changes and alerts, the dead
+	// letters, the Kafka append times of the events, and how many events.
+	out     scoring.Output
+	dlq     []rec
+	times   []int64
+	pending int
+}
+
+func newWorker(p *Pipeline, commit *committer, part int) *worker {
+	o := &p.opts
+	n := len(o.Topics)
+	return &worker{
+		p: p, commit: commit, part: part, topics: o.Topics, dec: event.NewDecoder(o.Config),
+		st:     newState(p.params, o.Topics, o.Changelog, part),
+		in:     newMerger(n, o.MergeWait, time.Now),
+		clk:    clock{topicTime: make([]int64, n)},
+		fl:     flushing{spare: &job{}, done: make(chan error, 1)},
+		gauges: partitionGauges{c: p.counters, neglected: map[string]scoring.Tier{}},
+		pos:    make([]int64, n), sealed: make([]int64, n),
+	}
+}
+
+// run restores the partition's state, then processes its events until the
+// generation ends or ctx is cancelled, and flushes once more.
+func (w *worker) run(ctx, gctx context.Context, starts []int64) error {
+	o := &w.p.opts
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(gctx, cancel)()
+
+	t0 := time.Now()
+	if err := w.restore(wctx); err != nil {
+		if wctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	o.Metrics.Restore.Observe(time.Since(t0).Seconds())
+	w.p.restored(w.part)
+	w.p.log.Info("partition restored", "partition", w.part, "accounts", w.st.eng.Len(), "seconds", time.Since(t0).Seconds())
+	defer w.gauges.release(w.topics, w.part)
+
+	for ti, s := range starts {
+		w.pos[ti] = -1
+		if s >= 0 {
+			w.pos[ti] = s - 1
+		}
+	}
+	copy(w.sealed, w.pos)
+	copy(w.in.read, w.pos)
+	fetched, stopFetchers := w.fetch(wctx, starts)
+
+	flushT := time.NewTicker(o.FlushInterval)
+	defer flushT.Stop()
+	reevalT := time.NewTicker(o.ReevalInterval)
+	defer reevalT.Stop()
+	mergeT := time.NewTicker(max(o.MergeWait/2, time.Millisecond))
+	defer mergeT.Stop()
+	for {
+		var err error
+		select {
+		case <-wctx.Done():
+			stopFetchers()
+			if err = w.waitFlush(); err == nil {
+				if err = w.seal("shutdown"); err == nil {
+					err = w.waitFlush()
+				}
+			}
+			return err
+		case f := <-fetched:
+			err = w.process(f)
+		case <-flushT.C:
+			err = w.flush("interval")
+		case <-reevalT.C:
+			w.reevaluate(false)
+		case <-mergeT.C:
+			// A starved topic may have waited long enough.
+			if w.in.queued > 0 {
+				err = w.drain(false)
+			}
+			if err == nil {
+				err = w.caughtUp()
+			}
+		case err = <-w.fl.done:
+			err = w.flushed(err)
+		}
+		if err != nil {
+			stopFetchers()
+			w.waitFlush()
+			return err
+		}
+	}
+}
+
+// fetch starts a fetcher per assigned input topic and returns what they
+// fetch, and a function that stops them and waits until they did.
+func (w *worker) fetch(ctx context.Context, starts []int64) (<-chan fetched, func()) {
+	o := &w.p.opts
+	ch := make(chan fetched, len(w.topics))
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	for ti, t := range w.topics {
+		if starts[ti] == notAssigned {
+			continue
+		}
+		f := &fetcher{dialer: o.Dialer, brokers: o.Brokers, topic: t, index: ti, partition: w.part,
+			maxWait: o.FetchMaxWait, maxBytes: o.FetchMaxBytes, log: w.p.log, out: ch}
+		wg.Add(1)
+		go func(start int64) {
+			defer wg.Done()
+			f.run(ctx, start)
+		}(starts[ti])
+	}
+	return ch, func() {
+		cancel()
+		wg.Wait()
+	}
+}
+
+// restore loads the partition's accounts from the changelog.
+func (w *worker) restore(ctx context.Context) error {
+	o := &w.p.opts
+	latest, err := readChangelog(ctx, w.p.log, o.Dialer, o.Brokers, o.Changelog, w.part)
+	if err != nil {
+		return err
+	}
+	if err := w.st.restore(latest, w.gauges.restored); err != nil {
+		return err
+	}
+	w.gauges.added()
+	return nil
+}
+
+// process takes one fetch response: it applies what can be applied and
+// flushes when that is due.
+func (w *worker) process(f fetched) error {
+	w.in.add(f, w.decode)
+	err := w.drain(false)
+	if err == nil && w.pending >= w.p.opts.FlushSize {
+		err = w.flush("size")
+	}
+	if err == nil {
+		err = w.caughtUp()
+	}
+	if err == nil {
+		err = w.backpressure()
+	}
+	return err
+}
+
+// decode decodes a message for the merge. Its strings alias the message's
+// value, which the message owns.
+func (w *worker) decode(q *queued) {
+	if q.err = w.dec.DecodeTo(q.m.Value, &q.ev); q.err == nil {
+		q.at = q.ev.OccurredAt
+	}
+}
+
+// drain applies the queued messages the merge lets go (force: all of
+// them), then ends a backfill that has caught up and forgets the
+// restored floors once they are passed.
+func (w *worker) drain(force bool) error {
+	for {
+		ti, q := w.in.next(force)
+		if q == nil {
+			break
+		}
+		if err := w.apply(ti, q); err != nil {
+			return err
+		}
+	}
+	if w.clk.backfill && !w.backfilling(w.p.opts.Now().UnixNano(), -1, -1) {
+		// Caught up: bring every account, changed or not, to the wall clock.
+		w.clk.backfill = false
+		w.reevaluate(true)
+	}
+	w.st.passed(w.pos)
+	return nil
+}
+
+// apply applies one message of topic ti in log order.
+func (w *worker) apply(ti int, q *queued) error {
+	m, c := q.m, w.p.counters
+	w.pos[ti] = m.Offset
+	w.pending++
+	var appended int64
+	if !m.Time.IsZero() {
+		appended = m.Time.UnixNano()
+	}
+	w.times = append(w.times, appended)
+	wall := w.p.opts.Now().UnixNano()
+	ev, err := &q.ev, q.err
+	if err == nil {
+		err = w.check(m, ev, wall)
+	}
+	if err != nil {
+		w.reject(m, ti, ev, err)
+		return nil
+	}
+	w.clk.topicTime[ti] = max(w.clk.topicTime[ti], ev.OccurredAt)
+	asOf := wall
+	if w.backfilling(wall, ti, m.Offset) {
+		asOf, w.clk.backfill = scoring.EventTime, true
+	}
+	w.clk.last = wall
+	if w.st.applied(ti, m.Offset, ev.AccountID) {
+		c.event(ev.Type, resDuplicate)
+		return nil
+	}
+	c0, a0 := len(w.out.Changes), len(w.out.Alerts)
+	a, res := w.st.eng.Apply(ev, asOf, &w.out)
+	switch res {
+	case scoring.Duplicate:
+		c.event(ev.Type, resDuplicate)
+		return nil
+	case scoring.Rejected: // a limit or the figure bound; nothing changed
+		w.reject(m, ti, ev, w.out.Err)
+		w.out.Err = nil
+		return nil
+	}
+	c.event(ev.Type, resApplied)
+	w.st.changed(a)
+	w.gauges.collect(&w.out, c0, a0)
+	return nil
+}
+
+// check applies the rules the decoder cannot: the wall clock and the key.
+func (w *worker) check(m *kafka.Message, ev *event.Event, asOf int64) error {
+	if err := event.CheckFuture(ev, asOf); err != nil {
+		return err
+	}
+	if len(m.Key) > 0 && string(m.Key) != ev.AccountID {
+		return &event.Error{Reason: event.ReasonInvalidField, Msg: fmt.Sprintf(
+			"message key %q differs from account_id %q; input topics must be keyed by account_id", trunc(string(m.Key)), trunc(ev.AccountID))}
+	}
+	return nil
+}
+
+func trunc(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "…"
+	}
+	return s
+}
+
+// reject queues a dead letter: the original key and value, and headers
+// saying why, with what reason, and where the event came from.
+func (w *worker) reject(m *kafka.Message, ti int, ev *event.Event, err error) {
+	reason := event.ReasonOf(err)
+	if reason == "" {
+		reason = event.ReasonInvalidField
+	}
+	msg := strings.Join(strings.Fields(err.Error()), " ")
+	w.p.counters.event(ev.Type, resRejected)
+	w.p.opts.Metrics.DLQ.WithLabelValues(reason).Inc()
+	r := rec{key: m.Key, value: m.Value, headers: []kafka.Header{
+		{Key: "pyramid-error", Value: []byte(msg)},
+		{Key: "pyramid-reason", Value: []byte(reason)},
+		{Key: "pyramid-source", Value: []byte(w.topics[ti] + "/" + strconv.Itoa(w.part) + "/" + strconv.FormatInt(m.Offset, 10))},
+	}}
+	// An oversized event would not fit the dead-letter topic's default
+	// 1 MB limit: keep its beginning, say so, and point at the source.
+	if len(r.value)+len(r.key) > maxDeadLetter {
+		r.headers = append(r.headers, kafka.Header{Key: "pyramid-truncated", Value: []byte(strconv.Itoa(len(r.value)))})
+		r.value = r.value[:min(len(r.value), truncatedDeadLetter)]
+		if len(r.key) > truncatedDeadLetter {
+			r.key = r.key[:truncatedDeadLetter]
+		}
+	}
+	w.dlq = append(w.dlq, r)
+}
