@@ -98,6 +98,10 @@ type Tier struct {
 	// most 1).
 	LoadWeight       float64 `yaml:"load_weight"`
 	NeglectAfterDays int     `yaml:"neglect_after_days"`
+	// MaxAccounts caps how many accounts the tier holds; 0 (the default)
+	// is no cap. When more qualify, the highest-value ones keep the tier
+	// and the rest fall to the tier below (docs/model.md, capacity).
+	MaxAccounts int `yaml:"max_accounts"`
 }
 
 // Goal is what a tier's accounts are measured on.
@@ -454,6 +458,7 @@ func (c *Config) Validate() error {
 	}
 	c.validateInputs(bad)
 	c.validateCoverage(bad)
+	c.validateMaxAccounts(bad)
 	return errors.Join(errs...)
 }
 

@@ -194,6 +194,11 @@ func TestRefused(t *testing.T) {
 		{"too many fx rates", "fx_rates:\n" + manyKeys(config.MaxEntries+1), []string{"fx_rates: 1001 keys", "at most 1000", "line 2"}},
 		{"too many stages", "stages:\n" + manyKeys(config.MaxEntries+1), []string{"stages: 1001 keys"}},
 		{"too large", "# " + strings.Repeat("x", 1<<20) + "\nwindow_months: 3\n", []string{"larger than 1048576 bytes"}},
+		{"max_accounts negative", "tiers: {major: {max_accounts: -1}}\n", []string{"tiers.major.max_accounts:", "-1", "0 for no cap"}},
+		{"max_accounts fraction", "tiers: {major: {max_accounts: 2.5}}\n", []string{"tiers.major.max_accounts:", "whole number"}},
+		{"max_accounts on mass_market", "tiers: {mass_market: {max_accounts: 10}}\n", []string{"tiers.mass_market.max_accounts:", "no tier below"}},
+		{"max_accounts too large", "tiers: {named: {max_accounts: 1001}}\n", []string{"tiers.named.max_accounts:", "1001", "above 1000"}},
+		{"max_accounts sum too large", "tiers: {major: {max_accounts: 400}, named: {max_accounts: 400}, non_named: {max_accounts: 201}}\n", []string{"tiers:", "add up to 1001", "at most 1000", "Kafka message"}},
 		{"alert_link_template without {account_id}", "alert_link_template: https://crm.example/accounts/{owner_id}\n", []string{"alert_link_template:", "{account_id}"}},
 	}
 	for _, tt := range tests {
@@ -249,6 +254,8 @@ func TestAccepted(t *testing.T) {
 		"alert_link_template: https://crm.example/a/{account_id}?rep={owner_id}\n",
 		"fx_rates: {EUR: 1.1, JPY: 0.0067}\n",
 		"quadrant: &q {current_high: 1}\n", // an anchor on a known key
+		"tiers: {major: {max_accounts: 0}}\n", // 0 is no cap
+		"tiers: {major: {max_accounts: 400}, named: {max_accounts: 400}, non_named: {max_accounts: 200}}\n",
 	} {
 		c := mustParse(t, y)
 		if err := c.Validate(); err != nil {
@@ -268,7 +275,7 @@ hysteresis: 0.15
 quadrant: {current_high: 123456.78, potential_high: 0}
 tiers:
   major: {threshold: 2000000, goal: {metric: absolute_sales, target: 3000000.5}, coverage: "team: 1:1", load_weight: 0.9, neglect_after_days: 7}
-  named: {threshold: 250000.01}
+  named: {threshold: 250000.01, max_accounts: 120}
 stages: {"lead: cold": 0.05, "yes": 0.333333, "null": 0.4, "~": 0.45, closed_won: 1, closed_lost: 0}
 fx_rates: {USD: 0.91, CHF: 1.0000001}
 alert_link_template: "https://crm.example/a/{account_id}#x"
@@ -295,7 +302,7 @@ coverage_capacity: {"team: 1:1": 0.25, "1:few": 7.5, "1:many": unlimited}
 	y, _ := config.Default().YAML()
 	for _, k := range []string{"currency:", "window_months:", "hysteresis:", "current_high:", "potential_high:",
 		"major:", "named:", "non_named:", "mass_market:", "threshold:", "metric:", "target:", "coverage:",
-		"load_weight:", "neglect_after_days:", "stages:", "closed_won:", "fx_rates:", "alert_link_template:",
+		"load_weight:", "neglect_after_days:", "max_accounts:", "stages:", "closed_won:", "fx_rates:", "alert_link_template:",
 		"coverage_capacity:", "call_center: unlimited"} {
 		if !strings.Contains(string(y), k) {
 			t.Errorf("YAML() lacks %s:\n%s", k, y)

@@ -141,3 +141,42 @@ func (c *Config) validateCoverage(bad func(path, format string, a ...any)) {
 		}
 	}
 }
+
+// MaxCappedAccounts bounds the sum of every tier's max_accounts. Each
+// partition publishes its best candidates for the capped tiers (at most
+// four times this many), and that record must stay well under Kafka's
+// default 1 MB message size even with 128-byte account ids.
+const MaxCappedAccounts = 1000
+
+// validateMaxAccounts checks the tier caps: whole, non-negative, none on
+// the bottom tier (nothing is below it to fall to), and bounded in sum.
+func (c *Config) validateMaxAccounts(bad func(path, format string, a ...any)) {
+	sum := 0
+	for _, name := range TierNames {
+		n := c.Tier(name).MaxAccounts
+		p := "tiers." + name + ".max_accounts"
+		switch {
+		case n < 0:
+			bad(p, "%d must be a positive number of accounts, or 0 for no cap", n)
+		case n > 0 && name == MassMarket:
+			bad(p, "the bottom tier cannot be capped: there is no tier below it for the rest to fall to")
+		case n > MaxCappedAccounts:
+			bad(p, "%d is above %d", n, MaxCappedAccounts)
+		default:
+			sum += n
+		}
+	}
+	if sum > MaxCappedAccounts {
+		bad("tiers", "max_accounts add up to %d over all tiers; at most %d are supported (every partition publishes its best candidates for the capped tiers, and that record must fit one Kafka message)", sum, MaxCappedAccounts)
+	}
+}
+
+// Capped reports whether any tier has max_accounts.
+func (c *Config) Capped() bool {
+	for _, name := range TierNames {
+		if c.Tier(name).MaxAccounts > 0 {
+			return true
+		}
+	}
+	return false
+}

@@ -27,7 +27,11 @@ const dedupDepth = 16
 type Account struct {
 	ID      string
 	Version uint64 // snapshots emitted so far
-	Tier    Tier
+	// Tier is the tier the account holds: what snapshots show. It is qual,
+	// the tier its value qualifies for, unless a capped tier has no place
+	// for it (capacity.go).
+	Tier Tier
+	qual Tier
 
 	reasonKind uint8
 	reasonFrom Tier
@@ -73,6 +77,11 @@ func (a *Account) Owner() string { return a.owner }
 
 // Wallet returns the customer's yearly category spend, if known.
 func (a *Account) Wallet() (money.Cents, bool) { return a.wallet, a.hasWallet }
+
+// Qualified returns the tier the account's value qualifies for, by the
+// thresholds, their hysteresis and tier_override. It is above Tier while a
+// capped tier has no place for the account.
+func (a *Account) Qualified() Tier { return a.qual }
 
 // Override returns the pinned tier, or TierNone.
 func (a *Account) Override() Tier { return a.override }

@@ -11,13 +11,13 @@ import (
 
 // State records are the changelog's values: one per account. The format is
 // versioned by its first two bytes; every later release must keep a reader
-// for every version ever written (testdata/state_v1.bin pins version 1,
-// testdata/state_v2.bin version 2). Only the latest version is written.
+// for every version ever written (testdata/state_vN.bin pins version N).
+// Only the latest version is written.
 //
-// Version 2 layout, all integers varint-encoded unless noted:
+// Version 3 layout, all integers varint-encoded unless noted:
 //
-//	'P' 2                        magic and format version
-//	id, version, tier, reason kind, reason from, reason value
+//	'P' 3                        magic and format version
+//	id, version, tier, qualified tier, reason kind, reason from, reason value
 //	override, flags (bit0 wallet known)
 //	name, owner, wallet, snooze, at[5]
 //	firstAt, lastAt, lastTouch, touchKind
@@ -27,13 +27,16 @@ import (
 //	n seen (fixed 8 bytes each), seenNext
 //	alertMoment, alertTouch, digest (fixed 8 bytes)
 //
-// Version 1 is version 2 without the tombstones: it was written before
-// closed opportunities were forgotten.
+// Version 2 is version 3 without the qualified tier, which was the tier:
+// it was written before tiers could be capped. Version 1 is version 2
+// without the tombstones: it was written before closed opportunities were
+// forgotten.
 const (
 	stateMagic    = 'P'
 	stateVersion1 = 1
 	stateVersion2 = 2
-	stateLatest   = stateVersion2
+	stateVersion3 = 3
+	stateLatest   = stateVersion3
 )
 
 // MarshalAccount appends the encoded state of a to dst, in the latest
@@ -43,7 +46,7 @@ func MarshalAccount(dst []byte, a *Account) []byte {
 	w.b = append(w.b, stateMagic, stateLatest)
 	w.str(a.ID)
 	w.uvar(a.Version)
-	w.b = append(w.b, byte(a.Tier), a.reasonKind, byte(a.reasonFrom))
+	w.b = append(w.b, byte(a.Tier), byte(a.qual), a.reasonKind, byte(a.reasonFrom))
 	w.svar(int64(a.reasonValue))
 	var flags byte
 	if a.hasWallet {
@@ -103,7 +106,7 @@ func UnmarshalAccount(b []byte) (*Account, error) {
 		return nil, errors.New("state record: not a Pyramid state record (bad magic)")
 	}
 	switch v := b[1]; {
-	case v == stateVersion1, v == stateVersion2:
+	case v >= stateVersion1 && v <= stateVersion3:
 		return decode(b[2:], v)
 	case v > stateLatest:
 		return nil, fmt.Errorf("state record: format version %d is newer than this release understands (1 to %d); upgrade Pyramid", v, stateLatest)
@@ -118,6 +121,10 @@ func decode(b []byte, version byte) (*Account, error) {
 	a.ID = r.str()
 	a.Version = r.uvar()
 	a.Tier = Tier(r.byte())
+	a.qual = a.Tier
+	if version >= stateVersion3 {
+		a.qual = Tier(r.byte())
+	}
 	a.reasonKind = r.byte()
 	a.reasonFrom = Tier(r.byte())
 	a.reasonValue = money.Cents(r.svar())
@@ -178,7 +185,7 @@ func decode(b []byte, version byte) (*Account, error) {
 	if r.err == nil && r.i != len(r.b) {
 		r.fail("trailing bytes")
 	}
-	if r.err == nil && (a.Tier > Major || a.override > Major || a.reasonFrom > Major || int(a.seenNext) >= dedupDepth) {
+	if r.err == nil && (a.Tier > Major || a.qual > Major || a.override > Major || a.reasonKind > reasonQualifies || a.reasonFrom > Major || int(a.seenNext) >= dedupDepth) {
 		r.fail("field out of range")
 	}
 	if r.err != nil {
@@ -191,7 +198,7 @@ func decode(b []byte, version byte) (*Account, error) {
 // size of a's state record before the key and the record overhead, to
 // compare with the state topic's max.message.bytes.
 func EncodedSize(a *Account) int {
-	n := 2 + strLen(a.ID) + uvarLen(a.Version) + 3 + svarLen(int64(a.reasonValue)) + 2
+	n := 2 + strLen(a.ID) + uvarLen(a.Version) + 4 + svarLen(int64(a.reasonValue)) + 2
 	n += strLen(a.name) + strLen(a.owner) + svarLen(int64(a.wallet)) + svarLen(a.snooze)
 	for _, t := range a.at {
 		n += svarLen(t)

@@ -29,7 +29,7 @@ func codecGolden(v int) (bin, json string) {
 }
 
 // codecLatest is the format version MarshalAccount writes.
-const codecLatest = 2
+const codecLatest = 3
 
 // codecAsOf is the evaluation time of the golden snapshots.
 var codecAsOf = codecTime("2026-06-30T00:00:00Z")
@@ -58,7 +58,10 @@ type codecHarness struct {
 }
 
 func newCodecHarness(tb testing.TB) *codecHarness {
-	cfg := config.Default()
+	return newCodecHarnessConfig(tb, config.Default())
+}
+
+func newCodecHarnessConfig(tb testing.TB, cfg *config.Config) *codecHarness {
 	return &codecHarness{tb: tb, eng: scoring.NewEngine(scoring.NewParams(cfg)), dec: event.NewDecoder(cfg)}
 }
 
@@ -99,6 +102,38 @@ func (h *codecHarness) evaluate(acc string, asOf int64) {
 	h.out.Reset()
 	h.eng.Evaluate(a, asOf, &h.out)
 	h.record()
+}
+
+// rank evaluates every account at asOf and applies a capacity ranking of
+// them all, as replay does at its end.
+func (h *codecHarness) rank(asOf int64) {
+	h.tb.Helper()
+	for _, id := range h.eng.IDs() {
+		h.evaluate(id, asOf)
+	}
+	h.out.Reset()
+	r := scoring.Rank(h.eng.Params(), h.eng.Candidates(asOf))
+	h.eng.ApplyRanking(r, asOf, &h.out, nil)
+	h.record()
+}
+
+// codecCapacity adds two more accounts that qualify for major and ranks
+// every account for major's one place (see codecConfig).
+func codecCapacity(h *codecHarness) {
+	h.apply("", "acc-cap-1", "2026-04-10T00:00:00Z", `"type":"account","wallet":2000000`)
+	h.apply("", "acc-cap-2", "2026-04-11T00:00:00Z", `"type":"account","wallet":1500000`)
+	h.rank(codecAsOf)
+}
+
+// codecConfig is the configuration format v's golden file was written
+// with: from version 3 on, with major capped at one account, so that the
+// file holds an account whose qualified tier is above its tier.
+func codecConfig(v int) *config.Config {
+	cfg := config.Default()
+	if v >= 3 {
+		cfg.Tiers.Major.MaxAccounts = 1
+	}
+	return cfg
 }
 
 func (h *codecHarness) record() {
@@ -327,8 +362,11 @@ func codecReadGolden(tb testing.TB, v int) [][]byte {
 func codecCheckGolden(t *testing.T, v int) *scoring.Engine {
 	bin, js := codecGolden(v)
 	if _, err := os.Stat(bin); *update && os.IsNotExist(err) && v == codecLatest {
-		h := newCodecHarness(t)
+		h := newCodecHarnessConfig(t, codecConfig(v))
 		codecScript(h)
+		if v >= 3 {
+			codecCapacity(h)
+		}
 		var out []byte
 		for _, id := range h.eng.IDs() {
 			rec := scoring.MarshalAccount(nil, h.eng.Account(id))
@@ -344,7 +382,7 @@ func codecCheckGolden(t *testing.T, v int) *scoring.Engine {
 		t.Logf("wrote %s", bin)
 	}
 	recs := codecReadGolden(t, v)
-	eng := scoring.NewEngine(scoring.NewParams(config.Default()))
+	eng := scoring.NewEngine(scoring.NewParams(codecConfig(v)))
 	for i, rec := range recs {
 		if rec[0] != 'P' || int(rec[1]) != v {
 			t.Fatalf("record %d is not a version %d record: % x", i, v, rec[:2])
@@ -424,11 +462,40 @@ func TestCodecGolden(t *testing.T) {
 		if old := eng.Account("acc-old"); old.Forgotten() != 2 || len(old.Opportunities()) != 0 {
 			t.Errorf("acc-old: %d forgotten, opportunities %+v", old.Forgotten(), old.Opportunities())
 		}
+		for _, id := range eng.IDs() {
+			if a := eng.Account(id); a.Qualified() != a.Tier {
+				t.Errorf("%s: qualified %v, tier %v: version 2 knew no caps", id, a.Qualified(), a.Tier)
+			}
+		}
+	})
+	t.Run("version 3", func(t *testing.T) {
+		eng := codecCheckGolden(t, 3)
+		if eng.Len() != 7 {
+			t.Errorf("golden file has %d accounts, want 7", eng.Len())
+		}
+		// Major holds one account: three qualify, the biggest has it.
+		for _, c := range []struct {
+			id     string
+			tier   scoring.Tier
+			reason string
+		}{
+			{"acc-big", scoring.Major, "capacity: rank 1 by value, major holds 1"},
+			{"acc-cap-1", scoring.Named, "capacity: rank 2 by value, major holds 1"},
+			{"acc-cap-2", scoring.Named, "capacity: rank over 2 by value, major holds 1"},
+		} {
+			a := eng.Account(c.id)
+			if a.Tier != c.tier || a.Qualified() != scoring.Major || eng.TierReason(a) != c.reason {
+				t.Errorf("%s: tier %v, qualified %v, reason %q; want %v, major, %q", c.id, a.Tier, a.Qualified(), eng.TierReason(a), c.tier, c.reason)
+			}
+		}
 	})
 }
 
 func TestCodecBadRecords(t *testing.T) {
-	recs := append(codecReadGolden(t, 1), codecReadGolden(t, 2)...)
+	var recs [][]byte
+	for v := 1; v <= codecLatest; v++ {
+		recs = append(recs, codecReadGolden(t, v)...)
+	}
 	for i, rec := range recs {
 		// Every strict prefix is refused with a clear error, never a panic.
 		for n := range len(rec) {
@@ -472,11 +539,12 @@ func TestCodecBadRecords(t *testing.T) {
 		{"one byte", []byte{'P'}, "bad magic"},
 		{"wrong magic", []byte{'X', 1}, "bad magic"},
 		{"JSON instead", []byte(`{"account_id":"a"}`), "bad magic"},
-		{"future version", append([]byte{'P', 3}, recs[0][2:]...), "format version 3 is newer than this release understands"},
+		{"future version", append([]byte{'P', 4}, recs[0][2:]...), "format version 4 is newer than this release understands"},
 		{"version 255", []byte{'P', 255}, "format version 255"},
 		{"version 0", []byte{'P', 0}, "format version 0"},
 		{"header only", []byte{'P', 1}, "state record: "},
 		{"version 2 header only", []byte{'P', 2}, "state record: "},
+		{"version 3 header only", []byte{'P', 3}, "state record: "},
 		{"huge string length", []byte{'P', 1, 0xff, 0xff, 0xff, 0xff, 0x0f}, "truncated string"},
 		{"overlong varint", []byte{'P', 1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01}, "bad varint"},
 	}
@@ -490,7 +558,7 @@ func TestCodecBadRecords(t *testing.T) {
 			t.Errorf("%s: error %q, want it to mention %q", tt.name, err, tt.want)
 		}
 	}
-	if _, err := scoring.UnmarshalAccount(append([]byte{'P', 3}, recs[0][2:]...)); err == nil || !strings.Contains(err.Error(), "upgrade") {
+	if _, err := scoring.UnmarshalAccount(append([]byte{'P', 4}, recs[0][2:]...)); err == nil || !strings.Contains(err.Error(), "upgrade") {
 		t.Errorf("future version should say what to do: %v", err)
 	}
 }

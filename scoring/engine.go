@@ -169,6 +169,11 @@ func (e *Engine) Evaluate(a *Account, asOf int64, out *Output) bool {
 // evaluate moves the tier, opens and resolves alerts, and returns whether
 // the snapshot content changed. ev is the cause, or nil for the clock.
 func (e *Engine) evaluate(a *Account, asOf int64, ev *event.Event, out *Output) bool {
+	return e.judge(a, asOf, ev, nil, out)
+}
+
+// judge is evaluate with the capacity ranking r applied, when not nil.
+func (e *Engine) judge(a *Account, asOf int64, ev *event.Event, r *Ranking, out *Output) bool {
 	p := e.p
 	f := a.Figures(p, asOf)
 	if f.stale {
@@ -182,14 +187,20 @@ func (e *Engine) evaluate(a *Account, asOf int64, ev *event.Event, out *Output) 
 		version++ // a clock-caused change becomes the next version
 	}
 	value := f.Value()
-	if next, kind := p.nextTier(a.Tier, a.override, value); kind != reasonNone {
+	q, kind := p.nextTier(a.qual, a.override, value)
+	next, why, from, rv := p.hold(a, q, kind, value, r)
+	if why != reasonNone {
+		a.reasonKind, a.reasonFrom, a.reasonValue = why, from, rv
+	}
+	if next != a.Tier {
 		out.Changes = append(out.Changes, TierChange{
 			AccountID: a.ID, Version: version, ChangedAt: causeAt,
-			From: a.Tier, To: next, Reason: p.reason(kind, value, a.Tier, next),
+			From: a.Tier, To: next, Reason: p.reason(a.reasonKind, a.reasonValue, a.reasonFrom, next),
 			Current: f.Current, Potential: f.Potential, EventID: strings.Clone(eventID),
+			ByCapacity: why == reasonCapacity,
 		})
-		a.reasonKind, a.reasonFrom, a.reasonValue, a.Tier = kind, a.Tier, value, next
 	}
+	a.qual, a.Tier = q, next
 	neglected := a.neglected(p, &f, asOf)
 	if a.alertMoment != 0 && (!neglected || a.alertTouch != a.LastTouchAt()) {
 		e.resolveAlert(a, &f, causeAt, alertVersion(version, phaseResolve), out)
@@ -221,6 +232,10 @@ func (a *Account) contentDigest(f *Figures, neglected bool) uint64 {
 	mix(uint64(a.LastTouchAt()))
 	mix(uint64(a.reasonValue))
 	flags := uint64(a.Tier) | uint64(a.reasonKind)<<8 | uint64(a.reasonFrom)<<16 | uint64(a.override)<<24
+	if a.qual != a.Tier {
+		// Only capacity separates them: without caps digests are as before.
+		flags |= uint64(a.qual) << 40
+	}
 	if a.hasWallet {
 		flags |= 1 << 32
 	}
@@ -417,6 +432,9 @@ type TierChange struct {
 	Current   money.Cents
 	Potential money.Cents
 	EventID   string // empty when the clock caused the change
+	// ByCapacity: the capacity ranking moved the account (not an output
+	// field; it feeds the metrics).
+	ByCapacity bool
 }
 
 // Alert is one neglect alert record (docs/model.md, Outputs).

@@ -73,6 +73,8 @@ type tierParams struct {
 	coverage    string
 	loadWeight  float64
 	neglect     int64 // nanoseconds without a touch before neglect
+	// maxAccounts is the tier's cap (0: none); see capacity.go.
+	maxAccounts int
 	// The fixed ends of the reasons that name this tier's threshold (see
 	// reason), rendered once.
 	upText, belowText, downText string
@@ -89,6 +91,11 @@ type Params struct {
 	tiers         [5]tierParams // indexed by Tier; [0] unused
 	stageProb     map[string]int64
 	maxOpen       int // limits.max_open_opportunities
+	// capped: some tier has max_accounts. holderBoost is the ranking key
+	// multiplier of an account that holds the tier it is ranked for:
+	// 2^32 / (1 − hysteresis), rounded up (see capacity.go).
+	capped      bool
+	holderBoost uint64
 }
 
 // NewParams compiles cfg, which must already be valid.
@@ -114,8 +121,11 @@ func NewParams(cfg *config.Config) *Params {
 			coverage:    c.Coverage,
 			loadWeight:  c.LoadWeight,
 			neglect:     int64(c.NeglectAfterDays) * int64(24*time.Hour),
+			maxAccounts: c.MaxAccounts,
 		}
+		p.capped = p.capped || c.MaxAccounts > 0
 	}
+	p.holderBoost = holderBoost(cfg.Hysteresis)
 	for _, t := range AllTiers {
 		tp := &p.tiers[t]
 		th := string(tp.threshold.AppendGrouped(nil))
@@ -176,6 +186,11 @@ const (
 	reasonBelow          // value below the next tier up (initial mass_market etc.)
 	reasonDown           // value fell below the old tier's floor
 	reasonOverride       // pinned by tier_override
+	// Capacity (capacity.go). For reasonCapacity the reason's value is
+	// the rank, not money, and from is the capped tier ranked for.
+	reasonCapacity  // placed by the capacity ranking
+	reasonWait      // qualifies for a capped tier (from) it holds no place in yet
+	reasonQualifies // qualifies for the tier (a cap was lifted)
 )
 
 // reason renders a tier change explanation, e.g.
@@ -186,11 +201,20 @@ func (p *Params) reason(kind uint8, value money.Cents, from, to Tier) string {
 	case reasonUp:
 		suffix = p.tiers[to].upText
 	case reasonBelow:
+		if to >= Major { // only from a corrupt state record
+			return ""
+		}
 		suffix = p.tiers[to+1].belowText
 	case reasonDown:
 		suffix = p.tiers[from].downText
 	case reasonOverride:
 		return "tier_override set to " + to.String()
+	case reasonCapacity:
+		return p.capacityReason(from, int(value))
+	case reasonWait:
+		suffix = " qualifies for " + from.String() + "; " + p.holds(from) + ": waits for the capacity ranking"
+	case reasonQualifies:
+		suffix = " qualifies for " + to.String() + ", which is not capped"
 	default:
 		return ""
 	}
@@ -198,8 +222,9 @@ func (p *Params) reason(kind uint8, value money.Cents, from, to Tier) string {
 	return string(append(value.AppendGrouped(append(a[:0], "value "...)), suffix...))
 }
 
-// nextTier applies the hysteresis rule of docs/model.md and returns the new tier
-// and why, or the current tier and reasonNone when nothing moves.
+// nextTier applies the hysteresis rule of docs/model.md to the qualified
+// tier cur and returns the new qualified tier and why, or cur and
+// reasonNone when nothing moves.
 func (p *Params) nextTier(cur, override Tier, value money.Cents) (Tier, uint8) {
 	if override != TierNone {
 		if override != cur {
