@@ -4,7 +4,8 @@
 // clock of docs/operations.md (the largest occurred_at seen so far), evaluates every
 // account once more at the end at --as-of, and writes one snapshot per
 // account sorted by account_id, every tier change, and every alert with its
-// final status.
+// final status. Capped tiers (max_accounts) are ranked once, after that
+// final evaluation.
 //
 // The clock while reading is the largest occurred_at seen so far for the
 // event's own account (scoring.EventTime), not across all accounts: tier
@@ -196,14 +197,25 @@ func RunContext(ctx context.Context, opts Options) (*Summary, *Result, error) {
 	}
 	ids := eng.IDs()
 	for _, id := range ids {
-		a := eng.Account(id)
 		o.Reset()
-		eng.Evaluate(a, asOf, &o)
+		eng.Evaluate(eng.Account(id), asOf, &o)
 		var err error
 		if buf, err = out.emit(&o, alerts, buf); err != nil {
 			return sum, nil, err
 		}
-		s := eng.Snapshot(a, asOf)
+	}
+	// Capped tiers are ranked once, over every account at the final clock:
+	// the result does not depend on how the input interleaves accounts.
+	if eng.Params().AnyCapped() {
+		o.Reset()
+		eng.ApplyRanking(scoring.Rank(eng.Params(), eng.Candidates(asOf)), asOf, &o, nil)
+		var err error
+		if buf, err = out.emit(&o, alerts, buf); err != nil {
+			return sum, nil, err
+		}
+	}
+	for _, id := range ids {
+		s := eng.Snapshot(eng.Account(id), asOf)
 		if summary != nil {
 			summary.Add(&s)
 		}

@@ -71,6 +71,21 @@ func TestDeterministicOutput(t *testing.T) {
 // order must not change any snapshot or any account's tier history.
 func TestShufflingAccountsChangesNoSnapshot(t *testing.T) {
 	evs := events(11, 30, 3000)
+	shuffled := shuffleAccounts(t, evs)
+	s1, c1, a1, _ := run(t, strings.Join(evs, "\n"), asOf)
+	s2, c2, a2, _ := run(t, strings.Join(shuffled, "\n"), asOf)
+	if s1 != s2 {
+		t.Fatal("snapshots differ after shuffling accounts")
+	}
+	if perAccount(c1) != perAccount(c2) || perAccount(a1) != perAccount(a2) {
+		t.Fatal("per-account tier changes or alerts differ after shuffling accounts")
+	}
+}
+
+// shuffleAccounts interleaves the accounts of evs differently, keeping
+// each account's own order.
+func shuffleAccounts(t *testing.T, evs []string) []string {
+	t.Helper()
 	byAcc := map[string][]string{}
 	var order []string
 	for _, e := range evs {
@@ -102,14 +117,7 @@ func TestShufflingAccountsChangesNoSnapshot(t *testing.T) {
 	if strings.Join(shuffled, "") == strings.Join(evs, "") {
 		t.Fatal("shuffle did not change the order")
 	}
-	s1, c1, a1, _ := run(t, strings.Join(evs, "\n"), asOf)
-	s2, c2, a2, _ := run(t, strings.Join(shuffled, "\n"), asOf)
-	if s1 != s2 {
-		t.Fatal("snapshots differ after shuffling accounts")
-	}
-	if perAccount(c1) != perAccount(c2) || perAccount(a1) != perAccount(a2) {
-		t.Fatal("per-account tier changes or alerts differ after shuffling accounts")
-	}
+	return shuffled
 }
 
 // perAccount sorts lines stably by account so histories can be compared

@@ -277,32 +277,32 @@ func (r *Ranking) Tier(t Tier) TierRanking {
 	return r.tiers[t]
 }
 
-// placement is where a ranking puts one account.
-type placement struct {
-	tier Tier
-	// outOf is the capped tier whose ranking decided: tier when the
+// Placement is where a ranking puts one account.
+type Placement struct {
+	Tier Tier
+	// OutOf is the capped tier whose ranking decided: Tier when the
 	// account has a place in its qualified tier, else the tier above the
-	// one it fell to. rank is its rank there, 0 when beyond the depth.
-	outOf Tier
-	rank  int
+	// one it fell to. Rank is its rank there, 0 when beyond the depth.
+	OutOf Tier
+	Rank  int
 }
 
-// place returns where the ranking puts account id, qualified for q; ok is
+// Place returns where the ranking puts account id, qualified for q; ok is
 // false when q is not capped, so no ranking concerns the account.
-func (r *Ranking) place(id string, q Tier) (pl placement, ok bool) {
+func (r *Ranking) Place(id string, q Tier) (pl Placement, ok bool) {
 	if r == nil || !r.p.Capped(q) {
-		return placement{}, false
+		return Placement{}, false
 	}
 	t := q
 	for ; t > MassMarket && r.p.Capped(t); t-- {
 		if rank, in := r.placed[t][id]; in {
 			if t == q {
-				return placement{tier: t, outOf: t, rank: rank}, true
+				return Placement{Tier: t, OutOf: t, Rank: rank}, true
 			}
 			break
 		}
 	}
-	return placement{tier: t, outOf: t + 1, rank: r.ranked[t+1][id]}, true
+	return Placement{Tier: t, OutOf: t + 1, Rank: r.ranked[t+1][id]}, true
 }
 
 // ApplyRanking places the engine's accounts as r says, evaluating each at
@@ -370,18 +370,18 @@ func (p *Params) hold(a *Account, q Tier, kind uint8, value money.Cents, r *Rank
 		}
 		return q, reasonNone, 0, 0
 	}
-	if pl, ok := r.place(a.ID, q); ok {
+	if pl, ok := r.Place(a.ID, q); ok {
 		switch {
-		case pl.tier == q && q > a.Tier: // given a place
-			return q, reasonCapacity, pl.outOf, money.Cents(pl.rank)
-		case pl.tier == q && moved:
+		case pl.Tier == q && q > a.Tier: // given a place
+			return q, reasonPlaced, q, value
+		case pl.Tier == q && moved:
 			return q, kind, a.qual, value
-		case pl.tier == q:
+		case pl.Tier == q:
 			return q, reasonNone, 0, 0
-		case pl.tier != a.Tier || moved || a.reasonKind != reasonCapacity || a.reasonFrom != pl.outOf:
-			return pl.tier, reasonCapacity, pl.outOf, money.Cents(pl.rank)
+		case pl.Tier != a.Tier || moved || a.reasonKind != reasonCapacity || a.reasonFrom != pl.OutOf:
+			return pl.Tier, reasonCapacity, pl.OutOf, money.Cents(pl.Rank)
 		}
-		return pl.tier, reasonNone, 0, 0
+		return pl.Tier, reasonNone, 0, 0
 	}
 	t = p.fit(q, a.Tier)
 	switch {

@@ -479,7 +479,7 @@ func TestCodecGolden(t *testing.T) {
 			tier   scoring.Tier
 			reason string
 		}{
-			{"acc-big", scoring.Major, "capacity: rank 1 by value, major holds 1"},
+			{"acc-big", scoring.Major, "capacity: value 3,000,000.50 has major's one place"},
 			{"acc-cap-1", scoring.Named, "capacity: rank 2 by value, major holds 1"},
 			{"acc-cap-2", scoring.Named, "capacity: rank over 2 by value, major holds 1"},
 		} {

@@ -3,6 +3,7 @@ package scoring
 import (
 	"fmt"
 	"math"
+	"strconv"
 	"time"
 
 	"github.com/pyramid-crm/pyramid/config"
@@ -188,7 +189,8 @@ const (
 	reasonOverride       // pinned by tier_override
 	// Capacity (capacity.go). For reasonCapacity the reason's value is
 	// the rank, not money, and from is the capped tier ranked for.
-	reasonCapacity  // placed by the capacity ranking
+	reasonCapacity  // no place in the capped tier from
+	reasonPlaced    // given a place in the capped tier by a ranking
 	reasonWait      // qualifies for a capped tier (from) it holds no place in yet
 	reasonQualifies // qualifies for the tier (a cap was lifted)
 )
@@ -211,6 +213,14 @@ func (p *Params) reason(kind uint8, value money.Cents, from, to Tier) string {
 		return "tier_override set to " + to.String()
 	case reasonCapacity:
 		return p.capacityReason(from, int(value))
+	case reasonPlaced:
+		if n := p.tiers[to].maxAccounts; n == 1 {
+			suffix = " has " + to.String() + "'s one place"
+		} else {
+			suffix = " has one of " + to.String() + "'s " + strconv.Itoa(n) + " places"
+		}
+		var a [96]byte
+		return string(append(value.AppendGrouped(append(a[:0], "capacity: value "...)), suffix...))
 	case reasonWait:
 		suffix = " qualifies for " + from.String() + "; " + p.holds(from) + ": waits for the capacity ranking"
 	case reasonQualifies:
