@@ -253,7 +253,7 @@ func TestAccepted(t *testing.T) {
 		"stages: {closed_won: 1, closed_lost: 0, 1: 0.5}\n", // a numeric name is a string
 		"alert_link_template: https://crm.example/a/{account_id}?rep={owner_id}\n",
 		"fx_rates: {EUR: 1.1, JPY: 0.0067}\n",
-		"quadrant: &q {current_high: 1}\n", // an anchor on a known key
+		"quadrant: &q {current_high: 1}\n",    // an anchor on a known key
 		"tiers: {major: {max_accounts: 0}}\n", // 0 is no cap
 		"tiers: {major: {max_accounts: 400}, named: {max_accounts: 400}, non_named: {max_accounts: 200}}\n",
 	} {
