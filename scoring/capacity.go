@@ -394,3 +394,21 @@ func (p *Params) hold(a *Account, q Tier, kind uint8, value money.Cents, r *Rank
 	}
 	return t, reasonNone, 0, 0
 }
+
+// CapacityDigest identifies what a ranking depends on in the
+// configuration: the caps and the hysteresis. Partitions rank together
+// only with candidates published under the same digest, so instances
+// running different configurations during a rolling change never mix
+// their rankings.
+func (p *Params) CapacityDigest() uint64 {
+	h := uint64(14695981039346656037)
+	mix := func(v uint64) {
+		h = (h ^ v) * 0x9E3779B97F4A7C15
+		h ^= h >> 29
+	}
+	for _, t := range AllTiers {
+		mix(uint64(p.tiers[t].maxAccounts))
+	}
+	mix(p.holderBoost)
+	return h
+}

@@ -253,11 +253,17 @@ type dec struct {
 	b   []byte
 	i   int
 	err error
+	// what names the record in errors; default "state record".
+	what string
 }
 
 func (r *dec) fail(msg string) {
 	if r.err == nil {
-		r.err = fmt.Errorf("state record: %s at byte %d", msg, r.i+2)
+		what := r.what
+		if what == "" {
+			what = "state record"
+		}
+		r.err = fmt.Errorf("%s: %s at byte %d", what, msg, r.i+2)
 	}
 }
 
