@@ -32,6 +32,10 @@ type Options struct {
 	Group     string   // consumer group; default "pyramid"
 	Changelog string   // compacted state topic; default "pyramid.state"
 	DLQ       string   // dead-letter topic; default "pyramid.dlq"
+	// CapacityTopic carries every partition's candidates for the capped
+	// tiers (capacity.go); default "pyramid.capacity". Used only when a
+	// tier has max_accounts.
+	CapacityTopic string
 
 	Config *config.Config // default config.Default()
 	Sink   sink.Sink      // required
@@ -116,6 +120,9 @@ func (o *Options) withDefaults() (Options, error) {
 	if c.DLQ == "" {
 		c.DLQ = DefaultDLQ
 	}
+	if c.CapacityTopic == "" {
+		c.CapacityTopic = DefaultCapacityTopic
+	}
 	if c.Config == nil {
 		c.Config = config.Default()
 	}
@@ -175,7 +182,7 @@ func (o *Options) withDefaults() (Options, error) {
 		}
 		seen[t] = true
 	}
-	for _, t := range []string{c.Changelog, c.DLQ} {
+	for _, t := range []string{c.Changelog, c.DLQ, c.CapacityTopic} {
 		if seen[t] {
 			return c, errors.New("consumer: topic " + t + " cannot be both an input and an internal topic")
 		}
