@@ -40,11 +40,14 @@ type Candidate struct {
 }
 
 // Candidates is what one partition contributes to a ranking: its best
-// candidates for the capped tiers, sorted by account id, and how many of
-// its accounts tier_override pins to each tier.
+// candidates for the capped tiers, sorted by account id, how many of its
+// accounts tier_override pins to each tier, and how many it has in each
+// capped tier's pool before higher tiers take theirs (List holds only the
+// best of them).
 type Candidates struct {
 	List   []Candidate
 	Pinned [Major + 1]int
+	Pool   [Major + 1]int
 }
 
 // Capped reports whether tier t has max_accounts.
@@ -173,6 +176,7 @@ func (e *Engine) Candidates(asOf int64) *Candidates {
 				pool = append(pool, all[i])
 			}
 		}
+		c.Pool[t] = len(pool)
 		slices.SortFunc(pool, func(a, b Candidate) int { return p.before(t)(&a, &b) })
 		for i := range pool[:min(len(pool), p.listLen(t))] {
 			keep[pool[i].ID] = true
@@ -203,7 +207,10 @@ type TierRanking struct {
 	Cap    int // max_accounts
 	Pinned int // accounts tier_override pins to the tier
 	Placed int // accounts the ranking gave a place
-	Pool   int // accounts ranked for the tier, as far as the candidates show
+	// Pool counts the accounts ranked for the tier: those that qualify for
+	// it (or higher, through capped tiers only), are not pinned, and no
+	// higher tier took.
+	Pool int
 	// Cut is the value a newcomer must exceed to take a place: the last
 	// placed account's value, ÷ (1 − hysteresis) when it held the tier; 0
 	// while places are free.
@@ -219,10 +226,14 @@ func Rank(p *Params, sets ...*Candidates) *Ranking {
 	}
 	seen := map[string]bool{}
 	var all []Candidate
-	var pinned [Major + 1]int
+	var pinned, counted [Major + 1]int
 	for _, s := range sets {
+		if s == nil {
+			continue
+		}
 		for t := range pinned {
 			pinned[t] += s.Pinned[t]
+			counted[t] += s.Pool[t]
 		}
 		for _, c := range s.List {
 			if !seen[c.ID] {
@@ -238,8 +249,13 @@ func Rank(p *Params, sets ...*Candidates) *Ranking {
 			continue
 		}
 		pool = pool[:0]
+		gone := 0 // of the tier's pool, taken by a higher tier
 		for i := range all {
-			if p.inPool(all[i].Qualified, t) && !taken[all[i].ID] {
+			switch {
+			case !p.inPool(all[i].Qualified, t):
+			case taken[all[i].ID]:
+				gone++
+			default:
 				pool = append(pool, all[i])
 			}
 		}
@@ -247,7 +263,7 @@ func Rank(p *Params, sets ...*Candidates) *Ranking {
 		capN := p.tiers[t].maxAccounts
 		places := max(0, capN-pinned[t])
 		r.placed[t], r.ranked[t] = map[string]int{}, map[string]int{}
-		tr := TierRanking{Cap: capN, Pinned: pinned[t], Pool: len(pool)}
+		tr := TierRanking{Cap: capN, Pinned: pinned[t], Pool: max(counted[t]-gone, len(pool))}
 		for i := range pool {
 			rank := pinned[t] + i + 1
 			if i < places {

@@ -13,7 +13,7 @@ import (
 // encoding of their own, integers varint-encoded:
 //
 //	'C' 1                              magic and format version
-//	pinned count of tiers 1 to 4
+//	pinned count of tiers 1 to 4, pool size of tiers 1 to 4
 //	n, then n × (id, value, qualified tier << 4 | tier)
 //
 // Candidates are sorted by id, without repeats. A record holds at most
@@ -29,6 +29,9 @@ func AppendCandidates(dst []byte, c *Candidates) []byte {
 	w.b = append(w.b, candidatesMagic, candidatesVersion)
 	for t := MassMarket; t <= Major; t++ {
 		w.uvar(uint64(max(c.Pinned[t], 0)))
+	}
+	for t := MassMarket; t <= Major; t++ {
+		w.uvar(uint64(max(c.Pool[t], 0)))
 	}
 	w.uvar(uint64(len(c.List)))
 	for i := range c.List {
@@ -51,12 +54,14 @@ func ParseCandidates(b []byte) (*Candidates, error) {
 	}
 	r := dec{b: b[2:], what: "capacity candidates"}
 	c := &Candidates{}
-	for t := MassMarket; t <= Major; t++ {
-		n := r.uvar()
-		if n > math.MaxInt32 {
-			r.fail("pinned count out of range")
+	for _, counts := range []*[Major + 1]int{&c.Pinned, &c.Pool} {
+		for t := MassMarket; t <= Major; t++ {
+			n := r.uvar()
+			if n > math.MaxInt32 {
+				r.fail("count out of range")
+			}
+			counts[t] = int(n)
 		}
-		c.Pinned[t] = int(n)
 	}
 	if n := r.count(3); n > 0 {
 		c.List = make([]Candidate, n)

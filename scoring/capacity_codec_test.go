@@ -18,7 +18,7 @@ func TestCandidatesRoundTrip(t *testing.T) {
 	w.set("pinned", 10, `,"tier_override":"named"`)
 	w.rank()
 	c := w.parts[0].eng.Candidates(w.clock)
-	if len(c.List) != 11 || c.Pinned[scoring.Named] != 1 {
+	if len(c.List) != 11 || c.Pinned[scoring.Named] != 1 || c.Pool[scoring.NonNamed] != 11 {
 		t.Fatalf("candidates %+v", c)
 	}
 	b := scoring.AppendCandidates([]byte("prefix"), c)
@@ -90,7 +90,8 @@ func TestCandidatesBadRecords(t *testing.T) {
 		b[i] = v
 		return b
 	}
-	// 'C' 1, four pinned counts, n = 2, then "a" (len 1), value 1, tiers.
+	// 'C' 1, four pinned counts, four pool sizes, n = 2, then "a" (len 1),
+	// value 1, tiers.
 	tests := []struct {
 		name string
 		in   []byte
@@ -99,12 +100,12 @@ func TestCandidatesBadRecords(t *testing.T) {
 		{"empty", nil, "bad magic"},
 		{"state record", []byte{'P', 3}, "bad magic"},
 		{"another version", patch(1, 2), "format version 2"},
-		{"tier out of range", patch(10, 0x54), "tier out of range"},
-		{"out of order", patch(8, 'c'), "out of order"},
-		{"empty id", append([]byte{'C', 1, 0, 0, 0, 0, 1, 0}, 1, 0x44), "empty account id"},
+		{"tier out of range", patch(14, 0x54), "tier out of range"},
+		{"out of order", patch(12, 'c'), "out of order"},
+		{"empty id", append([]byte{'C', 1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0}, 1, 0x44), "empty account id"},
 		{"trailing", append(bytes.Clone(good), 0), "trailing bytes"},
-		{"huge count", []byte{'C', 1, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x0f}, "exceeds record"},
-		{"value out of range", append([]byte{'C', 1, 0, 0, 0, 0, 1, 1, 'a'}, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f, 0x44), "value out of range"},
+		{"huge count", []byte{'C', 1, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x0f}, "exceeds record"},
+		{"value out of range", append([]byte{'C', 1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 'a'}, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f, 0x44), "value out of range"},
 	}
 	for _, tt := range tests {
 		c, err := scoring.ParseCandidates(tt.in)

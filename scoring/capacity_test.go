@@ -502,11 +502,23 @@ func TestCapacityPartitionsRankAsOne(t *testing.T) {
 				}
 				r1, r5 := one.rank(), many.rank()
 				for _, tier := range scoring.AllTiers {
-					if a, b := r1.Tier(tier), r5.Tier(tier); a.Cap != b.Cap || a.Pinned != b.Pinned || a.Placed != b.Placed || a.Cut != b.Cut {
+					if a, b := r1.Tier(tier), r5.Tier(tier); a != b {
 						t.Errorf("round %d, %v: one engine %+v, five partitions %+v", round, tier, a, b)
 					}
 				}
 				s1, s5 := one.state(), many.state()
+				// Major's pool is every account that qualifies for it,
+				// pinned ones aside, though partitions publish only their
+				// best.
+				qualifying := 0
+				for _, v := range s1 {
+					if strings.Contains(v, "(qualifies for major)") {
+						qualifying++
+					}
+				}
+				if got := r5.Tier(capMajor).Pool; got != qualifying {
+					t.Errorf("round %d: major's pool %d, %d accounts qualify", round, got, qualifying)
+				}
 				diffs := 0
 				for id, v := range s1 {
 					if s5[id] != v && diffs < 5 {
