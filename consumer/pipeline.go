@@ -53,6 +53,9 @@ func New(opts Options) (*Pipeline, error) {
 	if err := o.Config.Validate(); err != nil {
 		return nil, fmt.Errorf("consumer: %w", err)
 	}
+	if o.Config.Capped() {
+		return nil, errors.New("consumer: tiers.<tier>.max_accounts is set, but this release ranks capped tiers in pyramid replay only; remove max_accounts to stream")
+	}
 	p := &Pipeline{opts: o, log: o.Logger, params: scoring.NewParams(o.Config), restoring: map[int]bool{},
 		sinkReqs: make(chan *sinkReq), counters: newCounters(o.Metrics)}
 	p.client = &kafka.Client{Addr: kafka.TCP(o.Brokers...), Transport: o.Transport, Timeout: 10 * time.Second}
