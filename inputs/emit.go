@@ -32,14 +32,13 @@ const (
 // decoder and appends it. suffix tells apart the events of one change.
 func (b *builder) emit(vals []value, suffix string, md mode) ([]Event, error) {
 	in := b.v.in
-	id, err := b.eventID(suffix)
+	buf := make([]byte, 0, 256)
+	buf = append(buf, `{"event_id":"`...)
+	buf, err := b.appendEventID(buf, suffix)
 	if err != nil {
 		return b.out, err
 	}
-	buf := make([]byte, 0, 192)
-	buf = append(buf, `{"event_id":`...)
-	buf = gjson.AppendJSONString(buf, id)
-	buf = append(buf, `,"type":"`...)
+	buf = append(buf, `","type":"`...)
 	buf = append(buf, in.typ.String()...)
 	buf = append(buf, '"')
 	for i := range in.fields {
@@ -102,8 +101,9 @@ func containsWord(s, w string) bool {
 	}
 }
 
-// eventID derives the event_id of one mapped event. It must be the same
-// every time the same change is delivered, whatever Kafka offset it has:
+// appendEventID derives the event_id of one mapped event. It must be the
+// same every time the same change is delivered, whatever Kafka offset it
+// has:
 //
 //   - a declared event_id path: the input, the record key, the op and the
 //     declared value (a change id or version column);
@@ -116,15 +116,10 @@ func containsWord(s, w string) bool {
 //
 // The parts are hashed (SHA-256, 128 bits in hex) so the id stays within
 // the 128-byte bound whatever the keys look like.
-func (b *builder) eventID(suffix string) (string, error) {
+func (b *builder) appendEventID(dst []byte, suffix string) ([]byte, error) {
 	v := b.v
-	h := sha256.New()
-	var n [8]byte
-	part := func(s string) {
-		binary.LittleEndian.PutUint64(n[:], uint64(len(s)))
-		h.Write(n[:])
-		h.Write([]byte(s))
-	}
+	h := &b.m.id
+	h.b = h.b[:0]
 	switch f := v.in.eventID; {
 	case f != nil:
 		var raw string
@@ -134,30 +129,56 @@ func (b *builder) eventID(suffix string) (string, error) {
 		default:
 			r, _ := v.lookup(f)
 			if !r.Exists() || r.Type == gjson.Null {
-				return "", b.fieldErr(event.ReasonMissingField, f, "is %s", describe(r))
+				return dst, b.fieldErr(event.ReasonMissingField, f, "is %s", describe(r))
 			}
 			raw = r.Raw
 		}
-		part("declared")
-		part(v.in.topic)
-		part(v.key.Raw)
-		part(v.op)
-		part(raw)
+		h.part("declared")
+		h.part(v.in.topic)
+		h.part(v.key.Raw)
+		h.part(v.op)
+		h.part(raw)
 	case v.in.debezium:
-		part("debezium")
-		part(b.table())
-		part(v.key.Raw)
-		part(v.op)
-		part(b.position())
+		h.part("debezium")
+		b.table(h)
+		h.part(v.key.Raw)
+		h.part(v.op)
+		b.position(h)
 	default:
-		part("kafka")
-		part(v.rec.Topic)
-		part(strconv.Itoa(v.rec.Partition))
-		part(strconv.FormatInt(v.rec.Offset, 10))
+		h.part("kafka")
+		h.part(v.rec.Topic)
+		h.int(int64(v.rec.Partition))
+		h.int(v.rec.Offset)
 	}
-	part(suffix)
-	sum := h.Sum(nil)
-	return hex.EncodeToString(sum[:16]), nil
+	h.part(suffix)
+	sum := sha256.Sum256(h.b)
+	return hex.AppendEncode(dst, sum[:16]), nil
+}
+
+// idParts is the input of an event id's hash: parts, each preceded by
+// its length so that no two lists of parts run together alike.
+type idParts struct{ b []byte }
+
+func (h *idParts) part(s string) {
+	h.b = binary.LittleEndian.AppendUint64(h.b, uint64(len(s)))
+	h.b = append(h.b, s...)
+}
+
+// int is a part holding n in decimal.
+func (h *idParts) int(n int64) {
+	at := h.begin()
+	h.b = strconv.AppendInt(h.b, n, 10)
+	h.end(at)
+}
+
+// begin starts a part written piece by piece; end gives it its length.
+func (h *idParts) begin() int {
+	h.b = append(h.b, 0, 0, 0, 0, 0, 0, 0, 0)
+	return len(h.b)
+}
+
+func (h *idParts) end(at int) {
+	binary.LittleEndian.PutUint64(h.b[at-8:at], uint64(len(h.b)-at))
 }
 
 // source is what a Debezium envelope's source block says about where a
@@ -167,81 +188,101 @@ type source struct {
 	lsn, file, pos, row, changeLSN, serial, scn, ts gjson.Result
 }
 
-func readSource(body gjson.Result) *source {
-	s := &source{}
-	body.Get("source").ForEach(func(k, v gjson.Result) bool {
-		if v.Type == gjson.Null {
-			return true
-		}
-		switch k.Str {
-		case "db":
-			s.db = v
-		case "schema":
-			s.schema = v
-		case "table":
-			s.table = v
-		case "lsn":
-			s.lsn = v
-		case "file":
-			s.file = v
-		case "pos":
-			s.pos = v
-		case "row":
-			s.row = v
-		case "change_lsn":
-			s.changeLSN = v
-		case "event_serial_no":
-			s.serial = v
-		case "scn":
-			s.scn = v
-		case "ts_ms":
-			s.ts = v
-		}
-		return true
-	})
-	return s
-}
-
-// source returns the change's source block, read once per record.
+// source returns the change's source block, read once per record. When a
+// member repeats, the last one that is not null counts.
 func (v *view) source() *source {
-	if v.src == nil {
-		v.src = readSource(v.body)
+	if v.srcRead {
+		return &v.src
 	}
-	return v.src
+	v.srcRead = true
+	s, d := &v.src, v.doc
+	n := d.get(v.body, "source", "source")
+	if n.at == noIndex { // not an object: nothing to read
+		return s
+	}
+	for k, end := d.members(n); k < end; k = d.next(k) {
+		var dst *gjson.Result
+		switch d.key(k) {
+		case "db":
+			dst = &s.db
+		case "schema":
+			dst = &s.schema
+		case "table":
+			dst = &s.table
+		case "lsn":
+			dst = &s.lsn
+		case "file":
+			dst = &s.file
+		case "pos":
+			dst = &s.pos
+		case "row":
+			dst = &s.row
+		case "change_lsn":
+			dst = &s.changeLSN
+		case "event_serial_no":
+			dst = &s.serial
+		case "scn":
+			dst = &s.scn
+		case "ts_ms":
+			dst = &s.ts
+		default:
+			continue
+		}
+		if val := d.node(k).Result; val.Type != gjson.Null {
+			*dst = val
+		}
+	}
+	return s
 }
 
 // table names the source table of a Debezium change: db.schema.table as
 // the source block gives it, or the topic when it gives none.
-func (b *builder) table() string {
+func (b *builder) table(h *idParts) {
 	src := b.v.source()
+	at := h.begin()
+	defer h.end(at)
 	if src.table.Type != gjson.String {
-		return "topic:" + b.v.in.topic
+		h.b = append(h.b, "topic:"...)
+		h.b = append(h.b, b.v.in.topic...)
+		return
 	}
-	var parts []string
-	for _, r := range []gjson.Result{src.db, src.schema, src.table} {
+	dot := false
+	for _, r := range [...]gjson.Result{src.db, src.schema, src.table} {
 		if r.Type == gjson.String {
-			parts = append(parts, r.Str)
+			if dot {
+				h.b = append(h.b, '.')
+			}
+			h.b, dot = append(h.b, r.Str...), true
 		}
 	}
-	return strings.Join(parts, ".")
 }
 
 // position is where a Debezium change sits in the database's log.
-func (b *builder) position() string {
+func (b *builder) position(h *idParts) {
 	src := b.v.source()
+	at := h.begin()
+	defer h.end(at)
+	raw := func(parts ...string) {
+		for _, p := range parts {
+			h.b = append(h.b, p...)
+		}
+	}
 	switch {
 	case src.lsn.Exists(): // Postgres (and Db2)
-		return "lsn=" + src.lsn.Raw
+		raw("lsn=", src.lsn.Raw)
 	case src.file.Exists() && src.pos.Exists(): // MySQL, MariaDB binlog; row numbers a multi-row event
-		return "binlog=" + src.file.Raw + ":" + src.pos.Raw + ":" + src.row.Raw
+		raw("binlog=", src.file.Raw, ":", src.pos.Raw, ":", src.row.Raw)
 	case src.changeLSN.Exists(): // SQL Server
-		return "change_lsn=" + src.changeLSN.Raw + ":" + src.serial.Raw
+		raw("change_lsn=", src.changeLSN.Raw, ":", src.serial.Raw)
 	case src.scn.Exists(): // Oracle
-		return "scn=" + src.scn.Raw
+		raw("scn=", src.scn.Raw)
 	case src.ts.Exists():
-		return "ts_ms=" + src.ts.Raw
+		raw("ts_ms=", src.ts.Raw)
+	default: // no position at all: the Kafka one is the best there is
+		r := b.v.rec
+		raw("kafka=", r.Topic, "/")
+		h.b = strconv.AppendInt(h.b, int64(r.Partition), 10)
+		h.b = append(h.b, '/')
+		h.b = strconv.AppendInt(h.b, r.Offset, 10)
 	}
-	// No position at all: the Kafka one is the best there is.
-	r := b.v.rec
-	return "kafka=" + r.Topic + "/" + strconv.Itoa(r.Partition) + "/" + strconv.FormatInt(r.Offset, 10)
 }

@@ -38,6 +38,7 @@ type field struct {
 	required bool
 	nullable bool // account profile fields: null clears the value
 	where    special
+	idx      int      // the position in input.fields; -1 for event_id
 	names    []string // path segments
 	segs     []string // the same, escaped for gjson
 	konst    string
@@ -93,15 +94,17 @@ var sideNames = [...]string{"", "after", "before"}
 
 // view is one record being mapped.
 type view struct {
-	in     *input
-	rec    *Record
-	body   gjson.Result // the value, unwrapped from the converter's envelope
-	schema gjson.Result // the converter's schema of body, when present
-	key    gjson.Result
-	row    gjson.Result // the image fields are read from
-	side   side
-	op     string
-	src    *source // the envelope's source block, once read
+	in        *input
+	rec       Record
+	doc       *doc
+	body      node // the value, unwrapped from the converter's envelope
+	hasSchema bool // the converter's schema came with it (in.schemas)
+	key       gjson.Result
+	row       node // the image fields are read from
+	side      side
+	op        string
+	src       source // the envelope's source block, once srcRead
+	srcRead   bool
 }
 
 // value is one field's value, comparable so that two images can be told
@@ -122,12 +125,17 @@ const (
 	vTime
 )
 
+// seg looks up path segment i of f in n.
+func (v *view) seg(n node, f *field, i int) node {
+	return v.doc.get(n, f.names[i], f.segs[i])
+}
+
 // where names a field's path as read in this view, for messages.
 func (v *view) where(f *field) string {
-	if f.where == inValue && v.side != sideRow && v.row.Get(f.segs[0]).Exists() {
+	if f.where == inValue && v.side != sideRow && v.seg(v.row, f, 0).Exists() {
 		return sideNames[v.side] + "." + f.src
 	}
-	if f.where == inValue && v.side != sideRow && !v.body.Get(f.segs[0]).Exists() {
+	if f.where == inValue && v.side != sideRow && !v.seg(v.body, f, 0).Exists() {
 		return sideNames[v.side] + "." + f.src // found nowhere: say where it was expected
 	}
 	return f.src
@@ -149,22 +157,22 @@ func (v *view) lookup(f *field) (r gjson.Result, inRow bool) {
 	case inTimestamp:
 		return gjson.Result{}, false // read by read, not here
 	}
-	r, inRow = v.row, true
-	if v.side != sideRow && !r.Get(f.segs[0]).Exists() {
-		r, inRow = v.body, false
+	n, inRow := v.seg(v.row, f, 0), true
+	if v.side != sideRow && !n.Exists() {
+		n, inRow = v.seg(v.body, f, 0), false
 	}
-	for _, s := range f.segs {
-		r = r.Get(s)
+	for i := 1; i < len(f.names); i++ {
+		n = v.seg(n, f, i)
 	}
-	return r, inRow
+	return n.Result, inRow
 }
 
 // logical returns what the converter's schema says about a field's value.
 func (v *view) logical(f *field, inRow bool) logical {
-	if f.where != inValue || !v.schema.Exists() {
+	if f.where != inValue || !v.hasSchema {
 		return logical{}
 	}
-	return v.in.schemas.get(v.schema, v.side, inRow, f)
+	return v.in.schemas.get(v.side, inRow, f)
 }
 
 // read converts one field of the current view. Absent and null values of
@@ -224,10 +232,23 @@ func (b *builder) fieldErr(reason string, f *field, format string, a ...any) err
 	return b.v.in.errorf(reason, "%s <- %s: %s", f.name, b.v.where(f), fmt.Sprintf(format, a...))
 }
 
+// newVals returns room for the values of every mapped field, valid until
+// the next record.
+func (b *builder) newVals() []value {
+	n, m := len(b.v.in.fields), b.m
+	if cap(m.vals)-len(m.vals) < n {
+		m.vals = make([]value, 0, 4*n) // what is handed out stays valid
+	}
+	vals := m.vals[len(m.vals) : len(m.vals)+n]
+	m.vals = m.vals[:len(m.vals)+n]
+	clear(vals)
+	return vals
+}
+
 // fields reads every mapped field of the current view, in order.
 func (b *builder) fields() ([]value, error) {
 	in := b.v.in
-	vals := make([]value, len(in.fields))
+	vals := b.newVals()
 	for i := range in.fields {
 		val, err := b.read(&in.fields[i])
 		if err != nil {

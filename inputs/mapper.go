@@ -49,19 +49,27 @@ type Event struct {
 type Mapper struct {
 	inputs map[string]*input
 	dec    *event.Decoder
-	ev     event.Event // scratch for validation
+	// Scratch reused from record to record, so that mapping allocates
+	// little more than the events it returns.
+	ev     event.Event // for validation
+	doc    doc         // the record's value
+	keyDoc doc         // the record's key
+	v      view
+	vals   []value // the field values of the images being compared
+	id     idParts // what an event id is hashed from
 }
 
 // input is one compiled declaration.
 type input struct {
-	topic    string
-	debezium bool
-	typ      event.Type
-	fields   []field // in the order they are written
-	eventID  *field  // the declared event_id, or nil for the default
-	occurred *field
-	account  *field
-	schemas  schemaCache
+	topic     string
+	debezium  bool
+	typ       event.Type
+	fields    []field // in the order they are written
+	eventID   *field  // the declared event_id, or nil for the default
+	occurred  *field
+	account   *field
+	schemas   schemaCache
+	keySchema string // the schema of the last key in the converter's envelope
 }
 
 // New compiles the inputs of cfg. cfg must have passed Validate.
@@ -121,9 +129,11 @@ func compile(in config.Input) (*input, error) {
 		}
 		switch f.Name {
 		case "event_id":
+			fd.idx = -1
 			c.eventID = &fd
 			continue
 		}
+		fd.idx = len(c.fields)
 		c.fields = append(c.fields, fd)
 	}
 	for i := range c.fields {
@@ -143,7 +153,7 @@ func compile(in config.Input) (*input, error) {
 // Map maps one record of a declared input and appends the events it
 // produces to out. It appends nothing for a tombstone and for changes that
 // mean nothing to Pyramid; an error is an *event.Error for the dead-letter
-// topic.
+// topic. Nothing it returns refers to r's memory.
 func (m *Mapper) Map(r Record, out []Event) ([]Event, error) {
 	in := m.inputs[r.Topic]
 	if in == nil {
@@ -155,67 +165,79 @@ func (m *Mapper) Map(r Record, out []Event) ([]Event, error) {
 	if len(r.Value) > event.MaxSize || len(r.Key) > event.MaxSize {
 		return out, in.errorf(event.ReasonTooLarge, "record is %d bytes (key %d); the limit is %d (1 MiB)", len(r.Value), len(r.Key), event.MaxSize)
 	}
-	if err := checkJSON(r.Value); err != "" {
-		return out, in.errorf(event.ReasonNotJSON, "record value is not JSON: %s", err)
+	d := &m.doc
+	if !d.scan(r.Value, in.schemas.known()) {
+		return out, in.errorf(event.ReasonNotJSON, "record value is not JSON: %s", whyNotJSON(r.Value))
 	}
-	root := gjson.ParseBytes(r.Value)
+	root := d.root()
 	if root.Type == gjson.Null {
 		return out, nil
 	}
 	if !root.IsObject() {
-		return out, in.errorf(event.ReasonNotJSON, "record value is %s, not a JSON object", describe(root))
+		return out, in.errorf(event.ReasonNotJSON, "record value is %s, not a JSON object", describe(root.Result))
 	}
-	v := view{in: in, rec: &r, body: root}
+	v := &m.v
+	*v = view{in: in, rec: r, doc: d, body: root}
 	// The JSON converter with schemas.enable wraps everything in
 	// {"schema": ..., "payload": ...}.
-	if s, p, ok := envelope(root); ok {
-		v.schema, v.body = s, p
-		in.schemas.use(s)
+	if s, p, ok := d.envelope(root); ok {
+		v.hasSchema, v.body = true, p
+		in.schemas.use(s.Raw, len(in.fields))
 		if p.Type == gjson.Null {
 			return out, nil
 		}
 		if !p.IsObject() {
-			return out, in.errorf(event.ReasonNotJSON, "payload is %s, not a JSON object", describe(p))
+			return out, in.errorf(event.ReasonNotJSON, "payload is %s, not a JSON object", describe(p.Result))
 		}
 	}
-	v.key = parseKey(r.Key)
-	b := builder{m: m, v: &v, out: out}
+	v.key = m.keyDoc.parseKey(r.Key, &in.keySchema)
+	m.vals = m.vals[:0]
+	b := builder{m: m, v: v, out: out}
 	if in.debezium {
 		return b.debezium()
 	}
 	return b.plain()
 }
 
-// envelope splits the JSON converter's {"schema", "payload"} wrapping.
-func envelope(root gjson.Result) (schema, payload gjson.Result, ok bool) {
+// envelope splits the JSON converter's {"schema", "payload"} wrapping:
+// an object of exactly these two members.
+func (d *doc) envelope(root node) (schema, payload node, ok bool) {
 	n := 0
-	root.ForEach(func(k, val gjson.Result) bool {
-		n++
-		switch k.Str {
-		case "schema":
-			schema = val
-		case "payload":
-			payload = val
+	for k, end := d.members(root); k < end; k = d.next(k) {
+		if n++; n > 2 {
+			return schema, payload, false
 		}
-		return n <= 2
-	})
+		switch d.key(k) {
+		case "schema":
+			schema = d.node(k)
+		case "payload":
+			payload = d.node(k)
+		}
+	}
 	return schema, payload, n == 2 && schema.Exists() && payload.Exists()
 }
 
 // parseKey returns the record key as JSON when it is JSON (unwrapping the
-// converter's schema envelope), or as a string otherwise.
-func parseKey(k []byte) gjson.Result {
+// converter's schema envelope), or as a string otherwise. The key's schema
+// is remembered in *schema, like the value's.
+func (d *doc) parseKey(k []byte, schema *string) gjson.Result {
 	if len(k) == 0 {
 		return gjson.Result{}
 	}
-	if checkJSON(k) == "" {
-		r := gjson.ParseBytes(k)
-		if _, p, ok := envelope(r); ok {
-			return p
+	if d.scan(k, *schema) {
+		r := d.root()
+		if r.IsObject() {
+			if s, p, ok := d.envelope(r); ok {
+				if s.IsObject() && s.Raw != *schema {
+					*schema = strings.Clone(s.Raw)
+				}
+				return p.Result
+			}
 		}
-		return r
+		return r.Result
 	}
-	return gjson.Result{Type: gjson.String, Str: string(k), Raw: string(k)}
+	s := alias(k)
+	return gjson.Result{Type: gjson.String, Str: s, Raw: s}
 }
 
 // errorf returns a rejection naming the input.

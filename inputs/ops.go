@@ -13,8 +13,9 @@ import (
 // A row flattened by Debezium's ExtractNewRecordState with
 // delete.handling.mode=rewrite carries "__deleted": "true" on deletes.
 func (b *builder) plain() ([]Event, error) {
-	b.v.row = b.v.body
-	if d := b.v.row.Get("__deleted"); d.Type == gjson.True || d.Str == "true" {
+	v := b.v
+	v.row = v.body
+	if d := v.doc.get(v.row, "__deleted", "__deleted"); d.Type == gjson.True || d.Str == "true" {
 		b.v.side = sideBefore
 		return b.remove()
 	}
@@ -25,9 +26,9 @@ func (b *builder) plain() ([]Event, error) {
 // debezium maps a change-event envelope by its op.
 func (b *builder) debezium() ([]Event, error) {
 	v := b.v
-	op := v.body.Get("op")
+	op := v.doc.get(v.body, "op", "op")
 	if op.Type != gjson.String {
-		return b.out, v.in.errorf(event.ReasonMissingField, "op is %s: not a Debezium change event (for records flattened by ExtractNewRecordState use format: json)", describe(op))
+		return b.out, v.in.errorf(event.ReasonMissingField, "op is %s: not a Debezium change event (for records flattened by ExtractNewRecordState use format: json)", describe(op.Result))
 	}
 	v.op = op.Str
 	switch v.op {
@@ -62,13 +63,13 @@ func (b *builder) after() ([]Event, error) {
 // side selects the before or after image as the row.
 func (b *builder) side(name string, s side) error {
 	v := b.v
-	row := v.body.Get(name)
+	row := v.doc.get(v.body, name, name)
 	if !row.IsObject() {
 		hint := ""
 		if s == sideBefore {
 			hint = "; the table's REPLICA IDENTITY (Postgres) must not be NOTHING"
 		}
-		return v.in.errorf(event.ReasonMissingField, "%s is %s in an op %q change%s", name, describe(row), v.op, hint)
+		return v.in.errorf(event.ReasonMissingField, "%s is %s in an op %q change%s", name, describe(row.Result), v.op, hint)
 	}
 	v.row, v.side = row, s
 	return nil
@@ -79,7 +80,6 @@ func (b *builder) side(name string, s side) error {
 // of the before image and the after image, or nothing when neither the
 // amount nor anything else Pyramid reads changed.
 func (b *builder) orderUpdate() ([]Event, error) {
-	v := b.v
 	if err := b.side("after", sideAfter); err != nil {
 		return b.out, err
 	}
@@ -97,7 +97,8 @@ func (b *builder) orderUpdate() ([]Event, error) {
 	if sameValues(before, after) {
 		return b.out, nil
 	}
-	v.row, v.side = v.body.Get("before"), sideBefore
+	// Both events are described from the before image (v.row) if the
+	// decoder refuses them.
 	if b.out, err = b.emit(before, "-r", reversed); err != nil {
 		return b.out, err
 	}
@@ -109,7 +110,8 @@ func (b *builder) orderUpdate() ([]Event, error) {
 // opportunity's removal from that account (it was moved).
 func (b *builder) oppUpdate() ([]Event, error) {
 	v, in := b.v, b.v.in
-	before := v.body.Get("before")
+	before := v.doc.get(v.body, "before", "before")
+	after := v.doc.get(v.body, "after", "after")
 	if err := b.side("after", sideAfter); err != nil {
 		return b.out, err
 	}
@@ -120,10 +122,10 @@ func (b *builder) oppUpdate() ([]Event, error) {
 	if before.IsObject() {
 		v.row, v.side = before, sideBefore
 		old, _ := v.lookup(in.account)
-		v.row, v.side = v.body.Get("after"), sideAfter
+		v.row, v.side = after, sideAfter
 		newAcc := vals[in.index(in.account)].text
 		if (old.Type == gjson.String || old.Type == gjson.Number) && textOf(old) != newAcc {
-			moved := make([]value, len(vals))
+			moved := b.newVals()
 			for i := range in.fields {
 				switch f := &in.fields[i]; {
 				case f == in.account:
@@ -201,7 +203,7 @@ func sameValues(a, b []value) bool {
 // removes.
 func (b *builder) deletion() ([]Event, error) {
 	v, in := b.v, b.v.in
-	vals := make([]value, len(in.fields))
+	vals := b.newVals()
 	var at int64
 	for i := range in.fields {
 		f := &in.fields[i]
@@ -226,7 +228,7 @@ func (b *builder) deletion() ([]Event, error) {
 		}
 	}
 	if ms := v.source().ts; ms.Type == gjson.Number {
-		if ns, err := epoch(ms.Int(), unitMilli); err == "" {
+		if ns, err := epoch(intOf(ms), unitMilli); err == "" {
 			at = max(at, ns)
 		}
 	}

@@ -3,7 +3,6 @@ package inputs
 import (
 	"bytes"
 	"encoding/base64"
-	"hash/maphash"
 	"math/big"
 	"strconv"
 	"strings"
@@ -37,37 +36,64 @@ type logical struct {
 // field. A connector sends the same schema with every record of a table
 // until the table changes, and walking it for every field of every record
 // would cost more than all the rest of the mapping; the cache is dropped
-// whenever a record brings a different schema.
+// whenever a record brings a different schema. It keeps a copy of the
+// schema: the record's bytes belong to the caller.
 type schemaCache struct {
-	seed  maphash.Seed
-	sum   uint64
-	types map[schemaKey]logical
+	raw    string       // the schema, as written
+	schema gjson.Result // raw's gjson view
+	types  []cached     // per field, side and place (slot)
 }
 
-type schemaKey struct {
-	f     *field
-	side  side
-	inRow bool
+type cached struct {
+	l  logical
+	ok bool
 }
 
-// use makes schema the one the cache answers for.
-func (c *schemaCache) use(schema gjson.Result) {
-	if c.types == nil {
-		c.seed, c.types = maphash.MakeSeed(), map[schemaKey]logical{}
+// known returns the schema when a record may skip checking it again: an
+// object, which ends where its bytes say.
+func (c *schemaCache) known() string {
+	if strings.HasPrefix(c.raw, "{") {
+		return c.raw
 	}
-	if h := maphash.String(c.seed, schema.Raw); h != c.sum {
-		c.sum = h
+	return ""
+}
+
+// use makes schema the one the cache answers for; nfields is the number
+// of mapped fields.
+func (c *schemaCache) use(schema string, nfields int) {
+	if c.types != nil && schema == c.raw {
+		return
+	}
+	c.raw = strings.Clone(schema)
+	c.schema = resultOf(c.raw)
+	if n := nfields * 3 * 2; cap(c.types) >= n {
+		c.types = c.types[:n]
 		clear(c.types)
+	} else {
+		c.types = make([]cached, n)
 	}
+}
+
+// slot numbers the cache entry of a field read on side s, in the row
+// image or in the envelope.
+func slot(f *field, s side, inRow bool) int {
+	i := (f.idx*3 + int(s)) * 2
+	if inRow {
+		i++
+	}
+	return i
 }
 
 // get resolves field f, read in the row image (inRow) or the envelope.
-func (c *schemaCache) get(schema gjson.Result, s side, inRow bool, f *field) logical {
-	k := schemaKey{f, s, inRow}
-	if l, ok := c.types[k]; ok {
-		return l
+func (c *schemaCache) get(s side, inRow bool, f *field) logical {
+	i := -1
+	if f.idx >= 0 {
+		i = slot(f, s, inRow)
+		if e := c.types[i]; e.ok {
+			return e.l
+		}
 	}
-	sch := schema
+	sch := c.schema
 	if s != sideRow && inRow {
 		sch = member(sch, sideNames[s])
 	}
@@ -75,7 +101,9 @@ func (c *schemaCache) get(schema gjson.Result, s side, inRow bool, f *field) log
 		sch = member(sch, n)
 	}
 	l := readLogical(sch)
-	c.types[k] = l // bounded: one entry per field, side and place
+	if i >= 0 {
+		c.types[i] = cached{l, true}
+	}
 	return l
 }
 
@@ -326,6 +354,24 @@ func timestamp(r gjson.Result, l logical) (int64, string) {
 }
 
 func quote(s string) string { return strconv.Quote(trunc(s)) }
+
+// whyNotJSON says why a record the scanner refused is not JSON.
+func whyNotJSON(b []byte) string {
+	if msg := checkJSON(b); msg != "" {
+		return msg
+	}
+	return "malformed JSON"
+}
+
+// intOf is a JSON number as gjson's Int reads it, for a Result whose Num
+// was not filled in (resultOf).
+func intOf(r gjson.Result) int64 {
+	if n, err := strconv.ParseInt(r.Raw, 10, 64); err == nil {
+		return n
+	}
+	r.Num, _ = strconv.ParseFloat(r.Raw, 64)
+	return r.Int()
+}
 
 // checkJSON returns why b is not one well-formed JSON value, or "". It
 // bounds nesting first, as the event decoder does, so that a hostile
