@@ -591,6 +591,10 @@ func strField(name string, v value, fail func(string, string, ...any) error) (Fi
 	return Field[string]{}, fail(ReasonInvalidField, "%s must be a string or null, not %s", name, v.kind)
 }
 
+// ParseTime reads a time as events carry it (RFC 3339, between the years
+// 2000 and 2200) as Unix nanoseconds.
+func ParseTime(s string) (int64, error) { return parseTime(s) }
+
 func parseTime(s string) (int64, error) {
 	if n, ok := parseTimeFast(s); ok {
 		return n, nil
@@ -631,10 +635,27 @@ func trunc(s string) string {
 	return s[:cut] + "…"
 }
 
-// parseTimeFast handles the common form 2006-01-02T15:04:05Z without the
-// general parser; anything else (offsets, fractions, bad input) falls back.
+// parseTimeFast handles the common forms 2006-01-02T15:04:05Z and
+// 2006-01-02T15:04:05.999999999Z (one to nine decimals) without the
+// general parser; anything else (offsets, bad input) falls back.
 func parseTimeFast(s string) (int64, bool) {
-	if len(s) != 20 || s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' || s[16] != ':' || s[19] != 'Z' {
+	if len(s) < 20 || s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' || s[16] != ':' || s[len(s)-1] != 'Z' {
+		return 0, false
+	}
+	var frac int64
+	switch n := len(s) - 21; {
+	case n == -1: // no fraction
+	case n >= 1 && n <= 9 && s[19] == '.':
+		for _, c := range []byte(s[20 : len(s)-1]) {
+			if c < '0' || c > '9' {
+				return 0, false
+			}
+			frac = frac*10 + int64(c-'0')
+		}
+		for range 9 - n {
+			frac *= 10
+		}
+	default:
 		return 0, false
 	}
 	num := func(i, n int) int {
@@ -656,7 +677,7 @@ func parseTimeFast(s string) (int64, bool) {
 		return 0, false
 	}
 	secs := daysFromCivil(year, month, day)*86400 + int64(hour*3600+minute*60+sec)
-	return secs * int64(time.Second), true
+	return secs*int64(time.Second) + frac, true
 }
 
 // daysIn returns the number of days in a month of a Gregorian year.

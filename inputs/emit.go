@@ -228,8 +228,8 @@ func (v *view) source() *source {
 		default:
 			continue
 		}
-		if val := d.node(k).Result; val.Type != gjson.Null {
-			*dst = val
+		if val := d.node(k); !val.isNull() {
+			*dst = val.result()
 		}
 	}
 	return s

@@ -132,10 +132,10 @@ func (v *view) seg(n node, f *field, i int) node {
 
 // where names a field's path as read in this view, for messages.
 func (v *view) where(f *field) string {
-	if f.where == inValue && v.side != sideRow && v.seg(v.row, f, 0).Exists() {
+	if f.where == inValue && v.side != sideRow && v.seg(v.row, f, 0).exists() {
 		return sideNames[v.side] + "." + f.src
 	}
-	if f.where == inValue && v.side != sideRow && !v.seg(v.body, f, 0).Exists() {
+	if f.where == inValue && v.side != sideRow && !v.seg(v.body, f, 0).exists() {
 		return sideNames[v.side] + "." + f.src // found nowhere: say where it was expected
 	}
 	return f.src
@@ -158,13 +158,13 @@ func (v *view) lookup(f *field) (r gjson.Result, inRow bool) {
 		return gjson.Result{}, false // read by read, not here
 	}
 	n, inRow := v.seg(v.row, f, 0), true
-	if v.side != sideRow && !n.Exists() {
+	if v.side != sideRow && !n.exists() {
 		n, inRow = v.seg(v.body, f, 0), false
 	}
 	for i := 1; i < len(f.names); i++ {
 		n = v.seg(n, f, i)
 	}
-	return n.Result, inRow
+	return n.result(), inRow
 }
 
 // logical returns what the converter's schema says about a field's value.

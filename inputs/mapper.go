@@ -170,11 +170,11 @@ func (m *Mapper) Map(r Record, out []Event) ([]Event, error) {
 		return out, in.errorf(event.ReasonNotJSON, "record value is not JSON: %s", whyNotJSON(r.Value))
 	}
 	root := d.root()
-	if root.Type == gjson.Null {
+	if root.isNull() {
 		return out, nil
 	}
-	if !root.IsObject() {
-		return out, in.errorf(event.ReasonNotJSON, "record value is %s, not a JSON object", describe(root.Result))
+	if !root.isObject() {
+		return out, in.errorf(event.ReasonNotJSON, "record value is %s, not a JSON object", describe(root.result()))
 	}
 	v := &m.v
 	*v = view{in: in, rec: r, doc: d, body: root}
@@ -182,12 +182,12 @@ func (m *Mapper) Map(r Record, out []Event) ([]Event, error) {
 	// {"schema": ..., "payload": ...}.
 	if s, p, ok := d.envelope(root); ok {
 		v.hasSchema, v.body = true, p
-		in.schemas.use(s.Raw, len(in.fields))
-		if p.Type == gjson.Null {
+		in.schemas.use(s.raw, len(in.fields))
+		if p.isNull() {
 			return out, nil
 		}
-		if !p.IsObject() {
-			return out, in.errorf(event.ReasonNotJSON, "payload is %s, not a JSON object", describe(p.Result))
+		if !p.isObject() {
+			return out, in.errorf(event.ReasonNotJSON, "payload is %s, not a JSON object", describe(p.result()))
 		}
 	}
 	v.key = m.keyDoc.parseKey(r.Key, &in.keySchema)
@@ -214,7 +214,7 @@ func (d *doc) envelope(root node) (schema, payload node, ok bool) {
 			payload = d.node(k)
 		}
 	}
-	return schema, payload, n == 2 && schema.Exists() && payload.Exists()
+	return schema, payload, n == 2 && schema.exists() && payload.exists()
 }
 
 // parseKey returns the record key as JSON when it is JSON (unwrapping the
@@ -226,15 +226,15 @@ func (d *doc) parseKey(k []byte, schema *string) gjson.Result {
 	}
 	if d.scan(k, *schema) {
 		r := d.root()
-		if r.IsObject() {
+		if r.isObject() {
 			if s, p, ok := d.envelope(r); ok {
-				if s.IsObject() && s.Raw != *schema {
-					*schema = strings.Clone(s.Raw)
+				if s.isObject() && s.raw != *schema {
+					*schema = strings.Clone(s.raw)
 				}
-				return p.Result
+				return p.result()
 			}
 		}
-		return r.Result
+		return r.result()
 	}
 	s := alias(k)
 	return gjson.Result{Type: gjson.String, Str: s, Raw: s}

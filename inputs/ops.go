@@ -15,7 +15,7 @@ import (
 func (b *builder) plain() ([]Event, error) {
 	v := b.v
 	v.row = v.body
-	if d := v.doc.get(v.row, "__deleted", "__deleted"); d.Type == gjson.True || d.Str == "true" {
+	if d := v.doc.get(v.row, "__deleted", "__deleted").result(); d.Type == gjson.True || d.Str == "true" {
 		b.v.side = sideBefore
 		return b.remove()
 	}
@@ -26,9 +26,9 @@ func (b *builder) plain() ([]Event, error) {
 // debezium maps a change-event envelope by its op.
 func (b *builder) debezium() ([]Event, error) {
 	v := b.v
-	op := v.doc.get(v.body, "op", "op")
+	op := v.doc.get(v.body, "op", "op").result()
 	if op.Type != gjson.String {
-		return b.out, v.in.errorf(event.ReasonMissingField, "op is %s: not a Debezium change event (for records flattened by ExtractNewRecordState use format: json)", describe(op.Result))
+		return b.out, v.in.errorf(event.ReasonMissingField, "op is %s: not a Debezium change event (for records flattened by ExtractNewRecordState use format: json)", describe(op))
 	}
 	v.op = op.Str
 	switch v.op {
@@ -64,12 +64,12 @@ func (b *builder) after() ([]Event, error) {
 func (b *builder) side(name string, s side) error {
 	v := b.v
 	row := v.doc.get(v.body, name, name)
-	if !row.IsObject() {
+	if !row.isObject() {
 		hint := ""
 		if s == sideBefore {
 			hint = "; the table's REPLICA IDENTITY (Postgres) must not be NOTHING"
 		}
-		return v.in.errorf(event.ReasonMissingField, "%s is %s in an op %q change%s", name, describe(row.Result), v.op, hint)
+		return v.in.errorf(event.ReasonMissingField, "%s is %s in an op %q change%s", name, describe(row.result()), v.op, hint)
 	}
 	v.row, v.side = row, s
 	return nil
@@ -119,7 +119,7 @@ func (b *builder) oppUpdate() ([]Event, error) {
 	if err != nil {
 		return b.out, err
 	}
-	if before.IsObject() {
+	if before.isObject() {
 		v.row, v.side = before, sideBefore
 		old, _ := v.lookup(in.account)
 		v.row, v.side = after, sideAfter

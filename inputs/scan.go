@@ -42,12 +42,20 @@ const (
 	noIndex = -2 // a value whose members are not indexed: read it with gjson
 )
 
-// node is a value of the record: its gjson view (Raw exactly as written,
-// Str unescaped, as gjson.Get would return it), and where its members are.
+// node is a value of the record as written, and where its members are.
 type node struct {
-	gjson.Result
-	at int32
+	raw string // "" when absent
+	at  int32
+	esc bool // a string with escapes
 }
+
+func (n node) exists() bool   { return n.raw != "" }
+func (n node) isNull() bool   { return n.raw != "" && n.raw[0] == 'n' }
+func (n node) isObject() bool { return n.raw != "" && n.raw[0] == '{' }
+
+// result is the gjson view of n, as gjson.Get would return it: Raw as
+// written, Str unescaped.
+func (n node) result() gjson.Result { return result(n.raw, n.esc) }
 
 // doc is one record value, checked and indexed.
 type doc struct {
@@ -93,8 +101,8 @@ func (d *doc) root() node {
 	if raw != "" && raw[0] != '{' && raw[0] != '[' {
 		raw = strings.TrimRight(raw, " \t\n\r")
 	}
-	n := node{Result: resultOf(raw), at: noIndex}
-	if n.IsObject() {
+	n := looseNode(raw)
+	if n.isObject() {
 		n.at = rootAt
 	}
 	return n
@@ -103,7 +111,7 @@ func (d *doc) root() node {
 // node returns the value of member k.
 func (d *doc) node(k int32) node {
 	m := &d.tape[k]
-	n := node{Result: result(d.s[m.val.from:m.val.to], m.valEsc), at: noIndex}
+	n := node{raw: d.s[m.val.from:m.val.to], at: noIndex, esc: m.valEsc}
 	if m.indexed {
 		n.at = k
 	}
@@ -147,7 +155,7 @@ func (d *doc) next(k int32) int32 { return d.tape[k].end }
 // members are not indexed (n may then be anything gjson can look into).
 func (d *doc) get(n node, name, esc string) node {
 	if n.at == noIndex {
-		return node{Result: n.Result.Get(esc), at: noIndex}
+		return looseNode(n.result().Get(esc).Raw)
 	}
 	for k, end := d.members(n); k < end; k = d.next(k) {
 		if d.keyIs(k, name) {
@@ -157,12 +165,13 @@ func (d *doc) get(n node, name, esc string) node {
 	return node{at: noIndex}
 }
 
-// resultOf is the gjson view of one well-formed JSON value.
-func resultOf(raw string) gjson.Result {
-	return result(raw, strings.IndexByte(raw, '\\') >= 0)
+// looseNode is a value found outside the index.
+func looseNode(raw string) node {
+	return node{raw: raw, at: noIndex, esc: raw != "" && raw[0] == '"' && strings.IndexByte(raw, '\\') >= 0}
 }
 
-// result is resultOf when it is known whether a string has escapes.
+// result is the gjson view of one well-formed JSON value; esc tells
+// whether a string has escapes.
 func result(raw string, esc bool) gjson.Result {
 	r := gjson.Result{Raw: raw}
 	if raw == "" {

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/tidwall/gjson"
+
+	"github.com/pyramid-crm/pyramid/event"
 )
 
 // Kafka Connect and Debezium logical type names (the schema's "name").
@@ -65,7 +67,7 @@ func (c *schemaCache) use(schema string, nfields int) {
 		return
 	}
 	c.raw = strings.Clone(schema)
-	c.schema = resultOf(c.raw)
+	c.schema = looseNode(c.raw).result()
 	if n := nfields * 3 * 2; cap(c.types) >= n {
 		c.types = c.types[:n]
 		clear(c.types)
@@ -313,6 +315,9 @@ func timestamp(r gjson.Result, l logical) (int64, string) {
 			count = s
 			break
 		}
+		if ns, err := event.ParseTime(s); err == nil { // the common case, quickly
+			return ns, ""
+		}
 		for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05.999999999", "2006-01-02 15:04:05.999999999Z07:00",
 			"2006-01-02 15:04:05.999999999", "2006-01-02"} {
 			if t, err := time.Parse(layout, s); err == nil {
@@ -364,7 +369,7 @@ func whyNotJSON(b []byte) string {
 }
 
 // intOf is a JSON number as gjson's Int reads it, for a Result whose Num
-// was not filled in (resultOf).
+// was not filled in (node.result).
 func intOf(r gjson.Result) int64 {
 	if n, err := strconv.ParseInt(r.Raw, 10, 64); err == nil {
 		return n
