@@ -181,74 +181,91 @@ func (h *idParts) end(at int) {
 	binary.LittleEndian.PutUint64(h.b[at-8:at], uint64(len(h.b)-at))
 }
 
+// Members of a Debezium source block that place a change.
+const (
+	srcDB = iota
+	srcSchema
+	srcTable
+	srcLSN
+	srcFile
+	srcPos
+	srcRow
+	srcChangeLSN
+	srcSerial
+	srcSCN
+	srcTS
+	nSrc
+)
+
 // source is what a Debezium envelope's source block says about where a
-// change comes from, read in one pass.
-type source struct {
-	db, schema, table                               gjson.Result
-	lsn, file, pos, row, changeLSN, serial, scn, ts gjson.Result
+// change comes from, read in one pass: where each member is on the tape,
+// plus one (0: absent or null).
+type source [nSrc]int32
+
+// srcMember numbers the source members read, or -1.
+func srcMember(key string) int {
+	switch key {
+	case "db":
+		return srcDB
+	case "schema":
+		return srcSchema
+	case "table":
+		return srcTable
+	case "lsn":
+		return srcLSN
+	case "file":
+		return srcFile
+	case "pos":
+		return srcPos
+	case "row":
+		return srcRow
+	case "change_lsn":
+		return srcChangeLSN
+	case "event_serial_no":
+		return srcSerial
+	case "scn":
+		return srcSCN
+	case "ts_ms":
+		return srcTS
+	}
+	return -1
 }
 
-// source returns the change's source block, read once per record. When a
-// member repeats, the last one that is not null counts.
-func (v *view) source() *source {
-	if v.srcRead {
-		return &v.src
-	}
-	v.srcRead = true
-	s, d := &v.src, v.doc
-	n := d.get(v.body, "source", "source")
-	if n.at == noIndex { // not an object: nothing to read
-		return s
-	}
-	for k, end := d.members(n); k < end; k = d.next(k) {
-		var dst *gjson.Result
-		switch d.key(k) {
-		case "db":
-			dst = &s.db
-		case "schema":
-			dst = &s.schema
-		case "table":
-			dst = &s.table
-		case "lsn":
-			dst = &s.lsn
-		case "file":
-			dst = &s.file
-		case "pos":
-			dst = &s.pos
-		case "row":
-			dst = &s.row
-		case "change_lsn":
-			dst = &s.changeLSN
-		case "event_serial_no":
-			dst = &s.serial
-		case "scn":
-			dst = &s.scn
-		case "ts_ms":
-			dst = &s.ts
-		default:
-			continue
-		}
-		if val := d.node(k); !val.isNull() {
-			*dst = val.result()
+// source returns member i of the change's source block. The block is read
+// once per record; when a member repeats, the last one that is not null
+// counts.
+func (v *view) source(i int) gjson.Result {
+	d := v.doc
+	if !v.srcRead {
+		v.srcRead = true
+		if n := d.get(v.body, "source", "source"); n.at != noIndex { // else not an object: nothing to read
+			for k, end := d.members(n); k < end; k = d.next(k) {
+				if j := srcMember(d.key(k)); j >= 0 && !d.node(k).isNull() {
+					v.src[j] = k + 1
+				}
+			}
 		}
 	}
-	return s
+	if k := v.src[i]; k > 0 {
+		return d.node(k - 1).result()
+	}
+	return gjson.Result{}
 }
 
 // table names the source table of a Debezium change: db.schema.table as
 // the source block gives it, or the topic when it gives none.
 func (b *builder) table(h *idParts) {
-	src := b.v.source()
+	v := b.v
 	at := h.begin()
 	defer h.end(at)
-	if src.table.Type != gjson.String {
+	if v.source(srcTable).Type != gjson.String {
 		h.b = append(h.b, "topic:"...)
-		h.b = append(h.b, b.v.in.topic...)
+		h.b = append(h.b, v.in.topic...)
 		return
 	}
 	dot := false
-	for _, r := range [...]gjson.Result{src.db, src.schema, src.table} {
-		if r.Type == gjson.String {
+	for _, i := range [...]int{srcDB, srcSchema, srcTable} {
+		if r := v.source(i); r.Type == gjson.String {
 			if dot {
 				h.b = append(h.b, '.')
 			}
@@ -259,7 +276,7 @@ func (b *builder) table(h *idParts) {
 
 // position is where a Debezium change sits in the database's log.
 func (b *builder) position(h *idParts) {
-	src := b.v.source()
+	v := b.v
 	at := h.begin()
 	defer h.end(at)
 	raw := func(parts ...string) {
@@ -268,18 +285,18 @@ func (b *builder) position(h *idParts) {
 		}
 	}
 	switch {
-	case src.lsn.Exists(): // Postgres (and Db2)
-		raw("lsn=", src.lsn.Raw)
-	case src.file.Exists() && src.pos.Exists(): // MySQL, MariaDB binlog; row numbers a multi-row event
-		raw("binlog=", src.file.Raw, ":", src.pos.Raw, ":", src.row.Raw)
-	case src.changeLSN.Exists(): // SQL Server
-		raw("change_lsn=", src.changeLSN.Raw, ":", src.serial.Raw)
-	case src.scn.Exists(): // Oracle
-		raw("scn=", src.scn.Raw)
-	case src.ts.Exists():
-		raw("ts_ms=", src.ts.Raw)
+	case v.source(srcLSN).Exists(): // Postgres (and Db2)
+		raw("lsn=", v.source(srcLSN).Raw)
+	case v.source(srcFile).Exists() && v.source(srcPos).Exists(): // MySQL, MariaDB binlog; row numbers a multi-row event
+		raw("binlog=", v.source(srcFile).Raw, ":", v.source(srcPos).Raw, ":", v.source(srcRow).Raw)
+	case v.source(srcChangeLSN).Exists(): // SQL Server
+		raw("change_lsn=", v.source(srcChangeLSN).Raw, ":", v.source(srcSerial).Raw)
+	case v.source(srcSCN).Exists(): // Oracle
+		raw("scn=", v.source(srcSCN).Raw)
+	case v.source(srcTS).Exists():
+		raw("ts_ms=", v.source(srcTS).Raw)
 	default: // no position at all: the Kafka one is the best there is
-		r := b.v.rec
+		r := v.rec
 		raw("kafka=", r.Topic, "/")
 		h.b = strconv.AppendInt(h.b, int64(r.Partition), 10)
 		h.b = append(h.b, '/')

@@ -103,7 +103,7 @@ type view struct {
 	row       node // the image fields are read from
 	side      side
 	op        string
-	src       source // the envelope's source block, once srcRead
+	src       source // where the envelope's source block is, once srcRead
 	srcRead   bool
 }
 

@@ -201,7 +201,7 @@ func result(raw string, esc bool) gjson.Result {
 }
 
 func skipWS(s string, i int) int {
-	for i < len(s) && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r') {
+	for i < len(s) && s[i] <= ' ' && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r') {
 		i++
 	}
 	return i
@@ -427,11 +427,19 @@ func (x *scanner) object(level int, parent int32) bool {
 		if level > 0 && level < indexLevel {
 			next = level + 1
 		}
-		if level == 1 && x.schema != "" && !kesc && x.s[kfrom:kto] == "schema" && strings.HasPrefix(x.s[x.i:], x.schema) {
+		switch {
+		case x.i < len(x.s) && x.s[x.i] == '"': // the most common value, without the detour through value
+			x.i++
+			if x.esc, ok = x.str(); !ok {
+				return false
+			}
+		case level == 1 && x.schema != "" && !kesc && x.s[kfrom:kto] == "schema" && strings.HasPrefix(x.s[x.i:], x.schema):
 			x.i += len(x.schema) // checked when it was first seen, in the same place
 			next = 0
-		} else if !x.value(next, k) {
-			return false
+		default:
+			if !x.value(next, k) {
+				return false
+			}
 		}
 		if k >= 0 {
 			m := &x.tape[k]

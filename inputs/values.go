@@ -182,35 +182,83 @@ func decimal(r gjson.Result, l logical) (string, string) {
 // unscaled decodes a Connect decimal: base64 bytes, a big-endian two's
 // complement integer, divided by 10^scale.
 func unscaled(b64 string, scale int) (string, string) {
-	raw, err := base64.StdEncoding.DecodeString(b64)
-	if err != nil {
-		raw, err = base64.RawStdEncoding.DecodeString(b64)
-	}
-	if err != nil || len(raw) == 0 {
+	var room [48]byte
+	raw, ok := decode64(room[:0], b64)
+	if !ok || len(raw) == 0 {
 		return "", quote(b64) + " is not a base64 decimal"
 	}
 	if len(raw) > 64 {
 		return "", "the decimal is " + strconv.Itoa(len(raw)) + " bytes; at most 64 are read"
 	}
-	n := new(big.Int).SetBytes(raw)
-	if raw[0]&0x80 != 0 { // negative: subtract 2^(8·len)
-		n.Sub(n, new(big.Int).Lsh(big.NewInt(1), uint(8*len(raw))))
+	var num [160]byte
+	digits, neg := magnitude(num[:0], raw)
+	var out [200]byte
+	text := out[:0]
+	if neg {
+		text = append(text, '-')
 	}
-	neg := n.Sign() < 0
-	digits := n.Abs(n).String()
 	switch {
 	case scale > 0:
-		if len(digits) <= scale {
-			digits = strings.Repeat("0", scale-len(digits)+1) + digits
+		if pad := scale + 1 - len(digits); pad > 0 { // at least one digit before the point
+			digits = append(num[:pad], digits...)
+			for i := range pad {
+				digits[i] = '0'
+			}
 		}
-		digits = digits[:len(digits)-scale] + "." + digits[len(digits)-scale:]
+		text = append(text, digits[:len(digits)-scale]...)
+		text = append(text, '.')
+		text = append(text, digits[len(digits)-scale:]...)
 	case scale < 0:
-		digits += strings.Repeat("0", -scale)
+		text = append(text, digits...)
+		for range -scale {
+			text = append(text, '0')
+		}
+	default:
+		text = append(text, digits...)
+	}
+	return string(text), ""
+}
+
+// magnitude appends the absolute value of a big-endian two's complement
+// integer in decimal to dst, and tells whether it is negative. Up to 8
+// bytes (any amount a CRM keeps) it works in a uint64, without allocating.
+func magnitude(dst, raw []byte) ([]byte, bool) {
+	if len(raw) > 8 {
+		return magnitudeBig(dst, raw)
+	}
+	neg := raw[0]&0x80 != 0
+	var u uint64
+	for _, c := range raw {
+		u = u<<8 | uint64(c)
 	}
 	if neg {
-		digits = "-" + digits
+		u |= ^uint64(0) << (8 * len(raw)) // sign-extend; a no-op for 8 bytes
+		u = -u                            // the magnitude, by two's complement
 	}
-	return digits, ""
+	return strconv.AppendUint(dst, u, 10), neg
+}
+
+func magnitudeBig(dst, raw []byte) ([]byte, bool) {
+	n := new(big.Int).SetBytes(raw)
+	neg := raw[0]&0x80 != 0
+	if neg { // subtract 2^(8·len)
+		n.Sub(n, new(big.Int).Lsh(big.NewInt(1), uint(8*len(raw))))
+	}
+	return n.Abs(n).Append(dst, 10), neg
+}
+
+// decode64 appends the bytes of standard base64, padded or not, to dst.
+func decode64(dst []byte, s string) ([]byte, bool) {
+	n := base64.RawStdEncoding.DecodedLen(len(s)) + 3 // room for either
+	if cap(dst)-len(dst) < n {
+		dst = make([]byte, 0, len(dst)+n)
+	}
+	buf := dst[len(dst) : len(dst)+n]
+	k, err := base64.StdEncoding.Decode(buf, []byte(s))
+	if err != nil {
+		k, err = base64.RawStdEncoding.Decode(buf, []byte(s))
+	}
+	return dst[:len(dst)+k], err == nil
 }
 
 // isDecimalText accepts the JSON number grammar: what Debezium's string
