@@ -97,8 +97,8 @@ func (b *builder) orderUpdate() ([]Event, error) {
 	if sameValues(before, after) {
 		return b.out, nil
 	}
-	// Both events are described from the before image (v.row) if the
-	// decoder refuses them.
+	// v.row is still the before image: a refusal of either event names
+	// the before image's paths.
 	if b.out, err = b.emit(before, "-r", reversed); err != nil {
 		return b.out, err
 	}

@@ -29,7 +29,6 @@ type span struct{ from, to int32 }
 // entry is one indexed object member.
 type entry struct {
 	key, val span
-	parent   int32 // the member whose value holds this one; rootAt for the top level
 	end      int32 // the tape index after this member's indexed descendants
 	keyEsc   bool  // the key has escapes: compare it unescaped
 	valEsc   bool  // the value is a string with escapes
@@ -82,16 +81,9 @@ func (d *doc) scan(b []byte, knownSchema string) bool {
 	}
 	d.s, d.tape = alias(b), d.tape[:0]
 	x := scanner{s: d.s, tape: d.tape, schema: knownSchema}
-	ok := x.payload(1)
+	ok := x.payload()
 	d.tape = x.tape
 	return ok
-}
-
-// valid reports whether b is one JSON value nested at most maxDepth
-// levels, as scan does, without indexing it.
-func valid(b []byte) bool {
-	x := scanner{s: alias(b)}
-	return x.payload(0)
 }
 
 // root returns the top-level value as gjson.Parse does: an object or an
@@ -226,25 +218,26 @@ var strPlain = func() (t [256]bool) {
 	return t
 }()
 
-// payload checks one value surrounded by whitespace; level 1 indexes the
-// members of a top-level object.
-func (x *scanner) payload(level int) bool {
+// payload checks one value surrounded by whitespace, indexing the members
+// of a top-level object.
+func (x *scanner) payload() bool {
 	x.i = skipWS(x.s, 0)
-	if !x.value(level, rootAt) {
+	if !x.value(1) {
 		return false
 	}
 	return skipWS(x.s, x.i) == len(x.s)
 }
 
 // value checks the value at x.i; when it is an object and level > 0, its
-// members are indexed as children of parent.
-func (x *scanner) value(level int, parent int32) bool {
+// members are indexed: they are the tape entries after the member holding
+// it, up to that member's end.
+func (x *scanner) value(level int) bool {
 	if x.i >= len(x.s) {
 		return false
 	}
 	switch c := x.s[x.i]; c {
 	case '{':
-		return x.object(level, parent)
+		return x.object(level)
 	case '[':
 		return x.array()
 	case '"':
@@ -371,7 +364,7 @@ func (x *scanner) array() bool {
 		return true
 	}
 	for {
-		if !x.value(0, noIndex) {
+		if !x.value(0) {
 			return false
 		}
 		x.i = skipWS(x.s, x.i)
@@ -391,7 +384,7 @@ func (x *scanner) array() bool {
 	}
 }
 
-func (x *scanner) object(level int, parent int32) bool {
+func (x *scanner) object(level int) bool {
 	if x.depth++; x.depth > maxDepth {
 		return false
 	}
@@ -421,7 +414,7 @@ func (x *scanner) object(level int, parent int32) bool {
 		k := int32(noIndex)
 		if level > 0 {
 			k = int32(len(x.tape))
-			x.tape = append(x.tape, entry{key: span{int32(kfrom), int32(kto)}, parent: parent, keyEsc: kesc})
+			x.tape = append(x.tape, entry{key: span{int32(kfrom), int32(kto)}, keyEsc: kesc})
 		}
 		next := 0
 		if level > 0 && level < indexLevel {
@@ -437,7 +430,7 @@ func (x *scanner) object(level int, parent int32) bool {
 			x.i += len(x.schema) // checked when it was first seen, in the same place
 			next = 0
 		default:
-			if !x.value(next, k) {
+			if !x.value(next) {
 				return false
 			}
 		}
