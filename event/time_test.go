@@ -41,3 +41,20 @@ func TestParseTimeFastMatchesTimeParse(t *testing.T) {
 		t.Errorf("only %d of %d accepted: the generator is off", accepted, len(cases))
 	}
 }
+
+// FuzzParseTimeFast: whatever it accepts, time.Parse reads the same way.
+func FuzzParseTimeFast(f *testing.F) {
+	for _, s := range []string{"2026-03-01T12:00:00Z", "2026-03-01T12:00:00.123456Z", "2024-02-29T23:59:59.999999999Z", "2026-03-01T12:00:00.Z"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got, ok := parseTimeFast(s)
+		if !ok {
+			return
+		}
+		want, err := time.Parse(time.RFC3339Nano, s)
+		if err != nil || got != want.UnixNano() {
+			t.Fatalf("parseTimeFast(%q) = %d; time.Parse gives %v, %v", s, got, want, err)
+		}
+	})
+}
