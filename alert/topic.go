@@ -16,12 +16,6 @@ import (
 	"github.com/pyramid-crm/pyramid/sink"
 )
 
-// Default topic names (docs/operations.md, Topics).
-const (
-	DefaultTopic    = "pyramid.alerts"
-	DefaultDLQTopic = "pyramid.alerts.dlq"
-)
-
 // Kafka record headers on alert records.
 const (
 	HeaderAlertID     = "pyramid-alert-id"
@@ -75,7 +69,7 @@ var kafkaRetry = retry.Options{Initial: 100 * time.Millisecond, Max: 5 * time.Se
 
 var _ sink.Sink = (*Topic)(nil)
 
-// NewTopic returns a Topic writing to topic (normally DefaultTopic) on
+// NewTopic returns a Topic writing to topic (normally kafkaio.Alerts) on
 // brokers. transport carries TLS and SASL settings (a *kafka.Transport);
 // nil uses kafka.DefaultTransport. m and log may be nil.
 func NewTopic(brokers []string, topic string, transport kafka.RoundTripper, m *metrics.Metrics, log *slog.Logger) *Topic {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/pyramid-crm/pyramid/internal/retry"
 	"github.com/pyramid-crm/pyramid/internal/testenv"
+	"github.com/pyramid-crm/pyramid/kafkaio"
 	"github.com/pyramid-crm/pyramid/metrics"
 	"github.com/pyramid-crm/pyramid/scoring"
 )
@@ -25,7 +26,7 @@ func newCluster(t testing.TB, topics ...string) *kfake.Cluster {
 
 func newTestTopic(t testing.TB, c *kfake.Cluster, m *metrics.Metrics) *Topic {
 	t.Helper()
-	tp := NewTopic(c.ListenAddrs(), DefaultTopic, nil, m, slog.New(slog.DiscardHandler))
+	tp := NewTopic(c.ListenAddrs(), kafkaio.Alerts, nil, m, slog.New(slog.DiscardHandler))
 	tp.stage = retry.New(TopicStage, fastRetry, tp.m, nil)
 	t.Cleanup(func() { tp.Close() })
 	return tp
@@ -54,7 +55,7 @@ func readBack(t testing.TB, c *kfake.Cluster, topic string, n int) []kafka.Messa
 }
 
 func TestTopicWritesAlerts(t *testing.T) {
-	c := newCluster(t, DefaultTopic)
+	c := newCluster(t, kafkaio.Alerts)
 	m := metrics.New(nil)
 	tp := newTestTopic(t, c, m)
 
@@ -67,7 +68,7 @@ func TestTopicWritesAlerts(t *testing.T) {
 	if err := tp.Healthy(); err != nil {
 		t.Errorf("Healthy = %v after a good write", err)
 	}
-	got := readBack(t, c, DefaultTopic, len(alerts))
+	got := readBack(t, c, kafkaio.Alerts, len(alerts))
 	for i, a := range alerts {
 		g := got[i]
 		if want := a.AppendJSON(nil); string(g.Value) != string(want) {
@@ -89,7 +90,7 @@ func TestTopicWritesAlerts(t *testing.T) {
 // The broker fails the first produce requests with a retriable error; Write
 // retries and succeeds, and each alert is in the topic once.
 func TestTopicRetriesProduceErrors(t *testing.T) {
-	c := newCluster(t, DefaultTopic)
+	c := newCluster(t, kafkaio.Alerts)
 	const failures = 3
 	var produces atomic.Int32
 	c.ControlKey(int16(kmsg.Produce), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
@@ -123,14 +124,14 @@ func TestTopicRetriesProduceErrors(t *testing.T) {
 	if n := produces.Load(); n <= failures {
 		t.Fatalf("%d produce requests, want more than %d", n, failures)
 	}
-	got := readBack(t, c, DefaultTopic, len(alerts))
+	got := readBack(t, c, kafkaio.Alerts, len(alerts))
 	for i, a := range alerts {
 		if string(got[i].Value) != string(a.AppendJSON(nil)) {
 			t.Errorf("record %d: %s", i, got[i].Value)
 		}
 	}
 	// Nothing beyond the two alerts: a retry must not duplicate them.
-	r := kafka.NewReader(kafka.ReaderConfig{Brokers: c.ListenAddrs(), Topic: DefaultTopic, MaxWait: 50 * time.Millisecond})
+	r := kafka.NewReader(kafka.ReaderConfig{Brokers: c.ListenAddrs(), Topic: kafkaio.Alerts, MaxWait: 50 * time.Millisecond})
 	defer r.Close()
 	short, cancelShort := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancelShort()
@@ -143,7 +144,7 @@ func TestTopicRetriesProduceErrors(t *testing.T) {
 // A write that cannot succeed returns when ctx ends, saying why, and the
 // sink reports itself unhealthy.
 func TestTopicWriteGivesUpWithContext(t *testing.T) {
-	c := newCluster(t, DefaultTopic)
+	c := newCluster(t, kafkaio.Alerts)
 	c.ControlKey(int16(kmsg.Produce), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
 		c.KeepControl()
 		return nil, errDown, true // close the connection every time
@@ -169,16 +170,16 @@ var errDown error = downError{}
 // End to end through Kafka: a receiver that stays down sends the alert to a
 // real pyramid.alerts.dlq topic, headers and all.
 func TestWebhookDLQOnKafka(t *testing.T) {
-	c := newCluster(t, DefaultDLQTopic)
+	c := newCluster(t, kafkaio.AlertsDeadLetters)
 	r := newReceiver(t, func(int) int { return http.StatusInternalServerError })
-	dlq := NewWriter(c.ListenAddrs(), DefaultDLQTopic, nil)
+	dlq := NewWriter(c.ListenAddrs(), kafkaio.AlertsDeadLetters, nil)
 	w, m := newTestWebhook(t, r.srv.URL, dlq, func(o *Options) { o.MaxElapsed = 50 * time.Millisecond })
 
 	a := testAlert(7, scoring.StatusOpen)
 	if err := w.Write(context.Background(), batchOf(a)); err != nil {
 		t.Fatal(err)
 	}
-	got := readBack(t, c, DefaultDLQTopic, 1)[0]
+	got := readBack(t, c, kafkaio.AlertsDeadLetters, 1)[0]
 	if string(got.Value) != string(a.AppendJSON(nil)) || string(got.Key) != a.AccountID {
 		t.Errorf("dead letter %q: %s", got.Key, got.Value)
 	}

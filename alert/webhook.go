@@ -60,7 +60,7 @@ type Options struct {
 	DLQTimeout   time.Duration // per dead-letter write, retries included; default 30s
 
 	// DLQ receives alerts the webhook gives up on, normally
-	// NewWriter(brokers, DefaultDLQTopic, transport); required. The webhook
+	// NewWriter(brokers, kafkaio.AlertsDeadLetters, transport); required. The webhook
 	// owns it: Close closes it when it is an io.Closer.
 	DLQ MessageWriter
 

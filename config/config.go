@@ -10,10 +10,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"os"
 	"reflect"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -356,12 +357,7 @@ func join(path, k string) string {
 }
 
 func known(fields map[string]reflect.Type) string {
-	names := make([]string, 0, len(fields))
-	for k := range fields {
-		names = append(names, k)
-	}
-	sort.Strings(names)
-	return strings.Join(names, ", ")
+	return strings.Join(slices.Sorted(maps.Keys(fields)), ", ")
 }
 
 // Validate checks every value and names the first bad one by its path.
@@ -425,7 +421,7 @@ func (c *Config) Validate() error {
 			bad("stages."+s, "is required")
 		}
 	}
-	for _, s := range sortedKeys(c.Stages) {
+	for _, s := range slices.Sorted(maps.Keys(c.Stages)) {
 		if p := c.Stages[s]; !(p >= 0 && p <= 1) {
 			bad("stages."+s, "probability %v is outside 0..1", p)
 		}
@@ -439,7 +435,7 @@ func (c *Config) Validate() error {
 	if p, ok := c.Stages[ClosedLost]; ok && p != 0 {
 		bad("stages."+ClosedLost, "probability must be 0")
 	}
-	for _, cur := range sortedKeys(c.FXRates) {
+	for _, cur := range slices.Sorted(maps.Keys(c.FXRates)) {
 		if cur == c.Currency {
 			bad("fx_rates."+cur, "is the reporting currency (currency: %s): amounts in it need no rate; remove the entry", cur)
 		}
@@ -472,15 +468,6 @@ func isCurrency(s string) bool {
 		}
 	}
 	return true
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 // YAML renders the effective configuration, with plain decimals (1000000,

@@ -2,8 +2,9 @@ package config
 
 import (
 	"fmt"
+	"maps"
 	"math"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -116,11 +117,7 @@ func lookup(n *yaml.Node, keys ...string) *yaml.Node {
 // validateCoverage checks the capacities and that every tier's coverage
 // model has one.
 func (c *Config) validateCoverage(bad func(path, format string, a ...any)) {
-	models := make([]string, 0, len(c.CoverageCapacity))
-	for m := range c.CoverageCapacity {
-		models = append(models, m)
-	}
-	sort.Strings(models)
+	models := slices.Sorted(maps.Keys(c.CoverageCapacity))
 	for _, m := range models {
 		v := c.CoverageCapacity[m]
 		if strings.TrimSpace(m) == "" {

@@ -2,6 +2,8 @@ package config
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 )
 
@@ -108,7 +110,7 @@ func (c *Config) validateInputs(bad func(path, format string, a ...any)) {
 			byName[f.Name] = f
 			names[k] = f.Name
 		}
-		for _, name := range sortedKeys(in.Fields) {
+		for _, name := range slices.Sorted(maps.Keys(in.Fields)) {
 			fp := p + ".fields." + name
 			f, ok := byName[name]
 			if !ok {

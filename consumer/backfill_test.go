@@ -15,6 +15,7 @@ import (
 
 	"github.com/pyramid-crm/pyramid/config"
 	"github.com/pyramid-crm/pyramid/gen"
+	"github.com/pyramid-crm/pyramid/kafkaio"
 	"github.com/pyramid-crm/pyramid/replay"
 	"github.com/pyramid-crm/pyramid/sink"
 )
@@ -50,7 +51,7 @@ func testBackfill(t *testing.T, perType bool) {
 		lines.WriteByte('\n')
 		m := kafka.Message{Topic: topic, Key: []byte(r.AccountID), Value: append([]byte(nil), r.Line...)}
 		if perType {
-			m.Topic = gen.TopicFor(gen.DefaultTopicPrefix, r.Type)
+			m.Topic = kafkaio.InputTopicFor(kafkaio.DefaultInputPrefix, r.Type)
 		}
 		msgs = append(msgs, m)
 	}
@@ -58,7 +59,7 @@ func testBackfill(t *testing.T, perType bool) {
 
 	topics := []string{topic}
 	if perType {
-		topics = gen.Topics(gen.DefaultTopicPrefix)
+		topics = kafkaio.InputTopics(kafkaio.DefaultInputPrefix)
 	}
 	c := newCluster(t, 4, topics)
 	addrs := c.ListenAddrs()

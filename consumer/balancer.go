@@ -1,6 +1,8 @@
 package consumer
 
 import (
+	"maps"
+	"slices"
 	"sort"
 
 	"github.com/segmentio/kafka-go"
@@ -32,7 +34,7 @@ func (copartitioned) AssignGroups(members []kafka.GroupMember, partitions []kafk
 		byTopic[p.Topic][p.ID] = true
 		numbers[p.ID] = true
 	}
-	ids := sortedInts(numbers)
+	ids := slices.Sorted(maps.Keys(numbers))
 	out := kafka.GroupMemberAssignments{}
 	for i, m := range ms {
 		a := map[string][]int{}

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"strconv"
 	"sync"
 
@@ -25,9 +27,6 @@ import (
 // generation, under the same capacity configuration, from every partition.
 // The topic is derived: each generation's workers publish anew, and
 // entries of older generations are ignored.
-
-// DefaultCapacityTopic is the default Options.CapacityTopic.
-const DefaultCapacityTopic = "pyramid.capacity"
 
 // CapacityStage is the metric label (sink=...) of the candidates' writes.
 const CapacityStage = "capacity"
@@ -248,7 +247,7 @@ func (c *capacityPublisher) run(ctx context.Context, p *Pipeline, stage *retry.S
 		case <-c.wake:
 		}
 		c.mu.Lock()
-		parts := sortedInts(c.pending)
+		parts := slices.Sorted(maps.Keys(c.pending))
 		recs := make([]rec, 0, len(parts))
 		for _, n := range parts {
 			recs = append(recs, rec{key: []byte(strconv.Itoa(n)), value: c.pending[n]})

@@ -8,37 +8,33 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/pyramid-crm/pyramid/config"
+	"github.com/pyramid-crm/pyramid/kafkaio"
 	"github.com/pyramid-crm/pyramid/metrics"
+	"github.com/pyramid-crm/pyramid/scoring"
 	"github.com/pyramid-crm/pyramid/sink"
 )
 
-// Default topic and group names.
-const (
-	DefaultGroup     = "pyramid"
-	DefaultChangelog = "pyramid.state"
-	DefaultDLQ       = "pyramid.dlq"
-	AlertsTopic      = "pyramid.alerts"
-	AlertsDLQTopic   = "pyramid.alerts.dlq"
-)
-
-// DefaultTopics are the input topics read when Options.Topics is empty.
-var DefaultTopics = []string{"crm.orders", "crm.opportunities", "crm.activities", "crm.accounts"}
+// DefaultGroup is the consumer group when Options.Group is empty.
+const DefaultGroup = "pyramid"
 
 // Options configures a Pipeline. Zero values take the defaults named on
 // each field.
 type Options struct {
 	Brokers   []string
-	Topics    []string // input topics; default DefaultTopics
+	Topics    []string // input topics; default kafkaio.InputTopics(kafkaio.DefaultInputPrefix)
 	Group     string   // consumer group; default "pyramid"
-	Changelog string   // compacted state topic; default "pyramid.state"
-	DLQ       string   // dead-letter topic; default "pyramid.dlq"
+	Changelog string   // compacted state topic; default kafkaio.State
+	DLQ       string   // dead-letter topic; default kafkaio.DeadLetters
 	// CapacityTopic carries every partition's candidates for the capped
-	// tiers (capacity.go); default "pyramid.capacity". Used only when a
+	// tiers (capacity.go); default kafkaio.Capacity. Used only when a
 	// tier has max_accounts.
 	CapacityTopic string
 
 	Config *config.Config // default config.Default()
-	Sink   sink.Sink      // required
+	// Params is Config compiled (scoring.NewParams(Config)); a service
+	// compiles it once for all its parts. Default: compiled here.
+	Params *scoring.Params
+	Sink   sink.Sink // required
 	Now    func() time.Time
 
 	// A partition flushes (sink, then changelog, then offsets) every
@@ -109,19 +105,19 @@ func (o *Options) withDefaults() (Options, error) {
 		return c, errors.New("consumer: no sink configured")
 	}
 	if len(c.Topics) == 0 {
-		c.Topics = DefaultTopics
+		c.Topics = kafkaio.InputTopics(kafkaio.DefaultInputPrefix)
 	}
 	if c.Group == "" {
 		c.Group = DefaultGroup
 	}
 	if c.Changelog == "" {
-		c.Changelog = DefaultChangelog
+		c.Changelog = kafkaio.State
 	}
 	if c.DLQ == "" {
-		c.DLQ = DefaultDLQ
+		c.DLQ = kafkaio.DeadLetters
 	}
 	if c.CapacityTopic == "" {
-		c.CapacityTopic = DefaultCapacityTopic
+		c.CapacityTopic = kafkaio.Capacity
 	}
 	if c.Config == nil {
 		c.Config = config.Default()
@@ -158,10 +154,7 @@ func (o *Options) withDefaults() (Options, error) {
 		c.Dialer = &kafka.Dialer{Timeout: 10 * time.Second, DualStack: true, ClientID: "pyramid"}
 	}
 	if c.Transport == nil {
-		c.Transport = &kafka.Transport{
-			TLS: c.Dialer.TLS, SASL: c.Dialer.SASLMechanism, ClientID: c.Dialer.ClientID,
-			MetadataTTL: time.Second,
-		}
+		c.Transport = kafkaio.Transport(c.Dialer)
 	}
 	if c.FetchMaxWait <= 0 {
 		c.FetchMaxWait = 250 * time.Millisecond

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -56,7 +58,10 @@ func New(opts Options) (*Pipeline, error) {
 	if o.Config.Capped() {
 		return nil, errors.New("consumer: tiers.<tier>.max_accounts is set, but this release ranks capped tiers in pyramid replay only; remove max_accounts to stream")
 	}
-	p := &Pipeline{opts: o, log: o.Logger, params: scoring.NewParams(o.Config), restoring: map[int]bool{},
+	if o.Params == nil {
+		o.Params = scoring.NewParams(o.Config)
+	}
+	p := &Pipeline{opts: o, log: o.Logger, params: o.Params, restoring: map[int]bool{},
 		sinkReqs: make(chan *sinkReq), counters: newCounters(o.Metrics)}
 	p.client = &kafka.Client{Addr: kafka.TCP(o.Brokers...), Transport: o.Transport, Timeout: 10 * time.Second}
 	p.kafka = kafkaClient{p.client}
@@ -262,7 +267,7 @@ func (p *Pipeline) generation(ctx context.Context, gen *kafka.Generation) error 
 			s[ti] = pa.Offset
 		}
 	}
-	parts := sortedInts(starts)
+	parts := slices.Sorted(maps.Keys(starts))
 	for _, n := range parts {
 		for ti, s := range starts[n] {
 			if s == notAssigned {

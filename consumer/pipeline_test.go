@@ -17,6 +17,7 @@ import (
 
 	"github.com/pyramid-crm/pyramid/event"
 	"github.com/pyramid-crm/pyramid/internal/testenv"
+	"github.com/pyramid-crm/pyramid/kafkaio"
 	"github.com/pyramid-crm/pyramid/metrics"
 	"github.com/pyramid-crm/pyramid/sink"
 )
@@ -69,7 +70,7 @@ func TestCrash(t *testing.T) {
 			first := w.msgs[:2000]
 			produceAll(t, addrs, first)
 			s := newMemSink()
-			cr := &crasher{Sink: s, point: tc.point, at: tc.at, changelog: DefaultChangelog}
+			cr := &crasher{Sink: s, point: tc.point, at: tc.at, changelog: kafkaio.State}
 			opts := testOptions(addrs, cr)
 			opts.FetchMaxBytes = 16 << 10
 			opts.FlushSize = 200
@@ -124,7 +125,7 @@ func TestPoison(t *testing.T) {
 	compare(t, s.latest(), w.golden(t), true)
 
 	dlq := map[string]kafka.Message{}
-	for _, m := range readTopic(t, addrs, DefaultDLQ, 4) {
+	for _, m := range readTopic(t, addrs, kafkaio.DeadLetters, 4) {
 		dlq[header(m, "pyramid-source")] = m
 	}
 	src := sources(w.msgs)

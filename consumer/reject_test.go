@@ -8,6 +8,7 @@ import (
 
 	"github.com/pyramid-crm/pyramid/config"
 	"github.com/pyramid-crm/pyramid/event"
+	"github.com/pyramid-crm/pyramid/kafkaio"
 )
 
 // An event the scoring refuses (a limit, or a figure beyond the bound) is
@@ -43,7 +44,7 @@ func TestScoringRejectionsAreDeadLettered(t *testing.T) {
 	r.Stop(t)
 
 	reasons := map[string]int{}
-	for _, d := range readTopic(t, addrs, DefaultDLQ, 2) {
+	for _, d := range readTopic(t, addrs, kafkaio.DeadLetters, 2) {
 		reasons[header(d, "pyramid-reason")]++
 		if r := header(d, "pyramid-reason"); r == event.ReasonLimit && !strings.Contains(header(d, "pyramid-error"), "limits.max_open_opportunities") {
 			t.Errorf("limit dead letter without the limit's name: %q", header(d, "pyramid-error"))

@@ -4,11 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
 	"strings"
 	"time"
 
 	"github.com/segmentio/kafka-go"
+
+	"github.com/pyramid-crm/pyramid/kafkaio"
 )
 
 // topicLayout is what start-up learned about the topics.
@@ -23,7 +24,7 @@ type topicLayout struct {
 // the dead-letter topic and the alert topics.
 func checkTopics(ctx context.Context, cl *kafka.Client, opts *Options) (topicLayout, error) {
 	var lay topicLayout
-	internal := []string{opts.Changelog, opts.DLQ, AlertsTopic, AlertsDLQTopic}
+	internal := []string{opts.Changelog, opts.DLQ, kafkaio.Alerts, kafkaio.AlertsDeadLetters}
 	all := append(append([]string(nil), opts.Topics...), internal...)
 	md, err := metadata(ctx, cl, all)
 	if err != nil {
@@ -155,16 +156,6 @@ func metadata(ctx context.Context, cl *kafka.Client, topics []string) (metadataI
 		mi.partitions[t.Name] = len(t.Partitions)
 	}
 	return mi, nil
-}
-
-// sortedInts returns the keys of m in order.
-func sortedInts[V any](m map[int]V) []int {
-	ks := make([]int, 0, len(m))
-	for k := range m {
-		ks = append(ks, k)
-	}
-	sort.Ints(ks)
-	return ks
 }
 
 // layoutError is a topic layout Pyramid refuses to run with; retrying does

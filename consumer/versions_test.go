@@ -14,6 +14,7 @@ import (
 	"github.com/pyramid-crm/pyramid/broker"
 	"github.com/pyramid-crm/pyramid/internal/kafkaapi"
 	"github.com/pyramid-crm/pyramid/internal/testenv"
+	"github.com/pyramid-crm/pyramid/kafkaio"
 )
 
 // TestStartupRefusesRefusedVersions runs the pipeline against a broker
@@ -94,7 +95,7 @@ func TestStartupSkipsUnreachableBroker(t *testing.T) {
 	// The internal topics exist: creating them needs the controller, which
 	// may be broker 1.
 	c, err := kfake.NewCluster(kfake.NumBrokers(2), kfake.SeedTopics(2, testTopics...),
-		kfake.SeedTopics(2, DefaultChangelog, DefaultDLQ, AlertsTopic, AlertsDLQTopic), kfake.GroupMinSessionTimeout(100*time.Millisecond))
+		kfake.SeedTopics(2, kafkaio.State, kafkaio.DeadLetters, kafkaio.Alerts, kafkaio.AlertsDeadLetters), kfake.GroupMinSessionTimeout(100*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
 	}

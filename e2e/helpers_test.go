@@ -25,6 +25,7 @@ import (
 	"github.com/pyramid-crm/pyramid/event"
 	"github.com/pyramid-crm/pyramid/gen"
 	"github.com/pyramid-crm/pyramid/internal/testenv"
+	"github.com/pyramid-crm/pyramid/kafkaio"
 	"github.com/pyramid-crm/pyramid/metrics"
 	"github.com/pyramid-crm/pyramid/money"
 	"github.com/pyramid-crm/pyramid/replay"
@@ -44,7 +45,7 @@ const (
 )
 
 // topics are the per-type input topics gen.Produce writes to.
-var topics = gen.Topics(topicPrefix)
+var topics = kafkaio.InputTopics(topicPrefix)
 
 // freshDB creates a database of its own for the test on the server of
 // serverDSN, migrated, dropped at the end unless the test failed, and

@@ -11,8 +11,9 @@ package event
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"math/big"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -396,7 +397,7 @@ func (d *Decoder) build(r *raw, ev *Event) error {
 		}
 		def, ok := d.stages[ev.Stage]
 		if !ok {
-			return fail(ReasonUnknownStage, "stage %q is not a configured stage (%s)", trunc(ev.Stage), strings.Join(d.stageNames(), ", "))
+			return fail(ReasonUnknownStage, "stage %q is not a configured stage (%s)", trunc(ev.Stage), strings.Join(slices.Sorted(maps.Keys(d.stages)), ", "))
 		}
 		if ev.Amount, err = d.amount(r.amount, r.currency, false, fail); err != nil {
 			return err
@@ -540,15 +541,6 @@ func mulRate(c money.Cents, rate *big.Rat) (money.Cents, bool) {
 		return 0, false
 	}
 	return money.Cents(q.Int64()), true
-}
-
-func (d *Decoder) stageNames() []string {
-	names := make([]string, 0, len(d.stages))
-	for s := range d.stages {
-		names = append(names, s)
-	}
-	sort.Strings(names)
-	return names
 }
 
 // optID reads an optional id: absent or null gives "", a string must

@@ -27,8 +27,10 @@ package gen
 import (
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"sort"
 	"strconv"
 	"time"
@@ -258,19 +260,14 @@ func New(opts Options) (*Generator, error) {
 		g.dupRatio = 0
 	}
 	g.curs = []currency{{}}
-	codes := make([]string, 0, len(opts.Currencies))
-	for c := range opts.Currencies {
-		codes = append(codes, c)
-	}
-	sort.Strings(codes)
-	for _, c := range codes {
+	for _, c := range slices.Sorted(maps.Keys(opts.Currencies)) {
 		r := opts.Currencies[c]
 		if !(r > 0) || math.IsInf(r, 0) || len(c) == 0 {
 			return nil, fmt.Errorf("currency %q: rate must be a positive number, not %v", c, r)
 		}
 		g.curs = append(g.curs, currency{code: c, rate: r})
 	}
-	if len(codes) > 0 && opts.ForeignShare == 0 {
+	if len(opts.Currencies) > 0 && opts.ForeignShare == 0 {
 		g.opts.ForeignShare = 0.1
 	}
 	for _, c := range []string{"XTS", "ZZZ", "BTC", "XXX"} {

@@ -1,40 +1,21 @@
 package gen
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"time"
 
 	"github.com/segmentio/kafka-go"
+
+	"github.com/pyramid-crm/pyramid/kafkaio"
 )
-
-// DefaultTopicPrefix prefixes the per-type input topics.
-const DefaultTopicPrefix = "crm."
-
-// Topics returns the four per-type input topics under prefix.
-func Topics(prefix string) []string {
-	return []string{prefix + "orders", prefix + "opportunities", prefix + "activities", prefix + "accounts"}
-}
-
-// TopicFor returns the topic an event of type typ goes to; events whose type
-// cannot be read go to the activities topic.
-func TopicFor(prefix, typ string) string {
-	switch typ {
-	case "order":
-		return prefix + "orders"
-	case "opportunity":
-		return prefix + "opportunities"
-	case "account":
-		return prefix + "accounts"
-	}
-	return prefix + "activities"
-}
 
 // ProduceOptions configures Produce.
 type ProduceOptions struct {
 	Brokers     []string // host:port of one or more brokers (required)
-	TopicPrefix string   // default DefaultTopicPrefix
+	TopicPrefix string   // default kafkaio.DefaultInputPrefix
 	// Rate is the target number of events per second; 0 produces as fast as
 	// the broker takes them.
 	Rate float64
@@ -44,6 +25,10 @@ type ProduceOptions struct {
 	// Transport carries TLS and SASL settings; nil uses
 	// kafka.DefaultTransport.
 	Transport kafka.RoundTripper
+	// Stamp, when set, replaces every event's occurred_at with its time
+	// when the event is produced: a live stream after generated history,
+	// as the demo runs.
+	Stamp func() time.Time
 }
 
 // Produce writes the generator's remaining events to the per-type topics,
@@ -61,7 +46,7 @@ func Produce(ctx context.Context, g *Generator, opts ProduceOptions) (int64, err
 	}
 	prefix := opts.TopicPrefix
 	if prefix == "" {
-		prefix = DefaultTopicPrefix
+		prefix = kafkaio.DefaultInputPrefix
 	}
 	chunk := 2000
 	if opts.Rate > 0 {
@@ -83,15 +68,23 @@ func Produce(ctx context.Context, g *Generator, opts ProduceOptions) (int64, err
 	msgs := make([]kafka.Message, 0, chunk)
 	for {
 		msgs = msgs[:0]
+		now := ""
+		if opts.Stamp != nil {
+			now = opts.Stamp().UTC().Format(time.RFC3339)
+		}
 		for len(msgs) < chunk {
 			rec, ok := g.Next()
 			if !ok {
 				break
 			}
+			value := append([]byte(nil), rec.Line...)
+			if now != "" {
+				value = restamp(rec.Line, now)
+			}
 			msgs = append(msgs, kafka.Message{
-				Topic: TopicFor(prefix, rec.Type),
+				Topic: kafkaio.InputTopicFor(prefix, rec.Type),
 				Key:   []byte(rec.AccountID),
-				Value: append([]byte(nil), rec.Line...),
+				Value: value,
 			})
 		}
 		if len(msgs) == 0 {
@@ -124,4 +117,23 @@ func Produce(ctx context.Context, g *Generator, opts ProduceOptions) (int64, err
 		return produced, fmt.Errorf("produce: close writer: %w", err)
 	}
 	return produced, nil
+}
+
+// restamp returns a copy of an event line with occurred_at replaced by now
+// (RFC 3339).
+func restamp(line []byte, now string) []byte {
+	const key = `"occurred_at":"`
+	i := bytes.Index(line, []byte(key))
+	if i < 0 {
+		return append([]byte(nil), line...)
+	}
+	start := i + len(key)
+	end := bytes.IndexByte(line[start:], '"')
+	if end < 0 {
+		return append([]byte(nil), line...)
+	}
+	out := make([]byte, 0, len(line)+len(now))
+	out = append(out, line[:start]...)
+	out = append(out, now...)
+	return append(out, line[start+end:]...)
 }

@@ -12,11 +12,12 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/pyramid-crm/pyramid/internal/testenv"
+	"github.com/pyramid-crm/pyramid/kafkaio"
 )
 
 func TestProduce(t *testing.T) {
 	const prefix = "crm."
-	topics := Topics(prefix)
+	topics := kafkaio.InputTopics(prefix)
 	c := testenv.Kafka(t, kfake.NumBrokers(1), kfake.SeedTopics(12, topics...))
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -72,7 +73,7 @@ func TestProduce(t *testing.T) {
 						AccountID string `json:"account_id"`
 					}
 					if json.Unmarshal(val, &m) == nil && m.AccountID == string(key) {
-						if want := TopicFor(prefix, m.Type); want != topic {
+						if want := kafkaio.InputTopicFor(prefix, m.Type); want != topic {
 							t.Fatalf("%s event in %s: %s", m.Type, topic, val)
 						}
 					}
@@ -105,7 +106,7 @@ func TestProduce(t *testing.T) {
 }
 
 func TestProduceRateAndCancel(t *testing.T) {
-	c := testenv.Kafka(t, kfake.NumBrokers(1), kfake.SeedTopics(3, Topics("t.")...))
+	c := testenv.Kafka(t, kfake.NumBrokers(1), kfake.SeedTopics(3, kafkaio.InputTopics("t.")...))
 	g := mustNew(t, Options{Accounts: 10, Events: 100_000})
 	ctx, cancel := context.WithTimeout(context.Background(), 700*time.Millisecond)
 	defer cancel()
@@ -120,5 +121,45 @@ func TestProduceRateAndCancel(t *testing.T) {
 	// 1000/s for 0.7 s: about 700, allowing for a slow first metadata round.
 	if n < 100 || n > 1000 {
 		t.Errorf("produced %d at 1000/s in 0.7 s", n)
+	}
+}
+
+// With Stamp, every event carries the time it was produced at as its
+// occurred_at: the live part of the demo.
+func TestProduceStamp(t *testing.T) {
+	topics := kafkaio.InputTopics("t.")
+	c := testenv.Kafka(t, kfake.NumBrokers(1), kfake.SeedTopics(1, topics...))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	stamp := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+	n, err := Produce(ctx, mustNew(t, Options{Accounts: 20, Events: 200, Seed: 3}),
+		ProduceOptions{Brokers: c.ListenAddrs(), TopicPrefix: "t.", Stamp: func() time.Time { return stamp }})
+	if err != nil || n != 200 {
+		t.Fatalf("produced %d: %v", n, err)
+	}
+	client := &kafka.Client{Addr: kafka.TCP(c.ListenAddrs()...), Timeout: 10 * time.Second}
+	read := 0
+	for _, topic := range topics {
+		res, err := client.Fetch(ctx, &kafka.FetchRequest{Topic: topic, MaxBytes: 4 << 20, MaxWait: 100 * time.Millisecond})
+		if err != nil || res.Error != nil {
+			t.Fatalf("fetch %s: %v %v", topic, err, res.Error)
+		}
+		for {
+			r, err := res.Records.ReadRecord()
+			if err != nil {
+				break
+			}
+			val, _ := io.ReadAll(r.Value)
+			var ev struct {
+				OccurredAt string `json:"occurred_at"`
+			}
+			if err := json.Unmarshal(val, &ev); err != nil || ev.OccurredAt != "2030-01-02T03:04:05Z" {
+				t.Fatalf("event not stamped: %s", val)
+			}
+			read++
+		}
+	}
+	if read != 200 {
+		t.Errorf("read back %d of 200 events", read)
 	}
 }

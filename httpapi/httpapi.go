@@ -32,7 +32,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/pyramid-crm/pyramid/config"
 	"github.com/pyramid-crm/pyramid/scoring"
 	"github.com/pyramid-crm/pyramid/view"
 )
@@ -70,7 +69,7 @@ func New(opts Options) http.Handler {
 		opts.Store = view.New()
 	}
 	if opts.Params == nil {
-		opts.Params = scoring.NewParams(config.Default())
+		opts.Params = scoring.DefaultParams()
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)

@@ -32,3 +32,15 @@ func TestRetryable(t *testing.T) {
 		}
 	}
 }
+
+func TestInputTopics(t *testing.T) {
+	topics := InputTopics(DefaultInputPrefix)
+	if fmt.Sprint(topics) != "[crm.orders crm.opportunities crm.activities crm.accounts]" {
+		t.Errorf("InputTopics = %v", topics)
+	}
+	for typ, want := range map[string]string{"order": topics[0], "opportunity": topics[1], "activity": topics[2], "account": topics[3], "fax": topics[2]} {
+		if got := InputTopicFor(DefaultInputPrefix, typ); got != want {
+			t.Errorf("InputTopicFor(%q) = %s, want %s", typ, got, want)
+		}
+	}
+}

@@ -90,7 +90,7 @@ func Redact(dsn string) string {
 	}
 	if strings.Contains(dsn, "://") {
 		if u, err := url.Parse(dsn); err == nil && (u.Host != "" || u.User != nil) {
-			if _, has := u.User.Password(); u.User != nil && has {
+			if p, has := u.User.Password(); u.User != nil && has && p != "" {
 				u.User = url.UserPassword(u.User.Username(), "***")
 			}
 			if u.RawQuery != "" {
@@ -111,6 +111,36 @@ func Redact(dsn string) string {
 		}
 	}
 	return redactByHand(dsn)
+}
+
+// RedactIn hides dsn inside text, such as an error message that quotes it:
+// dsn itself becomes Redact(dsn), and its secrets (the password and
+// secret-named query parameters of a URL) become *** wherever they stand
+// alone.
+func RedactIn(text, dsn string) string {
+	if dsn == "" {
+		return text
+	}
+	text = strings.ReplaceAll(text, dsn, Redact(dsn))
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return text
+	}
+	var secrets []string
+	if p, _ := u.User.Password(); p != "" {
+		secrets = append(secrets, p)
+	}
+	for k, vs := range u.Query() {
+		if secretKey(k) {
+			secrets = append(secrets, vs...)
+		}
+	}
+	for _, s := range secrets {
+		if s != "" {
+			text = strings.ReplaceAll(text, s, "***")
+		}
+	}
+	return text
 }
 
 // redactByHand handles what url.Parse refuses, such as a password with a

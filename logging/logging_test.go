@@ -98,6 +98,7 @@ func TestRedact(t *testing.T) {
 		{"", ""},
 		{"clickhouse://user:secret@host:9000/db", "clickhouse://user:***@host:9000/db"},
 		{"clickhouse://user@host:9000/db", "clickhouse://user@host:9000/db"},
+		{"clickhouse://default:@127.0.0.1:9000/default", "clickhouse://default:@127.0.0.1:9000/default"}, // no password to hide
 		{"clickhouse://host:9000/db?dial_timeout=5s", "clickhouse://host:9000/db?dial_timeout=5s"},
 		{"clickhouse://host:9000/db?password=s3cr3t&debug=1", "clickhouse://host:9000/db?debug=1&password=***"},
 		{"https://u:p%40ss@example.com/x", "https://u:***@example.com/x"},
@@ -115,6 +116,18 @@ func TestRedact(t *testing.T) {
 		if strings.Contains(got, "secret") || strings.Contains(got, "hunter2") || strings.Contains(got, "s3cr3t") {
 			t.Errorf("Redact(%q) leaks the secret: %q", tc.in, got)
 		}
+	}
+}
+
+// An error that quotes the DSN, or its password alone, shows neither.
+func TestRedactIn(t *testing.T) {
+	dsn := "clickhouse://u:hunter2@h:9000/db?password=s3cr3t"
+	got := RedactIn("open "+dsn+": login failed for u:hunter2 (s3cr3t)", dsn)
+	if strings.Contains(got, "hunter2") || strings.Contains(got, "s3cr3t") || !strings.Contains(got, "clickhouse://u:***@h:9000/db") {
+		t.Errorf("RedactIn = %q", got)
+	}
+	if got := RedactIn("plain text", ""); got != "plain text" {
+		t.Errorf("RedactIn without a DSN = %q", got)
 	}
 }
 

@@ -22,7 +22,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -76,11 +77,7 @@ func (s *Summary) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "replay summary: read %d, applied %d, duplicates %d, rejected %d", s.Read, s.Applied, s.Duplicates, s.RejectedTotal())
 	if len(s.Rejected) > 0 {
-		reasons := make([]string, 0, len(s.Rejected))
-		for r := range s.Rejected {
-			reasons = append(reasons, r)
-		}
-		sort.Strings(reasons)
+		reasons := slices.Sorted(maps.Keys(s.Rejected))
 		b.WriteString(" (")
 		for i, r := range reasons {
 			if i > 0 {

@@ -4,9 +4,10 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"maps"
 	"math"
 	"net/url"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
@@ -45,12 +46,7 @@ func (e *Engine) Remove(id string) { delete(e.accounts, id) }
 
 // IDs returns every account id in sorted order.
 func (e *Engine) IDs() []string {
-	ids := make([]string, 0, len(e.accounts))
-	for id := range e.accounts {
-		ids = append(ids, id)
-	}
-	sort.Strings(ids)
-	return ids
+	return slices.Sorted(maps.Keys(e.accounts))
 }
 
 // intern returns one shared copy of repeated strings (stages, owners,

@@ -99,6 +99,10 @@ type Params struct {
 	holderBoost uint64
 }
 
+// DefaultParams compiles the built-in defaults (config.Default), for the
+// parts that work without a configuration file.
+func DefaultParams() *Params { return NewParams(config.Default()) }
+
 // NewParams compiles cfg, which must already be valid.
 func NewParams(cfg *config.Config) *Params {
 	p := &Params{

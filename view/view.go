@@ -14,6 +14,8 @@
 package view
 
 import (
+	"maps"
+	"slices"
 	"sort"
 	"sync"
 
@@ -297,12 +299,7 @@ func (s *Store) DropPartition(partitionID int) {
 func (s *Store) Partitions() []int {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	ps := make([]int, 0, len(s.parts))
-	for id := range s.parts {
-		ps = append(ps, id)
-	}
-	sort.Ints(ps)
-	return ps
+	return slices.Sorted(maps.Keys(s.parts))
 }
 
 // Account returns what is known of the account with id, and false when

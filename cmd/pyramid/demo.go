@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -13,11 +12,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/segmentio/kafka-go"
-
 	"github.com/pyramid-crm/pyramid/broker"
 	"github.com/pyramid-crm/pyramid/consumer"
 	"github.com/pyramid-crm/pyramid/gen"
+	"github.com/pyramid-crm/pyramid/kafkaio"
 	"github.com/pyramid-crm/pyramid/logging"
 	"github.com/pyramid-crm/pyramid/scoring"
 	"github.com/pyramid-crm/pyramid/view"
@@ -53,7 +51,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		defer cancel()
 	}
 
-	b, err := broker.Start(broker.Options{Partitions: *partitions, Topics: gen.Topics(gen.DefaultTopicPrefix), Logger: log.With("component", "broker")})
+	b, err := broker.Start(broker.Options{Partitions: *partitions, Topics: kafkaio.InputTopics(kafkaio.DefaultInputPrefix), Logger: log.With("component", "broker")})
 	if err != nil {
 		return err
 	}
@@ -92,7 +90,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
   stream        %d events of history for %d accounts (13 months ending now), then %.0f live events/s
 Ctrl-C stops it.
 
-`, url, url, url, url, strings.Join(b.Addrs(), ","), strings.Join(gen.Topics(gen.DefaultTopicPrefix), ","), svc.sinkDesc, *events, *accounts, *rate)
+`, url, url, url, url, strings.Join(b.Addrs(), ","), strings.Join(kafkaio.InputTopics(kafkaio.DefaultInputPrefix), ","), svc.sinkDesc, *events, *accounts, *rate)
 
 	// The history goes in before the pipeline starts, as a real backfill
 	// would: the pipeline judges it at its own stream time, then moves to
@@ -108,7 +106,7 @@ Ctrl-C stops it.
 		if err != nil {
 			return err
 		}
-		err = produceLive(ctx, live, b.Addrs(), *rate)
+		_, err = gen.Produce(ctx, live, gen.ProduceOptions{Brokers: b.Addrs(), Rate: *rate, Stamp: time.Now})
 		if err != nil && ctx.Err() == nil {
 			return fmt.Errorf("demo live stream: %w", err)
 		}
@@ -182,54 +180,4 @@ func startLocalClickHouse(dir string) (dsn string, stop func(), err error) {
 		return "", nil, fmt.Errorf("starting ClickHouse: %w", err)
 	}
 	return strings.TrimSpace(string(out)), func() { _ = exec.Command("bash", script, "stop", abs).Run() }, nil
-}
-
-// produceLive produces the generator's events re-stamped with the wall
-// clock, at rate events per second, until ctx ends: the live part of the
-// demo, after the history.
-func produceLive(ctx context.Context, g *gen.Generator, brokers []string, rate float64) error {
-	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Balancer: &kafka.Murmur2Balancer{},
-		BatchTimeout: 5 * time.Millisecond, RequiredAcks: kafka.RequireAll, AllowAutoTopicCreation: true}
-	defer w.Close()
-	const tick = 100 * time.Millisecond
-	per := max(1, int(rate*tick.Seconds()+0.5))
-	t := time.NewTicker(tick)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-		now := time.Now().UTC().Format(time.RFC3339)
-		msgs := make([]kafka.Message, 0, per)
-		for range per {
-			r, ok := g.Next()
-			if !ok {
-				return nil
-			}
-			msgs = append(msgs, kafka.Message{Topic: gen.TopicFor(gen.DefaultTopicPrefix, r.Type), Key: []byte(r.AccountID), Value: restamp(r.Line, now)})
-		}
-		if err := w.WriteMessages(ctx, msgs...); err != nil {
-			return err
-		}
-	}
-}
-
-// restamp replaces an event line's occurred_at with now (RFC 3339).
-func restamp(line []byte, now string) []byte {
-	const key = `"occurred_at":"`
-	i := bytes.Index(line, []byte(key))
-	if i < 0 {
-		return append([]byte(nil), line...)
-	}
-	start := i + len(key)
-	end := bytes.IndexByte(line[start:], '"')
-	if end < 0 {
-		return append([]byte(nil), line...)
-	}
-	out := make([]byte, 0, len(line)+len(now))
-	out = append(out, line[:start]...)
-	out = append(out, now...)
-	return append(out, line[start+end:]...)
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/pyramid-crm/pyramid/gen"
+	"github.com/pyramid-crm/pyramid/kafkaio"
 )
 
 func init() {
@@ -33,7 +34,7 @@ func cmdGen(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	output := fs.String("output", "-", "JSONL file to write, or - for stdout (ignored with --brokers)")
 	brokers := fs.String("brokers", "", "produce to Kafka instead: HOST:PORT[,HOST:PORT...]")
 	rate := fs.Float64("rate", 0, "with --brokers: events per second (0 = as fast as possible)")
-	prefix := fs.String("topic-prefix", gen.DefaultTopicPrefix, "with --brokers: prefix of the topics orders, opportunities, activities, accounts")
+	prefix := fs.String("topic-prefix", kafkaio.DefaultInputPrefix, "with --brokers: prefix of the topics orders, opportunities, activities, accounts")
 	var kf kafkaFlags
 	kf.register(fs)
 	if err := parseFlags(fs, args); err != nil {
@@ -76,7 +77,7 @@ func cmdGen(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		if err != nil {
 			return err
 		}
-		popts := gen.ProduceOptions{Brokers: splitList(*brokers), TopicPrefix: *prefix, Rate: *rate, Transport: transport(d)}
+		popts := gen.ProduceOptions{Brokers: splitList(*brokers), TopicPrefix: *prefix, Rate: *rate, Transport: kafkaio.Transport(d)}
 		return genProduce(ctx, g, popts, began, stderr)
 	}
 	var w io.Writer = stdout

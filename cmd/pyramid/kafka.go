@@ -79,11 +79,6 @@ func (k *kafkaFlags) dialer() (*kafka.Dialer, error) {
 	return d, nil
 }
 
-// transport builds the producer/admin transport matching d.
-func transport(d *kafka.Dialer) *kafka.Transport {
-	return &kafka.Transport{TLS: d.TLS, SASL: d.SASLMechanism, ClientID: d.ClientID, MetadataTTL: time.Second}
-}
-
 // secret reads NAME from the environment, or the file named by NAME_FILE.
 func secret(name string) (string, error) {
 	if v := os.Getenv(name); v != "" {

@@ -11,12 +11,11 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kfake"
 
-	"github.com/pyramid-crm/pyramid/alert"
 	"github.com/pyramid-crm/pyramid/broker"
 	"github.com/pyramid-crm/pyramid/consumer"
-	"github.com/pyramid-crm/pyramid/gen"
 	"github.com/pyramid-crm/pyramid/internal/kafkaapi"
 	"github.com/pyramid-crm/pyramid/internal/testenv"
+	"github.com/pyramid-crm/pyramid/kafkaio"
 )
 
 // TestKafkaRequests records every request `pyramid gen --brokers` and
@@ -47,7 +46,7 @@ func TestKafkaRequests(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			c, err := kfake.NewCluster(append([]kfake.Opt{kfake.NumBrokers(1), kfake.SeedTopics(2, gen.Topics(gen.DefaultTopicPrefix)...),
+			c, err := kfake.NewCluster(append([]kfake.Opt{kfake.NumBrokers(1), kfake.SeedTopics(2, kafkaio.InputTopics(kafkaio.DefaultInputPrefix)...),
 				kfake.EnableSASL(), kfake.Superuser("SCRAM-SHA-512", "pyramid", "secret")}, em.Opts()...)...)
 			if err != nil {
 				t.Fatal(err)
@@ -96,7 +95,7 @@ func runPyramidOnce(t *testing.T, c *kfake.Cluster, more func() bool) string {
 		t.Fatalf("gen --brokers: %v\n%s", err, genErr.String())
 	}
 	inputs := 0
-	for _, tp := range gen.Topics(gen.DefaultTopicPrefix) {
+	for _, tp := range kafkaio.InputTopics(kafkaio.DefaultInputPrefix) {
 		inputs += int(sumHWM(c, tp))
 	}
 
@@ -116,8 +115,8 @@ func runPyramidOnce(t *testing.T, c *kfake.Cluster, more func() bool) string {
 				}
 			}
 		}
-		if committed >= int64(inputs) && sumHWM(c, consumer.DefaultChangelog) > 0 &&
-			sumHWM(c, consumer.DefaultDLQ) > 0 && sumHWM(c, alert.DefaultTopic) > 0 && more() {
+		if committed >= int64(inputs) && sumHWM(c, kafkaio.State) > 0 &&
+			sumHWM(c, kafkaio.DeadLetters) > 0 && sumHWM(c, kafkaio.Alerts) > 0 && more() {
 			break
 		}
 		select {
@@ -126,7 +125,7 @@ func runPyramidOnce(t *testing.T, c *kfake.Cluster, more func() bool) string {
 		case <-ctx.Done():
 			stop()
 			t.Fatalf("committed %d of %d offsets, state %d, dead letters %d, alerts %d records; stderr:\n%s", committed, inputs,
-				sumHWM(c, consumer.DefaultChangelog), sumHWM(c, consumer.DefaultDLQ), sumHWM(c, alert.DefaultTopic), stderr.String())
+				sumHWM(c, kafkaio.State), sumHWM(c, kafkaio.DeadLetters), sumHWM(c, kafkaio.Alerts), stderr.String())
 		case <-time.After(50 * time.Millisecond):
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/pyramid-crm/pyramid/logging"
 	"github.com/pyramid-crm/pyramid/sink/clickhouse"
 )
 
@@ -38,7 +39,7 @@ func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
-	shown := clickhouse.Redact(*dsn)
+	shown := logging.Redact(*dsn)
 
 	var applied []uint32
 	attempt := func() error {

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -21,6 +22,7 @@ import (
 	"github.com/pyramid-crm/pyramid/config"
 	"github.com/pyramid-crm/pyramid/consumer"
 	"github.com/pyramid-crm/pyramid/httpapi"
+	"github.com/pyramid-crm/pyramid/kafkaio"
 	"github.com/pyramid-crm/pyramid/logging"
 	"github.com/pyramid-crm/pyramid/metrics"
 	"github.com/pyramid-crm/pyramid/scoring"
@@ -68,7 +70,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	brokers := fs.String("brokers", os.Getenv("PYRAMID_BROKERS"), "Kafka bootstrap brokers HOST:PORT[,...] [PYRAMID_BROKERS]")
-	topics := fs.String("topics", envOr("PYRAMID_TOPICS", "crm.orders,crm.opportunities,crm.activities,crm.accounts"), "input topics [PYRAMID_TOPICS]")
+	topics := fs.String("topics", envOr("PYRAMID_TOPICS", strings.Join(kafkaio.InputTopics(kafkaio.DefaultInputPrefix), ",")), "input topics [PYRAMID_TOPICS]")
 	group := fs.String("group", envOr("PYRAMID_GROUP", consumer.DefaultGroup), "consumer group [PYRAMID_GROUP]")
 	var sf serviceFlags
 	sf.register(fs, "127.0.0.1:8080", "json")
@@ -102,6 +104,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 type service struct {
 	log      *slog.Logger
 	cfg      *config.Config
+	params   *scoring.Params // cfg compiled, once for every part
 	reg      *prometheus.Registry
 	metrics  *metrics.Metrics
 	store    *view.Store
@@ -131,7 +134,7 @@ func startService(sf *serviceFlags, brokers []string, log *slog.Logger) (*servic
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m := metrics.New(reg)
-	s := &service{log: log, cfg: cfg, reg: reg, metrics: m, store: view.New(), brokers: brokers, dialer: dialer, flags: sf,
+	s := &service{log: log, cfg: cfg, params: scoring.NewParams(cfg), reg: reg, metrics: m, store: view.New(), brokers: brokers, dialer: dialer, flags: sf,
 		waiting: errors.New("starting: opening the sinks")}
 	s.sinkDesc = "JSONL files in " + sf.sinkDir
 	if sf.clickhouse != "" {
@@ -172,7 +175,7 @@ func (s *service) openSinks(ctx context.Context) error {
 			}
 		}
 		ch, err := clickhouse.New(ctx, clickhouse.Options{DSN: sf.clickhouse, Migrate: !sf.noMigrate, MigrateStatus: status,
-			LoadWeight: scoring.NewParams(s.cfg).LoadWeight, Capacity: s.cfg.CoverageCapacity}, m, log.With("component", "clickhouse"))
+			LoadWeight: s.params.LoadWeight, Capacity: s.cfg.CoverageCapacity}, m, log.With("component", "clickhouse"))
 		if err != nil {
 			return err
 		}
@@ -184,10 +187,10 @@ func (s *service) openSinks(ctx context.Context) error {
 		}
 		add(files)
 	}
-	tr := transport(s.dialer)
-	add(alert.NewTopic(s.brokers, alert.DefaultTopic, tr, m, log.With("component", "alerts")))
+	tr := kafkaio.Transport(s.dialer)
+	add(alert.NewTopic(s.brokers, kafkaio.Alerts, tr, m, log.With("component", "alerts")))
 	if sf.webhook != "" {
-		wh, err := alert.NewWebhook(alert.Options{URL: sf.webhook, Secret: s.secret, DLQ: alert.NewWriter(s.brokers, alert.DefaultDLQTopic, tr)}, m, log.With("component", "webhook"))
+		wh, err := alert.NewWebhook(alert.Options{URL: sf.webhook, Secret: s.secret, DLQ: alert.NewWriter(s.brokers, kafkaio.AlertsDeadLetters, tr)}, m, log.With("component", "webhook"))
 		if err != nil {
 			return err
 		}
@@ -235,7 +238,7 @@ func (s *service) run(ctx context.Context, opts consumer.Options, extra func(con
 			return err // at once, before anything else starts
 		}
 		h := httpapi.New(httpapi.Options{Store: s.store, Gatherer: s.reg, Ready: s.ready, Token: token,
-			Params: scoring.NewParams(s.cfg), Logger: s.log.With("component", "http")})
+			Params: s.params, Logger: s.log.With("component", "http")})
 		g.Go(func() error { return httpapi.Serve(gctx, ln, h, s.log.With("component", "http")) })
 	}
 	g.Go(func() error {
@@ -247,12 +250,13 @@ func (s *service) run(ctx context.Context, opts consumer.Options, extra func(con
 		s.mu.Unlock()
 		opts.Brokers = s.brokers
 		opts.Config = s.cfg
+		opts.Params = s.params
 		opts.Metrics = s.metrics
 		opts.Logger = s.log
 		opts.Observe = s.store.Observe
 		opts.OnRevoke = s.store.DropPartition
 		opts.Dialer = s.dialer
-		opts.Transport = transport(s.dialer)
+		opts.Transport = kafkaio.Transport(s.dialer)
 		opts.FlushInterval = s.flags.flushEvery
 		opts.ReevalInterval = s.flags.reevalEvery
 		opts.ShutdownTimeout = s.flags.shutdownWait

@@ -22,13 +22,14 @@ import (
 	"github.com/pyramid-crm/pyramid/broker"
 	"github.com/pyramid-crm/pyramid/gen"
 	"github.com/pyramid-crm/pyramid/internal/testenv"
+	"github.com/pyramid-crm/pyramid/kafkaio"
 )
 
 // TestRunCommand runs `pyramid run` as a user would, against an in-process
 // broker: it restores, scores the produced events, writes the file sink,
 // serves readiness and the API, and stops cleanly on cancel.
 func TestRunCommand(t *testing.T) {
-	b := testenv.StartBroker(t, broker.Options{Partitions: 2, Topics: gen.Topics(gen.DefaultTopicPrefix)})
+	b := testenv.StartBroker(t, broker.Options{Partitions: 2, Topics: kafkaio.InputTopics(kafkaio.DefaultInputPrefix)})
 	g, err := gen.New(gen.Options{Accounts: 20, Events: 400, Seed: 3, Start: time.Now().AddDate(0, -13, 0), Months: 12})
 	if err != nil {
 		t.Fatal(err)
@@ -109,7 +110,7 @@ func TestRunCommand(t *testing.T) {
 // high-potential account raises an alert that reaches the receiver signed
 // with PYRAMID_ALERT_WEBHOOK_SECRET.
 func TestRunAlertWebhook(t *testing.T) {
-	b := testenv.StartBroker(t, broker.Options{Partitions: 1, Topics: gen.Topics(gen.DefaultTopicPrefix)})
+	b := testenv.StartBroker(t, broker.Options{Partitions: 1, Topics: kafkaio.InputTopics(kafkaio.DefaultInputPrefix)})
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	old := time.Now().UTC().Add(-40 * 24 * time.Hour).Format(time.RFC3339)
@@ -168,7 +169,7 @@ func TestRunAlertWebhook(t *testing.T) {
 // /healthz answers (a Kubernetes startup probe keeps the pod), and /readyz
 // says what start-up waits for, naming ClickHouse and the last error.
 func TestRunServesHTTPWhileClickHouseIsUnreachable(t *testing.T) {
-	b := testenv.StartBroker(t, broker.Options{Partitions: 1, Topics: gen.Topics(gen.DefaultTopicPrefix)})
+	b := testenv.StartBroker(t, broker.Options{Partitions: 1, Topics: kafkaio.InputTopics(kafkaio.DefaultInputPrefix)})
 	free := func() string {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {

@@ -2,7 +2,8 @@ package clickhouse
 
 import (
 	"context"
-	"sort"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/pyramid-crm/pyramid/config"
@@ -27,11 +28,7 @@ func (s *Sink) writeCapacity(ctx context.Context) {
 	if s.opt.Capacity == nil || s.capacityDone.Load() {
 		return
 	}
-	models := make([]string, 0, len(s.opt.Capacity))
-	for m := range s.opt.Capacity {
-		models = append(models, m)
-	}
-	sort.Strings(models)
+	models := slices.Sorted(maps.Keys(s.opt.Capacity))
 	now := time.Now().UTC()
 	retry, err := s.attempt(TableCapacity, func(ctx context.Context) error {
 		return insert(ctx, s.conn, TableCapacity, capacityColumns, len(models), func(i int) []any {

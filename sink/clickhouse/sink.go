@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/url"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/pyramid-crm/pyramid/config"
 	"github.com/pyramid-crm/pyramid/internal/retry"
+	"github.com/pyramid-crm/pyramid/logging"
 	"github.com/pyramid-crm/pyramid/metrics"
 	"github.com/pyramid-crm/pyramid/money"
 	"github.com/pyramid-crm/pyramid/scoring"
@@ -98,7 +98,7 @@ func New(ctx context.Context, opts Options, m *metrics.Metrics, log *slog.Logger
 		opts.RetryMax = 30 * time.Second
 	}
 	if opts.LoadWeight == nil {
-		opts.LoadWeight = scoring.NewParams(config.Default()).LoadWeight
+		opts.LoadWeight = scoring.DefaultParams().LoadWeight
 	}
 	if m == nil {
 		m = metrics.New(nil)
@@ -110,7 +110,7 @@ func New(ctx context.Context, opts Options, m *metrics.Metrics, log *slog.Logger
 	if err != nil {
 		return nil, err
 	}
-	s := &Sink{conn: conn, opt: opts, m: m, log: log.With("component", "clickhouse", "dsn", Redact(opts.DSN))}
+	s := &Sink{conn: conn, opt: opts, m: m, log: log.With("component", "clickhouse", "dsn", logging.Redact(opts.DSN))}
 	backoff := retry.Options{Initial: opts.RetryInitial, Max: opts.RetryMax}
 	s.stage = retry.New(StageName, backoff, m, s.log)
 	if opts.Migrate {
@@ -141,7 +141,7 @@ func New(ctx context.Context, opts Options, m *metrics.Metrics, log *slog.Logger
 func Open(dsn string, dialTimeout time.Duration) (driver.Conn, error) {
 	o, err := ch.ParseDSN(dsn)
 	if err != nil {
-		return nil, fmt.Errorf("clickhouse: invalid DSN %s: %s", Redact(dsn), redactIn(err.Error(), dsn))
+		return nil, fmt.Errorf("clickhouse: invalid DSN %s: %s", logging.Redact(dsn), logging.RedactIn(err.Error(), dsn))
 	}
 	if dialTimeout > 0 && !strings.Contains(dsn, "dial_timeout") {
 		o.DialTimeout = min(dialTimeout, 10*time.Second)
@@ -151,7 +151,7 @@ func Open(dsn string, dialTimeout time.Duration) (driver.Conn, error) {
 	}
 	conn, err := ch.Open(o)
 	if err != nil {
-		return nil, fmt.Errorf("clickhouse: open %s: %s", Redact(dsn), redactIn(err.Error(), dsn))
+		return nil, fmt.Errorf("clickhouse: open %s: %s", logging.Redact(dsn), logging.RedactIn(err.Error(), dsn))
 	}
 	return conn, nil
 }
@@ -161,7 +161,7 @@ func Open(dsn string, dialTimeout time.Duration) (driver.Conn, error) {
 func CreateDatabase(ctx context.Context, dsn string) error {
 	o, err := ch.ParseDSN(dsn)
 	if err != nil {
-		return fmt.Errorf("clickhouse: invalid DSN %s: %s", Redact(dsn), redactIn(err.Error(), dsn))
+		return fmt.Errorf("clickhouse: invalid DSN %s: %s", logging.Redact(dsn), logging.RedactIn(err.Error(), dsn))
 	}
 	db := o.Auth.Database
 	if db == "" || db == "default" {
@@ -177,34 +177,6 @@ func CreateDatabase(ctx context.Context, dsn string) error {
 		return fmt.Errorf("clickhouse: create database %s: %w", db, err)
 	}
 	return nil
-}
-
-// Redact returns dsn with its password replaced, for logs and errors.
-func Redact(dsn string) string {
-	u, err := url.Parse(dsn)
-	if err != nil {
-		return "(unparsable DSN)"
-	}
-	q := u.Query()
-	if q.Get("password") != "" {
-		q.Set("password", "xxxxx")
-		u.RawQuery = q.Encode()
-	}
-	if p, ok := u.User.Password(); ok && p != "" {
-		u.User = url.UserPassword(u.User.Username(), "xxxxx")
-	}
-	return u.String()
-}
-
-// redactIn hides dsn (and its password) inside an error text.
-func redactIn(text, dsn string) string {
-	text = strings.ReplaceAll(text, dsn, Redact(dsn))
-	if u, err := url.Parse(dsn); err == nil {
-		if p, ok := u.User.Password(); ok && p != "" {
-			text = strings.ReplaceAll(text, p, "xxxxx")
-		}
-	}
-	return text
 }
 
 // Write inserts the batch, one INSERT per table, and returns once the
