@@ -49,16 +49,22 @@ func TestCrash(t *testing.T) {
 		point string
 		at    int32
 	}{
+		// The counts are such that every run reaches them: the sink loop
+		// and the committer merge the flushes of partitions that come
+		// together, so a loaded machine may make one sink write and one
+		// commit of all the input; each partition produces its own
+		// changelog records.
+		//
 		// Events applied, nothing of the flush written.
-		{"before-sink", 3},
+		{"before-sink", 1},
 		// The sink has the flush, the changelog and the offsets do not.
-		{"sink", 3},
+		{"sink", 1},
 		// Half of the flush's state records written.
 		{"changelog-half", 3},
 		// Sink and changelog written, the offsets not committed.
 		{"changelog", 3},
 		// Everything of the flush durable, later flushes not.
-		{"commit", 3},
+		{"commit", 1},
 	} {
 		t.Run(tc.point, func(t *testing.T) {
 			c := newCluster(t, 4, testTopics)
