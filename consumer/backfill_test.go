@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -107,6 +108,10 @@ func testBackfill(t *testing.T, perType bool) {
 		t.Fatal(err)
 	}
 
+	// Every (account, version) streamed has one content, the end of the
+	// backfill writing every account again included.
+	oneContentPerVersion(t, filepath.Join(dir, sink.SnapshotsFile))
+
 	// Snapshots: the newest streamed snapshot of each account, byte for byte.
 	gotSnaps := newestBy(t, filepath.Join(dir, sink.SnapshotsFile), "account_id", "version")
 	wantSnaps := newestBy(t, writeTemp(t, snaps.Bytes()), "account_id", "version")
@@ -135,6 +140,38 @@ func writeTemp(t *testing.T, b []byte) string {
 
 // newestBy keeps, per value of key, the last line (or the one with the
 // highest numeric field order, when given).
+// oneContentPerVersion fails for every (account_id, version) a snapshot
+// file holds with two different contents.
+func oneContentPerVersion(t *testing.T, path string) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen, bad, n := map[string]string{}, 0, 0
+	for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		var m struct {
+			ID      string `json:"account_id"`
+			Version uint64 `json:"version"`
+		}
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		k := m.ID + "/" + strconv.FormatUint(m.Version, 10)
+		if old, ok := seen[k]; !ok {
+			seen[k] = l
+		} else if old != l {
+			if bad++; bad <= 3 {
+				t.Errorf("%s written as\n%s\nand as\n%s", k, old, l)
+			}
+		}
+		n++
+	}
+	if bad > 0 {
+		t.Fatalf("%d of %d snapshot rows repeat an (account_id, version) with another content", bad, n)
+	}
+}
+
 func newestBy(t *testing.T, path, key, order string) map[string]string {
 	t.Helper()
 	b, err := os.ReadFile(path)

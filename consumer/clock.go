@@ -15,6 +15,10 @@ type clock struct {
 	// clocks; caughtUpOnce once every input was read to its end since the
 	// assignment.
 	backfill, caughtUpOnce bool
+	// passed is set once a clock pass ran since the last seal; waiting
+	// (waitingAll: one of them emits every account) once another was
+	// asked for meanwhile.
+	passed, waiting, waitingAll bool
 }
 
 // backfillBacklog is the unread message count that starts a backfill.
@@ -66,21 +70,48 @@ func (w *worker) backfilling(wall int64, ti int, off int64) bool {
 
 // reevaluate moves every account to the current clock (tiers can fall as
 // orders leave the window; accounts become neglected without any event).
-// With all, every account is snapshotted, changed or not.
+// With all (the end of a backfill), every account is emitted again at the
+// wall clock, under a new version (scoring.Engine.Reemit).
+//
+// A flush gathers at most one such pass: another one asked for before the
+// next seal waits for it (see gathering). That bounds how many versions an
+// account can gain from the clock between two flushes, which is what lets
+// the next owner of a crashed partition skip past every version this one
+// may have emitted (see state.restoreVersions).
 func (w *worker) reevaluate(all bool) {
 	if w.clk.backfill {
 		return // at the end of the backfill, with the wall clock
 	}
+	if w.clk.passed {
+		w.clk.waiting = true
+		w.clk.waitingAll = w.clk.waitingAll || all
+		return
+	}
+	w.clk.passed = true
 	asOf := w.p.opts.Now().UnixNano()
 	w.clk.last = asOf
 	eng := w.st.eng
 	for _, id := range eng.IDs() {
 		a := eng.Account(id)
 		c0, a0 := len(w.out.Changes), len(w.out.Alerts)
-		if eng.Evaluate(a, asOf, &w.out) || all {
+		if all {
+			eng.Reemit(a, asOf, &w.out)
+			w.st.changed(a)
+		} else if eng.Evaluate(a, asOf, &w.out) {
 			w.st.changed(a)
 		}
 		w.gauges.collect(&w.out, c0, a0)
+	}
+}
+
+// gathering starts a new flush's gathering: a clock pass that waited for it
+// runs now.
+func (w *worker) gathering() {
+	w.clk.passed = false
+	if w.clk.waiting {
+		all := w.clk.waitingAll
+		w.clk.waiting, w.clk.waitingAll = false, false
+		w.reevaluate(all)
 	}
 }
 

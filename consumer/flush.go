@@ -102,11 +102,20 @@ func (w *worker) waitFlush() error {
 	return <-w.fl.done
 }
 
-// seal hands everything since the last seal to a goroutine that writes it.
+// seal hands everything since the last seal to a goroutine that writes
+// it, and starts gathering the next flush.
 func (w *worker) seal(reason string) error {
+	w.sealJob(reason)
+	if reason != "shutdown" {
+		w.gathering()
+	}
+	return nil
+}
+
+func (w *worker) sealJob(reason string) {
 	changed := w.st.take()
 	if !w.moved() && len(changed) == 0 && len(w.out.Changes)+len(w.out.Alerts) == 0 && len(w.dlq) == 0 {
-		return nil
+		return
 	}
 	j := w.fl.spare
 	j.reason, j.events = reason, w.pending
@@ -144,7 +153,6 @@ func (w *worker) seal(reason string) error {
 	w.fl.busy = true
 	w.fl.sealedAt = time.Now()
 	go func() { w.fl.done <- w.write(j) }()
-	return nil
 }
 
 // moved reports whether some input was read since the last seal.

@@ -212,9 +212,33 @@ type memSink struct {
 	writes int
 	alerts []scoring.Alert
 	fail   func() error // optional: fail a write
+	// contents holds the JSON of every (account, version) written, and
+	// conflicts each one written again with another content.
+	contents  map[string]string
+	conflicts []string
 }
 
-func newMemSink() *memSink { return &memSink{snaps: map[string]scoring.Snapshot{}} }
+func newMemSink() *memSink {
+	return &memSink{snaps: map[string]scoring.Snapshot{}, contents: map[string]string{}}
+}
+
+// oneContent fails the test for every (account, version) the sink got
+// with more than one content.
+func (s *memSink) oneContent(tb testing.TB) {
+	tb.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, c := range s.conflicts {
+		if i == 5 {
+			tb.Errorf("... and %d more", len(s.conflicts)-5)
+			break
+		}
+		tb.Error(c)
+	}
+	if len(s.conflicts) > 0 {
+		tb.Fatalf("%d of %d (account, version) pairs written with more than one content", len(s.conflicts), len(s.contents))
+	}
+}
 
 func (s *memSink) Write(ctx context.Context, b *sink.Batch) error {
 	if s.fail != nil {
@@ -236,6 +260,12 @@ func (s *memSink) Write(ctx context.Context, b *sink.Batch) error {
 	s.rows += b.Len()
 	s.alerts = append(s.alerts, b.Alerts...)
 	for _, sn := range b.Snapshots {
+		k, c := sn.AccountID+"/"+strconv.FormatUint(sn.Version, 10), string(sn.AppendJSON(nil))
+		if old, ok := s.contents[k]; !ok {
+			s.contents[k] = c
+		} else if old != c {
+			s.conflicts = append(s.conflicts, fmt.Sprintf("%s written as\n%s\nand as\n%s", k, old, c))
+		}
 		if old, ok := s.snaps[sn.AccountID]; !ok || sn.Version >= old.Version {
 			s.snaps[sn.AccountID] = sn
 		}
@@ -462,24 +492,38 @@ func header(m kafka.Message, key string) string {
 // committedTotal sums the group's committed offsets over want's partitions.
 func committedTotal(tb testing.TB, addrs []string, group string, want map[string]map[int]int64) (got, total int64) {
 	tb.Helper()
+	for t, ps := range want {
+		for _, end := range ps {
+			total += end
+		}
+		for _, c := range committedOffsets(tb, addrs, group, want)[t] {
+			got += c
+		}
+	}
+	return got, total
+}
+
+// committedOffsets returns the group's committed offsets of want's
+// partitions (0 where none is committed).
+func committedOffsets(tb testing.TB, addrs []string, group string, want map[string]map[int]int64) map[string]map[int]int64 {
+	tb.Helper()
 	cl := &kafka.Client{Addr: kafka.TCP(addrs...), Timeout: 5 * time.Second}
 	topics := map[string][]int{}
 	for t, ps := range want {
-		for p, end := range ps {
+		for p := range ps {
 			topics[t] = append(topics[t], p)
-			total += end
 		}
 	}
 	resp, err := cl.OffsetFetch(context.Background(), &kafka.OffsetFetchRequest{GroupID: group, Topics: topics})
 	if err != nil {
 		tb.Fatal(err)
 	}
-	for _, ps := range resp.Topics {
+	got := map[string]map[int]int64{}
+	for t, ps := range resp.Topics {
+		got[t] = map[int]int64{}
 		for _, p := range ps {
-			if p.CommittedOffset > 0 {
-				got += p.CommittedOffset
-			}
+			got[t][p.Partition] = max(p.CommittedOffset, 0)
 		}
 	}
-	return got, total
+	return got
 }

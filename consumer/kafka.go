@@ -97,6 +97,35 @@ func readChangelog(ctx context.Context, log *slog.Logger, d *kafka.Dialer, broke
 	}
 }
 
+// lastOffset returns the end offset of one partition, retrying while
+// Kafka cannot be reached.
+func lastOffset(ctx context.Context, log *slog.Logger, d *kafka.Dialer, brokers []string, topic string, partition int) (int64, error) {
+	bo := reconnectBackOff()
+	for attempt := 0; ; attempt++ {
+		if attempt > 0 && !sleep(ctx, bo.NextBackOff()) {
+			return 0, ctx.Err()
+		}
+		end, err := func() (int64, error) {
+			conn, err := dialLeader(ctx, d, brokers, topic, partition)
+			if err != nil {
+				return 0, err
+			}
+			defer conn.Close()
+			conn.SetDeadline(time.Now().Add(10 * time.Second))
+			return conn.ReadLastOffset()
+		}()
+		if err == nil {
+			return end, nil
+		}
+		if ctx.Err() != nil {
+			return 0, ctx.Err()
+		}
+		if attempt%10 == 0 {
+			log.Warn("reading a partition's end offset failed; retrying", "topic", topic, "partition", partition, "err", err)
+		}
+	}
+}
+
 func dialLeader(ctx context.Context, d *kafka.Dialer, brokers []string, topic string, partition int) (*kafka.Conn, error) {
 	var err error
 	for _, b := range brokers {

@@ -75,7 +75,7 @@ func (w *worker) run(ctx, gctx context.Context, starts []int64) error {
 	defer context.AfterFunc(gctx, cancel)()
 
 	t0 := time.Now()
-	if err := w.restore(wctx); err != nil {
+	if err := w.restore(wctx, starts); err != nil {
 		if wctx.Err() != nil {
 			return nil
 		}
@@ -111,6 +111,9 @@ func (w *worker) run(ctx, gctx context.Context, starts []int64) error {
 				if err = w.seal("shutdown"); err == nil {
 					err = w.waitFlush()
 				}
+			}
+			if err == nil {
+				w.markClean()
 			}
 			return err
 		case f := <-fetched:
@@ -163,8 +166,11 @@ func (w *worker) fetch(ctx context.Context, starts []int64) (<-chan fetched, fun
 	}
 }
 
-// restore loads the partition's accounts from the changelog.
-func (w *worker) restore(ctx context.Context) error {
+// restore loads the partition's accounts from the changelog, moves their
+// versions past any a crashed previous owner may have emitted (see
+// state.restoreVersions), and marks the partition in use before anything
+// is emitted. starts are the offsets the group assigned, per input topic.
+func (w *worker) restore(ctx context.Context, starts []int64) error {
 	o := &w.p.opts
 	latest, err := readChangelog(ctx, w.p.log, o.Dialer, o.Brokers, o.Changelog, w.part)
 	if err != nil {
@@ -173,8 +179,35 @@ func (w *worker) restore(ctx context.Context) error {
 	if err := w.st.restore(latest, w.gauges.restored); err != nil {
 		return err
 	}
+	clean, redo := w.st.clean(), int64(0)
+	if !clean {
+		for ti, t := range w.topics {
+			if starts[ti] == notAssigned {
+				continue
+			}
+			end, err := lastOffset(ctx, w.p.log, o.Dialer, o.Brokers, t, w.part)
+			if err != nil {
+				return err
+			}
+			redo += max(0, end-max(starts[ti], 0))
+		}
+		w.p.log.Info("partition was not handed over cleanly; versions skip ahead", "partition", w.part, "events_to_redo", redo)
+	}
+	w.st.restoreVersions(clean, redo)
+	if err := produce(ctx, w.p.changelogStage, w.p.kafka, o.Changelog, w.part, []rec{w.st.markerRecord(false)}); err != nil {
+		return fmt.Errorf("partition %d: marking the state topic partition in use: %w", w.part, err)
+	}
 	w.gauges.added()
 	return nil
+}
+
+// markClean records, as the last act of an orderly hand-over, that
+// everything the partition emitted is in the changelog, so its next owner
+// needs to skip no versions. A failure only costs that skip.
+func (w *worker) markClean() {
+	if err := produce(w.p.stop, w.p.changelogStage, w.p.kafka, w.p.opts.Changelog, w.part, []rec{w.st.markerRecord(true)}); err != nil {
+		w.p.log.Warn("could not mark the partition handed over cleanly; its next owner will skip versions", "partition", w.part, "err", err)
+	}
 }
 
 // process takes one fetch response: it applies what can be applied and

@@ -30,6 +30,14 @@ type state struct {
 	// they changed; dirty holds the same accounts.
 	order []*scoring.Account
 	dirty map[*scoring.Account]struct{}
+
+	// skipped is how far this owner moved versions on (see restoreVersions);
+	// every record it writes carries it as its base. marker is the
+	// partition's marker as restored, nil if there was none; bases holds
+	// the restored accounts' bases until restoreVersions.
+	skipped uint64
+	marker  *marker
+	bases   map[*scoring.Account]uint64
 }
 
 func newState(params *scoring.Params, topics []string, changelog string, part int) *state {
@@ -43,10 +51,20 @@ func newState(params *scoring.Params, topics []string, changelog string, part in
 
 // restore loads the newest changelog record of each of the partition's
 // accounts, latest mapping record keys to values (see readChangelog), and
-// calls each with every account it restored.
+// calls each with every account it restored. The partition's marker
+// record, if any, goes to s.marker.
 func (s *state) restore(latest map[string][]byte, each func(*scoring.Account)) error {
+	s.bases = make(map[*scoring.Account]uint64, len(latest))
 	for key, val := range latest {
-		pos, a, err := parseRecord(val, s.topics)
+		if key == markerKey {
+			m, err := parseMarker(val)
+			if err != nil {
+				return fmt.Errorf("state topic %s partition %d, partition marker: %w", s.changelog, s.part, err)
+			}
+			s.marker = m
+			continue
+		}
+		pos, base, a, err := parseRecord(val, s.topics)
 		if err != nil {
 			return fmt.Errorf("state topic %s partition %d, account %q: %w", s.changelog, s.part, key, err)
 		}
@@ -54,6 +72,7 @@ func (s *state) restore(latest map[string][]byte, each func(*scoring.Account)) e
 			return fmt.Errorf("state topic %s partition %d: record key %q holds account %q", s.changelog, s.part, key, a.ID)
 		}
 		s.eng.Put(a)
+		s.bases[a] = base
 		s.floor[a.ID] = pos
 		for i, x := range pos {
 			s.maxFloor[i] = max(s.maxFloor[i], x)
@@ -61,6 +80,49 @@ func (s *state) restore(latest map[string][]byte, each func(*scoring.Account)) e
 		each(a)
 	}
 	return nil
+}
+
+// clean reports whether the previous owner of the partition handed it over
+// cleanly: its last act was a marker saying that everything it emitted is
+// recorded in the changelog. Offsets it did not get to commit do not
+// matter: the redelivered events are in the records' offsets, and skipped.
+// With no marker at all the partition is clean only when it has no state
+// yet.
+func (s *state) clean() bool {
+	if s.marker == nil {
+		return len(s.bases) == 0
+	}
+	return s.marker.clean
+}
+
+// restoreVersions makes sure no (account, version) this owner emits was
+// emitted before with another content. A previous owner that crashed may
+// have written snapshots to the sink whose changelog records it never
+// wrote; this owner re-applies those events at another wall clock, so the
+// same versions would show other figures. After a crash (clean false),
+// every account's versions therefore skip ahead by more than the previous
+// owner can have emitted unrecorded: its one unrecorded flush held at most
+// one version per event it read past the committed offsets (redo, an upper
+// bound: the events between the committed offsets and the partition ends
+// now) plus one clock pass (see worker.reevaluate), plus one to spare.
+// Skips add up over successive crashes: each record carries the total
+// skipped by the owner that wrote it (its base), and an account restored
+// from an older record skips the difference. New accounts start counting
+// after the total.
+func (s *state) restoreVersions(clean bool, redo int64) {
+	if s.marker != nil {
+		s.skipped = s.marker.skipped
+	}
+	if !clean {
+		s.skipped += uint64(max(redo, 0)) + 2
+	}
+	for a, base := range s.bases {
+		if s.skipped > base {
+			a.SkipVersions(s.skipped - base)
+		}
+	}
+	s.bases = nil
+	s.eng.StartVersionsAt(s.skipped)
 }
 
 // applied reports whether the event at offset off of topic ti, for account
@@ -119,7 +181,7 @@ func (s *state) appendRecord(buf []byte, a *scoring.Account, pos, hdr []int64) (
 	}
 	buf = append(buf, a.ID...)
 	mid = len(buf)
-	buf = appendHeader(buf, s.topics, hdr)
+	buf = appendHeader(buf, s.topics, hdr, s.skipped)
 	return scoring.MarshalAccount(buf, a), mid
 }
 
@@ -128,17 +190,27 @@ func (s *state) appendRecord(buf []byte, a *scoring.Account, pos, hdr []int64) (
 // record's partition number) whose effect the state includes, followed by
 // scoring.MarshalAccount's bytes:
 //
-//	'C' 1                        magic and header version
+//	'C' 2                        magic and header version
+//	base                         uvarint: versions skipped by the writer (see state.restoreVersions)
 //	n                            uvarint: number of topics
 //	n × (topic, offset)          topic as uvarint length + bytes, offset as varint (-1: none)
 //	account state                scoring.MarshalAccount
+//
+// Header version 1 has no base (0).
 const (
 	headerMagic    = 'C'
 	headerVersion1 = 1
+	headerVersion2 = 2
 )
 
-func appendHeader(dst []byte, topics []string, pos []int64) []byte {
-	dst = append(dst, headerMagic, headerVersion1)
+func appendHeader(dst []byte, topics []string, pos []int64, base uint64) []byte {
+	dst = append(dst, headerMagic, headerVersion2)
+	dst = binary.AppendUvarint(dst, base)
+	return appendOffsets(dst, topics, pos)
+}
+
+// appendOffsets appends n, then n × (topic, offset).
+func appendOffsets(dst []byte, topics []string, pos []int64) []byte {
 	dst = binary.AppendUvarint(dst, uint64(len(topics)))
 	for i, t := range topics {
 		dst = binary.AppendUvarint(dst, uint64(len(t)))
@@ -148,19 +220,44 @@ func appendHeader(dst []byte, topics []string, pos []int64) []byte {
 	return dst
 }
 
+var errCorruptHeader = errors.New("corrupt state record header")
+
 // parseRecord splits a changelog value into the offsets it covers, indexed
-// like topics (-1 for topics it does not name), and the account.
-func parseRecord(b []byte, topics []string) ([]int64, *scoring.Account, error) {
+// like topics (-1 for topics it does not name), its base and the account.
+func parseRecord(b []byte, topics []string) ([]int64, uint64, *scoring.Account, error) {
 	if len(b) < 2 || b[0] != headerMagic {
-		return nil, nil, errors.New("not a Pyramid state record")
+		return nil, 0, nil, errors.New("not a Pyramid state record")
 	}
-	if b[1] != headerVersion1 {
-		return nil, nil, fmt.Errorf("state record header version %d is newer than this Pyramid understands", b[1])
+	var base uint64
+	switch b[1] {
+	case headerVersion1:
+		b = b[2:]
+	case headerVersion2:
+		var k int
+		if base, k = binary.Uvarint(b[2:]); k <= 0 {
+			return nil, 0, nil, errCorruptHeader
+		}
+		b = b[2+k:]
+	default:
+		return nil, 0, nil, fmt.Errorf("state record header version %d is newer than this Pyramid understands", b[1])
 	}
-	b = b[2:]
+	pos, b, err := parseOffsets(b, topics)
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	a, err := scoring.UnmarshalAccount(b)
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	return pos, base, a, nil
+}
+
+// parseOffsets reads what appendOffsets wrote, indexed like topics (-1 for
+// topics it does not name), and returns the rest of b.
+func parseOffsets(b []byte, topics []string) ([]int64, []byte, error) {
 	n, k := binary.Uvarint(b)
 	if k <= 0 || n > 1024 {
-		return nil, nil, errors.New("corrupt state record header")
+		return nil, nil, errCorruptHeader
 	}
 	b = b[k:]
 	pos := make([]int64, len(topics))
@@ -170,13 +267,13 @@ func parseRecord(b []byte, topics []string) ([]int64, *scoring.Account, error) {
 	for ; n > 0; n-- {
 		l, k := binary.Uvarint(b)
 		if k <= 0 || uint64(len(b)-k) < l {
-			return nil, nil, errors.New("corrupt state record header")
+			return nil, nil, errCorruptHeader
 		}
 		name := string(b[k : k+int(l)])
 		b = b[k+int(l):]
 		off, k := binary.Varint(b)
 		if k <= 0 {
-			return nil, nil, errors.New("corrupt state record header")
+			return nil, nil, errCorruptHeader
 		}
 		b = b[k:]
 		for i, t := range topics {
@@ -185,9 +282,58 @@ func parseRecord(b []byte, topics []string) ([]int64, *scoring.Account, error) {
 			}
 		}
 	}
-	a, err := scoring.UnmarshalAccount(b)
-	if err != nil {
-		return nil, nil, err
+	return pos, b, nil
+}
+
+// markerKey keys the partition's marker record in the changelog. It
+// starts with a control character, which no account id may hold, so it
+// never names an account.
+const markerKey = "\x00pyramid.partition"
+
+// A marker record says how the partition's last owner left it:
+//
+//	'M' 1                        magic and version
+//	flags                        bit 0: clean (everything the owner emitted is in the changelog)
+//	skipped                      uvarint: versions skipped so far (see state.restoreVersions)
+//
+// An owner writes one marking the partition in use before it emits
+// anything, and one marking it clean as the last thing it does when it
+// hands the partition over in order.
+type marker struct {
+	clean   bool
+	skipped uint64
+}
+
+const (
+	markerMagic    = 'M'
+	markerVersion1 = 1
+)
+
+func appendMarker(dst []byte, m *marker) []byte {
+	var flags byte
+	if m.clean {
+		flags = 1
 	}
-	return pos, a, nil
+	dst = append(dst, markerMagic, markerVersion1, flags)
+	return binary.AppendUvarint(dst, m.skipped)
+}
+
+func parseMarker(b []byte) (*marker, error) {
+	if len(b) < 3 || b[0] != markerMagic {
+		return nil, errors.New("not a Pyramid partition marker")
+	}
+	if b[1] != markerVersion1 {
+		return nil, fmt.Errorf("partition marker version %d is newer than this Pyramid understands", b[1])
+	}
+	m := &marker{clean: b[2]&1 != 0}
+	var k int
+	if m.skipped, k = binary.Uvarint(b[3:]); k <= 0 {
+		return nil, errors.New("corrupt partition marker")
+	}
+	return m, nil
+}
+
+// markerRecord returns the record of a marker for the partition.
+func (s *state) markerRecord(clean bool) rec {
+	return rec{key: []byte(markerKey), value: appendMarker(nil, &marker{clean: clean, skipped: s.skipped})}
 }

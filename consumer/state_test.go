@@ -104,3 +104,98 @@ func TestStateChangedOnceInOrder(t *testing.T) {
 		t.Errorf("%d changed with nothing changed", len(got))
 	}
 }
+
+// restored returns a state restored from recs (key to value).
+func restored(tb testing.TB, recs map[string][]byte) *state {
+	tb.Helper()
+	s := testState(tb)
+	if err := s.restore(recs, func(*scoring.Account) {}); err != nil {
+		tb.Fatal(err)
+	}
+	return s
+}
+
+// record returns a's changelog record as s would write it.
+func record(s *state, a *scoring.Account) (key string, value []byte) {
+	buf, mid := s.appendRecord(nil, a, []int64{5, 9}, make([]int64, 2))
+	return string(buf[:mid]), buf[mid:]
+}
+
+// A partition is clean when its last owner's last act was a clean marker,
+// or when it has no state at all; then versions go on where they were.
+// After a crash every version skips what there is to redo plus two, new
+// accounts start after the skip, and skips add up over crashes: an account
+// restored from an older record skips everything since.
+func TestStateVersionsAfterCrash(t *testing.T) {
+	s := testState(t)
+	a := account(t, s, "acc-1")
+	if a.Version != 1 {
+		t.Fatalf("version %d", a.Version)
+	}
+	k, v := record(s, a)
+	old := map[string][]byte{k: v} // no marker: written by a release before markers
+
+	if r := restored(t, nil); !r.clean() {
+		t.Error("a partition without state or marker is not clean")
+	}
+	r := restored(t, old)
+	if r.clean() {
+		t.Error("state without a marker is clean: the owner that wrote it may have crashed")
+	}
+	r.restoreVersions(false, 10)
+	if got := r.eng.Account("acc-1").Version; got != 13 {
+		t.Errorf("after a crash with 10 events to redo: version %d, want 1+10+2", got)
+	}
+	if b := account(t, r, "acc-new"); b.Version != 13 {
+		t.Errorf("a new account after the crash starts at version %d, want 12+1", b.Version)
+	}
+	k2, v2 := record(r, r.eng.Account("acc-1"))
+	dirty := r.markerRecord(false)
+
+	// A clean hand-over skips nothing, and records from this owner carry
+	// its base.
+	c := restored(t, map[string][]byte{k2: v2, markerKey: r.markerRecord(true).value})
+	if !c.clean() {
+		t.Fatal("a clean marker is not clean")
+	}
+	c.restoreVersions(true, 1000)
+	if got := c.eng.Account("acc-1").Version; got != 13 {
+		t.Errorf("after a clean hand-over: version %d, want 13", got)
+	}
+	if b := account(t, c, "acc-2"); b.Version != 13 {
+		t.Errorf("a new account after a clean hand-over starts at version %d, want 13", b.Version)
+	}
+
+	// A second crash, the account's newest record still the old one (its
+	// record from the first crash's owner never written): it skips both.
+	d := restored(t, map[string][]byte{k: v, markerKey: dirty.value})
+	if d.clean() {
+		t.Fatal("an in-use marker is clean")
+	}
+	d.restoreVersions(false, 5)
+	if got := d.eng.Account("acc-1").Version; got != 1+12+7 {
+		t.Errorf("after two crashes: version %d, want 1+12+7", got)
+	}
+	// The record of the first crash's owner skips only the second skip.
+	e := restored(t, map[string][]byte{k2: v2, markerKey: dirty.value})
+	e.restoreVersions(false, 5)
+	if got := e.eng.Account("acc-1").Version; got != 13+7 {
+		t.Errorf("after two crashes from the newer record: version %d, want 13+7", got)
+	}
+}
+
+// Records of header version 1, written before version skips existed, are
+// still read, with nothing skipped.
+func TestStateReadsHeaderVersion1(t *testing.T) {
+	s := testState(t)
+	a := account(t, s, "acc-1")
+	v1 := append([]byte{headerMagic, headerVersion1}, appendOffsets(nil, s.topics, []int64{4, -1})...)
+	v1 = scoring.MarshalAccount(v1, a)
+	pos, base, got, err := parseRecord(v1, s.topics)
+	if err != nil || base != 0 || !slices.Equal(pos, []int64{4, -1}) || got.ID != "acc-1" || got.Version != 1 {
+		t.Fatalf("parseRecord(v1) = %v, %d, %+v, %v", pos, base, got, err)
+	}
+	if _, err := parseMarker([]byte("M\x09\x00\x00")); err == nil || !strings.Contains(err.Error(), "newer") {
+		t.Errorf("a marker of a newer version: %v", err)
+	}
+}

@@ -11,7 +11,10 @@
 // event's own account (scoring.EventTime), not across all accounts: tier
 // hysteresis is path-dependent, and a global clock would let one account's
 // events change another account's history. The final evaluation uses one
-// clock for all: --as-of, or the largest occurred_at in the whole input. Bad lines are reported with their line number and skipped.
+// clock for all: --as-of, or the largest occurred_at in the whole input;
+// each final snapshot is a new version (scoring.Engine.Reemit), as when a
+// stream ends its backfill. Bad lines are reported with their line number
+// and skipped.
 package replay
 
 import (
@@ -195,7 +198,7 @@ func RunContext(ctx context.Context, opts Options) (*Summary, *Result, error) {
 	ids := eng.IDs()
 	for _, id := range ids {
 		o.Reset()
-		eng.Evaluate(eng.Account(id), asOf, &o)
+		eng.Reemit(eng.Account(id), asOf, &o)
 		var err error
 		if buf, err = out.emit(&o, alerts, buf); err != nil {
 			return sum, nil, err

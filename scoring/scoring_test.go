@@ -512,6 +512,24 @@ func TestSnapshotVersionCountsEmissions(t *testing.T) {
 	if !w.eng.Evaluate(a, ts("2027-06-01T00:00:00Z"), &w.out) || a.Version != 3 {
 		t.Fatalf("window roll: version %d", a.Version)
 	}
+	// Emitting the account again at a new clock always makes a new
+	// version, changed or not, so one version never has two contents.
+	w.eng.Reemit(a, ts("2027-06-02T00:00:00Z"), &w.out)
+	if a.Version != 4 {
+		t.Fatalf("re-emission with only as_of changed: version %d, want 4", a.Version)
+	}
+	w.eng.Reemit(a, ts("2028-06-02T00:00:00Z"), &w.out)
+	if a.Version != 5 {
+		t.Fatalf("re-emission with a change: version %d, want 5 (one version, not two)", a.Version)
+	}
+	// After a crash a stream processor skips versions, and new accounts
+	// start after the skip.
+	a.SkipVersions(10)
+	w.eng.StartVersionsAt(7)
+	w.order("b", "2026-01-01T00:00:00Z", "100", "")
+	if a.Version != 15 || w.eng.Account("b").Version != 8 {
+		t.Fatalf("skip: versions %d and %d, want 15 and 8", a.Version, w.eng.Account("b").Version)
+	}
 }
 
 func TestJSONGolden(t *testing.T) {
