@@ -59,7 +59,7 @@ var knownFlags = map[string][]string{
 	"run": {"brokers", "topics", "group", "config", "sink-dir", "clickhouse", "http", "log-level"},
 	"gen": {"brokers", "rate", "accounts", "events", "seed", "currencies", "foreign-share",
 		"start", "months", "bad-ratio", "dup-ratio", "topic-prefix"},
-	"migrate": {"clickhouse", "timeout", "create-database"},
+	"migrate": {"clickhouse", "timeout", "create-database", "dry-run"},
 	"broker":  {"listen", "partitions", "data-dir", "topics", "log-level", "log-format"},
 	"demo":    nil,
 }

@@ -62,7 +62,7 @@ func freshDB(tb testing.TB, serverDSN string) (string, driver.Conn) {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	if _, err := clickhouse.Migrate(ctx, conn); err != nil {
+	if _, err := clickhouse.Migrate(ctx, conn, clickhouse.MigrateOptions{}); err != nil {
 		tb.Fatalf("migrate: %v", err)
 	}
 	tb.Cleanup(func() {
@@ -765,8 +765,9 @@ func queryUint(tb testing.TB, conn driver.Conn, q string) uint64 {
 }
 
 // checkCollapsed checks that every (account_id, version) of
-// account_snapshots is one row under FINAL, and that account_latest has one
-// row per account of the golden.
+// account_snapshots is one row under FINAL, that account_latest has one
+// row per account of the golden, and that it equals the history's newest
+// versions. It logs the pairs with more than one content.
 func checkCollapsed(tb testing.TB, conn driver.Conn, accounts int) {
 	tb.Helper()
 	raw := queryUint(tb, conn, "SELECT count() FROM account_snapshots")
@@ -779,6 +780,15 @@ func checkCollapsed(tb testing.TB, conn driver.Conn, accounts int) {
 	}
 	if n != uint64(accounts) {
 		tb.Errorf("account_latest has %d rows, want %d (one per account)", n, accounts)
+	}
+	// The BI views read the current-state table: it must hold exactly the
+	// history's newest version of every account.
+	ctx := context.Background()
+	if m, err := clickhouse.CurrentMismatches(ctx, conn); err != nil || len(m) > 0 {
+		tb.Errorf("account_latest (the current-state table) differs from the newest versions in account_snapshots (%v):\n%s", err, strings.Join(m[:min(len(m), 20)], "\n"))
+	}
+	if c, ex, err := clickhouse.ConflictingVersions(ctx, conn, 3); err != nil || c > 0 {
+		tb.Logf("account_snapshots: %d (account_id, version) pairs carry more than one content (%v), e.g. %q", c, err, ex)
 	}
 }
 

@@ -43,7 +43,7 @@ func migrated(t testing.TB) (string, driver.Conn) {
 	dsn, conn := freshDB(t, testDSN(t))
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	if _, err := Migrate(ctx, conn); err != nil {
+	if _, err := Migrate(ctx, conn, MigrateOptions{}); err != nil {
 		t.Fatalf("migrate: %v", err)
 	}
 	return dsn, conn

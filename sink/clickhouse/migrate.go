@@ -28,6 +28,23 @@ type Migration struct {
 	Statements []string // with {db} still in place
 }
 
+// File is the migration's file name without the extension: 0003_current_state.
+func (m Migration) File() string { return fmt.Sprintf("%04d_%s", m.Version, m.Name) }
+
+// parsed parses the statements of the migration at position i.
+func (m Migration) parsed(i int) ([]stmt, error) {
+	out := make([]stmt, 0, len(m.Statements))
+	for n, s := range m.Statements {
+		p, err := parseStmt(s)
+		if err != nil {
+			return nil, fmt.Errorf("migration %s statement %d: %w", m.File(), n+1, err)
+		}
+		p.migIndex = i
+		out = append(out, p)
+	}
+	return out, nil
+}
+
 // Migrations returns the embedded migrations in order.
 func Migrations() ([]Migration, error) {
 	names, err := fs.Glob(migrationFiles, "migrations/*.sql")
@@ -79,53 +96,6 @@ func splitStatements(script string) []string {
 	return stmts
 }
 
-// Migrate brings the connection's database to the newest schema. It applies
-// each missing migration in order and records it; every statement is
-// idempotent (IF NOT EXISTS), so a migration interrupted half way is simply
-// run again. It returns the versions it applied.
-func Migrate(ctx context.Context, conn driver.Conn) ([]uint32, error) {
-	ms, err := Migrations()
-	if err != nil {
-		return nil, err
-	}
-	return migrate(ctx, conn, ms)
-}
-
-func migrate(ctx context.Context, conn driver.Conn, ms []Migration) ([]uint32, error) {
-	var db string
-	if err := conn.QueryRow(ctx, "SELECT currentDatabase()").Scan(&db); err != nil {
-		return nil, fmt.Errorf("migrate: reading current database: %w", err)
-	}
-	qdb := quoteIdent(db)
-	if err := conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS `+qdb+`.`+MigrationsTable+` (
-    version    UInt32,
-    name       String,
-    applied_at DateTime('UTC')
-) ENGINE = ReplacingMergeTree ORDER BY version`); err != nil {
-		return nil, fmt.Errorf("migrate: creating %s: %w", MigrationsTable, err)
-	}
-	done, err := appliedVersions(ctx, conn, qdb)
-	if err != nil {
-		return nil, err
-	}
-	var applied []uint32
-	for _, m := range ms {
-		if done[m.Version] {
-			continue
-		}
-		for i, s := range m.Statements {
-			if err := conn.Exec(ctx, strings.ReplaceAll(s, "{db}", qdb)); err != nil && !alreadyDone(s, err) {
-				return applied, fmt.Errorf("migrate: %04d_%s statement %d: %w", m.Version, m.Name, i+1, err)
-			}
-		}
-		if err := record(ctx, conn, qdb, m); err != nil {
-			return applied, fmt.Errorf("migrate: recording %04d_%s: %w", m.Version, m.Name, err)
-		}
-		applied = append(applied, m.Version)
-	}
-	return applied, nil
-}
-
 func record(ctx context.Context, conn driver.Conn, qdb string, m Migration) error {
 	b, err := conn.PrepareBatch(ctx, `INSERT INTO `+qdb+`.`+MigrationsTable+` (version, name, applied_at)`)
 	if err != nil {
@@ -156,15 +126,39 @@ func appliedVersions(ctx context.Context, conn driver.Conn, qdb string) (map[uin
 }
 
 // alreadyDone tells an ALTER ... ADD COLUMN that failed because an earlier,
-// interrupted run of the same migration added the column: ClickHouse 18.16
-// has no ADD COLUMN IF NOT EXISTS.
+// interrupted run of the same migration added the column (ClickHouse 18.16
+// has no ADD COLUMN IF NOT EXISTS), and a CREATE ... IF NOT EXISTS that
+// lost a race with another creator.
 func alreadyDone(stmt string, err error) bool {
 	var ex *ch.Exception
-	if !errors.As(err, &ex) || !strings.HasPrefix(strings.ToUpper(strings.TrimSpace(stmt)), "ALTER") {
+	if !errors.As(err, &ex) {
 		return false
 	}
-	// 15 DUPLICATE_COLUMN on current releases; 18.16 says 44 ILLEGAL_COLUMN.
-	return ex.Code == 15 || ex.Code == 44 && strings.Contains(ex.Message, "already exists")
+	s := strings.ToUpper(strings.TrimSpace(stmt))
+	switch {
+	case strings.HasPrefix(s, "ALTER"):
+		// 15 DUPLICATE_COLUMN on current releases; 18.16 says 44 ILLEGAL_COLUMN.
+		return ex.Code == 15 || ex.Code == 44 && strings.Contains(ex.Message, "already exists")
+	case strings.HasPrefix(s, "CREATE") && strings.Contains(firstLine(s), "IF NOT EXISTS"):
+		return ex.Code == 57 // TABLE_ALREADY_EXISTS
+	}
+	return false
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}
+
+func sortedKeys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }
 
 // quoteIdent quotes a database or table name for ClickHouse SQL.

@@ -52,7 +52,7 @@ func TestOutage(t *testing.T) {
 	serverDSN, dir := outageServer(t)
 	dsn, conn := freshDB(t, serverDSN)
 	ctx := context.Background()
-	if _, err := Migrate(ctx, conn); err != nil {
+	if _, err := Migrate(ctx, conn, MigrateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	s := newSink(t, dsn, Options{AttemptTimeout: 3 * time.Second})

@@ -42,6 +42,10 @@ func Retryable(err error) bool {
 	if err == nil {
 		return false
 	}
+	var vc *viewChanging
+	if errors.As(err, &vc) {
+		return true
+	}
 	var ex *ch.Exception
 	if errors.As(err, &ex) {
 		return healableCodes[ex.Code]

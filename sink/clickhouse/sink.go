@@ -57,8 +57,12 @@ type Options struct {
 	// sums. Pass (*scoring.Params).LoadWeight. Nil: the built-in defaults.
 	LoadWeight func(scoring.Tier) float64
 	// Migrate applies the schema migrations in New, retrying errors that
-	// can heal until ctx ends.
-	Migrate bool
+	// can heal until ctx ends. A backfill of more than MaxBackfillRows
+	// rows (default StartBackfillRows) is refused with a *BackfillError,
+	// before any change: it could outlast AttemptTimeout, and belongs to
+	// `pyramid migrate`.
+	Migrate         bool
+	MaxBackfillRows uint64
 	// MigrateStatus, when set, hears the outcome of every migration
 	// attempt (nil once applied): a service can tell what it waits for.
 	MigrateStatus func(err error)
@@ -66,6 +70,10 @@ type Options struct {
 	// batch, for the coverage_plan view. Pass config.CoverageCapacity.
 	Capacity map[string]config.Capacity
 }
+
+// StartBackfillRows is the largest backfill New runs when Options.Migrate
+// is set (a few seconds of work on a small server).
+const StartBackfillRows = 1_000_000
 
 // Sink writes batches to ClickHouse. It implements sink.Sink and is safe
 // for concurrent use.
@@ -97,6 +105,9 @@ func New(ctx context.Context, opts Options, m *metrics.Metrics, log *slog.Logger
 	if opts.RetryMax <= 0 {
 		opts.RetryMax = 30 * time.Second
 	}
+	if opts.MaxBackfillRows == 0 {
+		opts.MaxBackfillRows = StartBackfillRows
+	}
 	if opts.LoadWeight == nil {
 		opts.LoadWeight = scoring.DefaultParams().LoadWeight
 	}
@@ -118,9 +129,9 @@ func New(ctx context.Context, opts Options, m *metrics.Metrics, log *slog.Logger
 		// write: the migration's retries stay out of the sink's metrics.
 		start := retry.New(StageName, backoff, nil, s.log)
 		err := start.Do(ctx, "migrate", s.attempt("migrate", func(ctx context.Context) error {
-			applied, err := Migrate(ctx, conn)
-			if len(applied) > 0 {
-				s.log.Info("schema migrated", "applied", applied)
+			res, err := Migrate(ctx, conn, MigrateOptions{MaxBackfillRows: opts.MaxBackfillRows, Log: s.log})
+			if err == nil && len(res.Statements) > 0 {
+				s.log.Info("schema migrated", "applied", res.Applied, "statements", len(res.Statements))
 			}
 			if opts.MigrateStatus != nil && ctx.Err() == nil {
 				opts.MigrateStatus(err)
@@ -139,12 +150,27 @@ func New(ctx context.Context, opts Options, m *metrics.Metrics, log *slog.Logger
 // made on first use; dialTimeout bounds each dial (0: the DSN's or the
 // driver's default).
 func Open(dsn string, dialTimeout time.Duration) (driver.Conn, error) {
+	return open(dsn, dialTimeout, 0)
+}
+
+// OpenMigrate returns a connection pool for Migrate, on which a statement
+// may run as long as a backfill of a long history takes (the driver's
+// default read timeout is 5 minutes per statement), unless the DSN sets
+// read_timeout.
+func OpenMigrate(dsn string) (driver.Conn, error) {
+	return open(dsn, 10*time.Second, 24*time.Hour)
+}
+
+func open(dsn string, dialTimeout, readTimeout time.Duration) (driver.Conn, error) {
 	o, err := ch.ParseDSN(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("clickhouse: invalid DSN %s: %s", logging.Redact(dsn), logging.RedactIn(err.Error(), dsn))
 	}
 	if dialTimeout > 0 && !strings.Contains(dsn, "dial_timeout") {
 		o.DialTimeout = min(dialTimeout, 10*time.Second)
+	}
+	if readTimeout > 0 && !strings.Contains(dsn, "read_timeout") {
+		o.ReadTimeout = readTimeout
 	}
 	if !strings.Contains(dsn, "max_open_conns") {
 		o.MaxOpenConns = 4
@@ -159,24 +185,48 @@ func Open(dsn string, dialTimeout time.Duration) (driver.Conn, error) {
 // CreateDatabase creates the DSN's database if it does not exist, connecting
 // to the server's default database to do so.
 func CreateDatabase(ctx context.Context, dsn string) error {
+	return onDefault(ctx, dsn, func(conn driver.Conn, db string) error {
+		if err := conn.Exec(ctx, "CREATE DATABASE IF NOT EXISTS "+quoteIdent(db)); err != nil {
+			return fmt.Errorf("clickhouse: create database %s: %w", db, err)
+		}
+		return nil
+	})
+}
+
+// DatabaseExists reports whether the DSN's database exists, asking the
+// server's default database.
+func DatabaseExists(ctx context.Context, dsn string) (bool, error) {
+	var n uint64
+	err := onDefault(ctx, dsn, func(conn driver.Conn, db string) error {
+		return conn.QueryRow(ctx, "SELECT count() FROM system.databases WHERE name = ?", db).Scan(&n)
+	})
+	return n > 0, err
+}
+
+// DatabaseName is the DSN's database ("default" when it names none).
+func DatabaseName(dsn string) string {
+	o, err := ch.ParseDSN(dsn)
+	if err != nil || o.Auth.Database == "" {
+		return "default"
+	}
+	return o.Auth.Database
+}
+
+// onDefault runs f on a connection to the server's default database, with
+// the DSN's database name; a DSN naming the default database needs nothing.
+func onDefault(ctx context.Context, dsn string, f func(conn driver.Conn, db string) error) error {
 	o, err := ch.ParseDSN(dsn)
 	if err != nil {
 		return fmt.Errorf("clickhouse: invalid DSN %s: %s", logging.Redact(dsn), logging.RedactIn(err.Error(), dsn))
 	}
-	db := o.Auth.Database
-	if db == "" || db == "default" {
-		return nil
-	}
+	db := DatabaseName(dsn)
 	o.Auth.Database = "default"
 	conn, err := ch.Open(o)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	if err := conn.Exec(ctx, "CREATE DATABASE IF NOT EXISTS "+quoteIdent(db)); err != nil {
-		return fmt.Errorf("clickhouse: create database %s: %w", db, err)
-	}
-	return nil
+	return f(conn, db)
 }
 
 // Write inserts the batch, one INSERT per table, and returns once the
@@ -227,8 +277,14 @@ func (s *Sink) attempt(what string, op func(context.Context) error) retry.Op {
 
 // describe names the table and says what to do.
 func describe(table string, err error) error {
+	if table == "migrate" {
+		return fmt.Errorf("clickhouse sink: migrating the schema: %w", err)
+	}
 	var ex *ch.Exception
 	if errors.As(err, &ex) {
+		if ex.Code == 60 && !strings.Contains(ex.Message, "."+table+" ") {
+			return &viewChanging{table: table, err: err}
+		}
 		switch ex.Code {
 		case 16, 47, 60, 81: // no such column, unknown identifier, unknown table, unknown database
 			return fmt.Errorf("clickhouse sink: table %s: %w (the schema is missing or old: run `pyramid migrate`)", table, err)
@@ -238,6 +294,23 @@ func describe(table string, err error) error {
 	}
 	return fmt.Errorf("clickhouse sink: table %s: %w", table, err)
 }
+
+// viewChanging is an insert that failed because a materialized view on its
+// table is being created or dropped (pyramid migrate is running):
+// ClickHouse 18.16 lists a new view among the table's dependents a moment
+// before the view exists, and an insert in that moment fails with
+// UNKNOWN_TABLE naming the view, having written nothing. It heals once
+// the migration's statement completes.
+type viewChanging struct {
+	table string
+	err   error
+}
+
+func (e *viewChanging) Error() string {
+	return fmt.Sprintf("clickhouse sink: table %s: %v (a materialized view on it is being created or dropped; retrying)", e.table, e.err)
+}
+
+func (e *viewChanging) Unwrap() error { return e.err }
 
 // Healthy returns nil when the last write attempt to every table
 // succeeded, else the error of a failing one.
