@@ -827,6 +827,33 @@ func TestK8sPortsProbesAndSelectors(t *testing.T) {
 	}
 }
 
+// TestK8sMigratesFirst: an init container runs pyramid migrate with the
+// main container's image and environment, so a backfill too long for
+// pyramid run's start is done before it.
+func TestK8sMigratesFirst(t *testing.T) {
+	objs := loadK8s(t)
+	c := container(t, objs)
+	inits := list(objs["Deployment/pyramid"], "spec", "template", "spec", "initContainers")
+	if len(inits) != 1 {
+		t.Fatalf("Deployment/pyramid has %d init containers, want 1 running pyramid migrate", len(inits))
+	}
+	m := inits[0].(obj)
+	if args := strs(m, "args"); len(args) == 0 || args[0] != "migrate" {
+		t.Errorf("init container args %v, want pyramid migrate", args)
+	} else {
+		checkFlags(t, "k8s init container", args)
+	}
+	if str(m, "image") != str(c, "image") {
+		t.Errorf("init container image %q, main container %q", str(m, "image"), str(c, "image"))
+	}
+	if !reflect.DeepEqual(get(m, "envFrom"), get(c, "envFrom")) {
+		t.Errorf("init container envFrom %v, main container %v: migrate needs the same DSN", get(m, "envFrom"), get(c, "envFrom"))
+	}
+	if get(m, "securityContext", "allowPrivilegeEscalation") != false || str(m, "resources", "limits", "memory") == "" {
+		t.Error("init container allows privilege escalation or sets no memory limit")
+	}
+}
+
 func TestK8sPodSpec(t *testing.T) {
 	objs := loadK8s(t)
 	dep := objs["Deployment/pyramid"]

@@ -3,11 +3,16 @@
 // the BI schema those rows land in.
 //
 // The schema is a list of versioned SQL migrations embedded in the binary
-// (migrations/NNNN_name.sql). Migrate applies the ones a database lacks, in
-// order, and records each in pyramid_schema_migrations, so running it again
-// changes nothing. All SQL works on ClickHouse 18.16 (Debian's package, used
-// in CI) and on current releases; docs/clickhouse.md describes every table
-// and view.
+// (migrations/NNNN_name.sql). Migrate compares the live database with the
+// schema they build (system.tables, system.columns), adds missing columns,
+// applies the migrations a database lacks (recording each in
+// pyramid_schema_migrations), re-creates missing views, and stops, naming
+// each, at differences it cannot repair safely; concurrent runs take turns
+// under a lock table. The BI views read account_current, one row per
+// account, which a materialized view keeps from account_snapshots, the
+// history. All SQL works on ClickHouse 18.16 (Debian's package, used in
+// CI) and on current releases; docs/clickhouse.md describes every table
+// and view, and why the layout is correct.
 //
 // Writes are idempotent: every row carries (account_id, version) or
 // alert_id as the ReplacingMergeTree key, so a batch written twice after a
