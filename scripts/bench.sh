@@ -6,7 +6,13 @@
 #     fsynced JSONL, against the bare kafka-go consume rate of the same
 #     messages measured in the same run;
 #  3. end to end with ClickHouse as the sink (when clickhouse-server is
-#     installed or PYRAMID_TEST_CLICKHOUSE_DSN is set).
+#     installed or PYRAMID_TEST_CLICKHOUSE_DSN is set);
+#  4. BI dashboards: the six dashboard queries against a history of 1, 10
+#     and 30 million snapshot rows (100,000 accounts), median of 7 runs each
+#     (same condition; PYRAMID_BENCH_BI_HISTORY=1 also times the old
+#     history-scanning views, PYRAMID_BENCH_BI_OPTIMIZE=1 the queries after
+#     OPTIMIZE TABLE account_current FINAL, PYRAMID_BENCH_BI_VERSIONS=10,100
+#     skips 30M).
 # PYRAMID_BENCH_EVENTS / PYRAMID_BENCH_ACCOUNTS shrink the inputs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,6 +38,12 @@ if [ -n "${PYRAMID_TEST_CLICKHOUSE_DSN:-}" ] && [ -d e2e ]; then
   echo
   echo "== end to end, ClickHouse sink =="
   go test ./e2e/ -run '^$' -bench '^BenchmarkPipelineClickHouse$' -benchtime 1x -count 1 -timeout 60m | tee "$out/clickhouse.txt"
+fi
+
+if [ -n "${PYRAMID_TEST_CLICKHOUSE_DSN:-}" ]; then
+  echo
+  echo "== BI dashboards (ClickHouse) =="
+  go test ./sink/clickhouse/ -run '^$' -bench '^BenchmarkDashboards$' -benchtime 1x -count 1 -timeout 120m | tee "$out/bi.txt"
 fi
 
 echo
@@ -76,4 +88,21 @@ if runs:
 c = jsonline(os.path.join(d, "clickhouse.txt"))
 if c:
     print("| end to end, ClickHouse sink | " + ", ".join(f"{k} {v:,.0f}" if isinstance(v, (int, float)) else f"{k} {v}" for k, v in c.items() if k not in ("benchmark",)) + " | >= 100,000 events/s |")
+
+bi = [r for r in jsonlines(os.path.join(d, "bi.txt")) if r.get("benchmark") == "bi"]
+if bi:
+    names = ["tier counts", "one tier by potential", "one rep's accounts", "rep coverage", "neglected list", "one account now", "one account now, through account_latest"]
+    print()
+    print(f"BI dashboard queries, median of {bi[0]['runs']} runs each, ms (target: each < 100 ms at 10M rows, flat from 1M to 30M):")
+    print()
+    print("| history rows | accounts | " + " | ".join(names) + " | account_current rows (parts) |")
+    print("|---|---|" + "---|" * len(names) + "---|")
+    for r in bi:
+        print(f"| {r['history_rows']:,} | {r['accounts']:,} | " + " | ".join(f"{r['ms'][n]:.0f}" for n in names) + f" | {r['current_rows']:,} ({r['current_parts']}) |")
+    for r in bi:
+        if "optimized_ms" in r:
+            print(f"| {r['history_rows']:,}, after OPTIMIZE TABLE account_current FINAL ({r['optimize_s']:.1f} s) | {r['accounts']:,} | " + " | ".join(f"{r['optimized_ms'][n]:.0f}" for n in names) + " | |")
+    for r in bi:
+        if "history_ms" in r:
+            print(f"| {r['history_rows']:,}, views scanning the history | {r['accounts']:,} | " + " | ".join(f"{r['history_ms'][n]:,.0f}" for n in names) + " | |")
 PY

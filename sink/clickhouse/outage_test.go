@@ -193,7 +193,11 @@ func docQueries(path string) ([]string, error) {
 			cur = &strings.Builder{}
 		case cur != nil && strings.TrimSpace(line) == "```":
 			q := strings.TrimSuffix(strings.TrimSpace(cur.String()), ";")
-			if !strings.HasPrefix(strings.ToUpper(q), "CREATE") {
+			stmt := q
+			for strings.HasPrefix(stmt, "--") { // leading comment lines
+				_, stmt, _ = strings.Cut(stmt, "\n")
+			}
+			if !strings.HasPrefix(strings.ToUpper(stmt), "CREATE") {
 				out = append(out, q)
 			}
 			cur = nil

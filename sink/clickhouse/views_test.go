@@ -175,7 +175,7 @@ func TestBIQueries(t *testing.T) {
 	fx.Alerts = []scoring.Alert{{AlertID: "al-1", AccountID: "neglected-now", Kind: scoring.KindNeglected, Status: scoring.StatusOpen,
 		OpenedAt: t0 - 6*day, Tier: scoring.Major, OwnerID: "rep-n", Potential: 2_000_000_00, LastTouchAt: t0 - 20*day, DaysSinceTouch: 20}}
 	unowned := snap("unowned-major", 1, scoring.Major, "")
-	fx.Snapshots = append(fx.Snapshots, unowned)
+	fx.Snapshots = append(fx.Snapshots, unowned, snap("acc-000042", 1, scoring.Named, "rep-1")) // the docs' example id
 	if err := s.Write(ctx, &fx); err != nil {
 		t.Fatal(err)
 	}
