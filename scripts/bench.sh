@@ -104,5 +104,13 @@ if bi:
             print(f"| {r['history_rows']:,}, after OPTIMIZE TABLE account_current FINAL ({r['optimize_s']:.1f} s) | {r['accounts']:,} | " + " | ".join(f"{r['optimized_ms'][n]:.0f}" for n in names) + " | |")
     for r in bi:
         if "history_ms" in r:
-            print(f"| {r['history_rows']:,}, views scanning the history | {r['accounts']:,} | " + " | ".join(f"{r['history_ms'][n]:,.0f}" for n in names) + " | |")
+            print(f"| {r['history_rows']:,}, views scanning the history (one run) | {r['accounts']:,} | " + " | ".join(f"{r['history_ms'][n]:,.0f}" if n in r['history_ms'] else "" for n in names) + " | |")
+    print()
+    print("FINAL's cost: SELECT tier, count() FROM <table> [FINAL] GROUP BY tier, median of 3 runs, ms:")
+    print()
+    print("| history rows | account_current | account_current FINAL | account_snapshots | account_snapshots FINAL |")
+    print("|---|---|---|---|---|")
+    for r in bi:
+        f = r["final_ms"]
+        print(f"| {r['history_rows']:,} | {f['account_current']:.0f} | {f['account_current FINAL']:.0f} | {f['account_snapshots']:.0f} | {f['account_snapshots FINAL']:,.0f} |")
 PY

@@ -119,121 +119,144 @@ FROM
 )`
 
 // BenchmarkDashboards is the BI benchmark of make bench: the six dashboard
-// queries against a history of 1, 10 and 30 million snapshot rows
-// (100,000 accounts × 10, 100 and 300 versions), median of several runs
-// each, after the background merges that follow the load have settled.
-// It prints one JSON line per size. PYRAMID_BENCH_BI_ACCOUNTS,
-// PYRAMID_BENCH_BI_VERSIONS (e.g. "10,100,300") and PYRAMID_BENCH_BI_RUNS
-// change the shape; PYRAMID_BENCH_BI_HISTORY=1 also times the same
-// questions answered from the history alone, as before the current-state
-// table, and PYRAMID_BENCH_BI_OPTIMIZE=1 times them again after OPTIMIZE
-// TABLE account_current FINAL.
+// queries against histories of 1, 10 and 30 million snapshot rows
+// (100,000 accounts × 10, 100 and 300 versions, one database each),
+// median of several runs each, after the background merges that follow
+// the load have settled. The machine is noisy, so the databases are
+// measured in turns, run by run: a burst of load slows every size alike
+// and the curve stays comparable. It prints one JSON line per size.
+// PYRAMID_BENCH_BI_ACCOUNTS, PYRAMID_BENCH_BI_VERSIONS (e.g. "10,100,300")
+// and PYRAMID_BENCH_BI_RUNS change the shape; PYRAMID_BENCH_BI_HISTORY=1
+// also times the same questions answered from the history alone, as
+// before the current-state table, and PYRAMID_BENCH_BI_OPTIMIZE=1 times
+// them again after OPTIMIZE TABLE account_current FINAL.
 func BenchmarkDashboards(b *testing.B) {
 	accounts := benchEnv(b, "PYRAMID_BENCH_BI_ACCOUNTS", "100000")[0]
 	versions := benchEnv(b, "PYRAMID_BENCH_BI_VERSIONS", "10,100,300")
 	runs := benchEnv(b, "PYRAMID_BENCH_BI_RUNS", "7")[0]
 	history := os.Getenv("PYRAMID_BENCH_BI_HISTORY") == "1"
+	optimize := os.Getenv("PYRAMID_BENCH_BI_OPTIMIZE") == "1"
 	if accounts%10 != 0 {
 		b.Fatalf("PYRAMID_BENCH_BI_ACCOUNTS=%d: want a multiple of 10", accounts)
 	}
 	ctx := context.Background()
 	for i := 0; i < b.N; i++ {
-		_, conn := migrated(b)
-		if history {
-			createHistoryViews(b, conn)
-		}
-		round := 0
-		for _, v := range versions {
+		var conns []driver.Conn
+		res := make([]map[string]any, len(versions))
+		for k, v := range versions {
+			dsn, _ := migrated(b)
+			// A history scan at 30 million rows can outlast the driver's
+			// default 5-minute read timeout on a busy machine.
+			conn, err := OpenMigrate(dsn)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer conn.Close()
+			conns = append(conns, conn)
+			if history {
+				createHistoryViews(b, conn)
+			}
 			start := time.Now()
-			for ; round < v*10; round++ {
+			for round := 0; round < v*10; round++ {
 				q := strings.NewReplacer("{r}", strconv.Itoa(round), "{accounts}", strconv.Itoa(accounts)).Replace(generateRound)
 				if err := conn.Exec(ctx, q); err != nil {
 					b.Fatalf("round %d: %v", round, err)
 				}
 			}
-			load := time.Since(start)
-			settle := awaitMerges(b, conn)
-			res := map[string]any{
-				"benchmark":     "bi",
-				"history_rows":  queryUint(b, conn, "SELECT count() FROM account_snapshots"),
-				"accounts":      queryUint(b, conn, "SELECT count() FROM account_latest"),
-				"current_rows":  queryUint(b, conn, "SELECT count() FROM account_current"),
-				"current_parts": queryUint(b, conn, "SELECT count() FROM system.parts WHERE database = currentDatabase() AND table = 'account_current' AND active"),
-				"load_s":        load.Seconds(),
-				"settle_s":      settle.Seconds(),
-				"runs":          runs,
+			res[k] = map[string]any{"benchmark": "bi", "runs": runs, "load_s": time.Since(start).Seconds()}
+		}
+		for k, conn := range conns {
+			res[k]["settle_s"] = awaitMerges(b, conn).Seconds()
+			res[k]["history_rows"] = queryUint(b, conn, "SELECT count() FROM account_snapshots")
+			res[k]["accounts"] = queryUint(b, conn, "SELECT count() FROM account_latest")
+			res[k]["current_rows"] = queryUint(b, conn, "SELECT count() FROM account_current")
+			res[k]["current_parts"] = queryUint(b, conn, "SELECT count() FROM system.parts WHERE database = currentDatabase() AND table = 'account_current' AND active")
+		}
+		put := func(key string, per []map[string]float64) {
+			for k := range res {
+				res[k][key] = per[k]
 			}
-			res["ms"] = timeQueries(b, conn, "", runs)
-			res["final_ms"] = finalCost(b, conn)
-			if os.Getenv("PYRAMID_BENCH_BI_OPTIMIZE") == "1" {
+		}
+		put("ms", timeQueries(b, conns, dashboardQueries, "", runs))
+		put("final_ms", timeQueries(b, conns, finalQueries(), "", 3))
+		if history {
+			// Seconds each: one run, after one that warms the caches.
+			put("history_ms", timeQueries(b, conns, dashboardQueries, "_history", 1))
+		}
+		if optimize {
+			for k, conn := range conns {
 				start := time.Now()
 				if err := conn.Exec(ctx, "OPTIMIZE TABLE account_current FINAL"); err != nil {
 					b.Fatal(err)
 				}
-				res["optimize_s"] = time.Since(start).Seconds()
-				res["optimized_ms"] = timeQueries(b, conn, "", runs)
+				res[k]["optimize_s"] = time.Since(start).Seconds()
 			}
-			if history {
-				res["history_ms"] = timeQueries(b, conn, "_history", min(runs, 3))
-			}
-			line, _ := json.Marshal(res)
+			put("optimized_ms", timeQueries(b, conns, dashboardQueries, "", runs))
+		}
+		for _, r := range res {
+			line, _ := json.Marshal(r)
 			fmt.Println(string(line))
 		}
 	}
 }
 
-// timeQueries returns the median milliseconds of each dashboard query over
-// runs runs (after one unmeasured run), reading the views with suffix.
-func timeQueries(b *testing.B, conn driver.Conn, suffix string, runs int) map[string]float64 {
-	out := map[string]float64{}
-	for _, q := range dashboardQueries {
-		sql := q.sql
-		if suffix != "" {
-			// Before the current-state table, one account's row came from
-			// the history's view too.
-			sql = strings.ReplaceAll(sql, "FROM account_current FINAL", "FROM account_latest")
-		}
-		sql = biView.ReplaceAllString(sql, "${1}"+suffix)
-		var ms []float64
-		for i := 0; i <= runs; i++ {
-			d, err := timeQuery(conn, sql)
-			if err != nil {
-				b.Fatalf("%s: %v", q.name, err)
+// timeQueries returns, per database, the median milliseconds of each query
+// over runs runs, after one unmeasured run. Runs go round the databases
+// and queries in turn. suffix renames the BI views read (_history: the
+// views that scan the history).
+func timeQueries(b *testing.B, conns []driver.Conn, qs []struct{ name, sql string }, suffix string, runs int) []map[string]float64 {
+	ms := make([]map[string][]float64, len(conns))
+	for k := range ms {
+		ms[k] = map[string][]float64{}
+	}
+	for i := 0; i <= runs; i++ {
+		for k, conn := range conns {
+			for _, q := range qs {
+				if suffix != "" && strings.HasSuffix(q.name, "through account_latest") {
+					continue // the history has one way to read an account
+				}
+				sql := q.sql
+				if suffix != "" {
+					// Before the current-state table, one account's row
+					// came from the history's view too.
+					sql = strings.ReplaceAll(sql, "FROM account_current FINAL", "FROM account_latest")
+				}
+				sql = biView.ReplaceAllString(sql, "${1}"+suffix)
+				d, err := timeQuery(conn, sql)
+				if err != nil {
+					b.Fatalf("%s: %v", q.name, err)
+				}
+				if i > 0 {
+					ms[k][q.name] = append(ms[k][q.name], float64(d.Microseconds())/1000)
+				}
 			}
-			if i > 0 {
-				ms = append(ms, float64(d.Microseconds())/1000)
-			}
 		}
-		sort.Float64s(ms)
-		out[q.name] = ms[len(ms)/2]
+	}
+	out := make([]map[string]float64, len(conns))
+	for k := range ms {
+		out[k] = map[string]float64{}
+		for name, v := range ms[k] {
+			sort.Float64s(v)
+			out[k][name] = v[len(v)/2]
+		}
+	}
+	return out
+}
+
+// finalQueries read two columns of each snapshot table with and without
+// FINAL, for docs/clickhouse.md's account of what FINAL costs.
+func finalQueries() []struct{ name, sql string } {
+	var out []struct{ name, sql string }
+	for _, table := range []string{"account_current", "account_snapshots"} {
+		for _, final := range []string{"", " FINAL"} {
+			out = append(out, struct{ name, sql string }{table + final, "SELECT tier, count() FROM " + table + final + " GROUP BY tier"})
+		}
 	}
 	return out
 }
 
 // biView matches a BI view where a query reads it.
 var biView = regexp.MustCompile(`((?:FROM|\{db\}\.) ?(?:account_latest|tier_distribution|rep_coverage|neglected_accounts))\b`)
-
-// finalCost times reading two columns of each snapshot table with and
-// without FINAL (median of 3), for docs/clickhouse.md.
-func finalCost(b *testing.B, conn driver.Conn) map[string]float64 {
-	out := map[string]float64{}
-	for _, table := range []string{"account_current", "account_snapshots"} {
-		for _, final := range []string{"", " FINAL"} {
-			q := "SELECT tier, count() FROM " + table + final + " GROUP BY tier"
-			var ms []float64
-			for i := 0; i < 3; i++ {
-				d, err := timeQuery(conn, q)
-				if err != nil {
-					b.Fatalf("%s: %v", q, err)
-				}
-				ms = append(ms, float64(d.Microseconds())/1000)
-			}
-			sort.Float64s(ms)
-			out[table+final] = ms[1]
-		}
-	}
-	return out
-}
 
 // createHistoryViews creates the BI views as they were before the current
 // state table (migration 0002: every read scans the history), with the
