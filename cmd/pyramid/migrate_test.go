@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -23,9 +24,18 @@ func TestMigrateCommand(t *testing.T) {
 		}
 	})
 	t.Setenv("PYRAMID_CLICKHOUSE_DSN", "")
+	ms, err := clickhouse.Migrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var versions []uint32
+	for _, m := range ms {
+		versions = append(versions, m.Version)
+	}
+	all := fmt.Sprint(versions)
 
 	code, out, errOut := pyramid(t, "", "migrate", "--clickhouse", dsn, "--dry-run")
-	if code != 0 || !strings.Contains(out, "the database does not exist") || !strings.Contains(out, "record migrations [1 2 3]") {
+	if code != 0 || !strings.Contains(out, "the database does not exist") || !strings.Contains(out, "record migrations "+all) {
 		t.Fatalf("dry run on a missing database: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
 	}
 	if exists, err := clickhouse.DatabaseExists(context.Background(), dsn); err != nil || exists {
@@ -41,7 +51,7 @@ func TestMigrateCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	code, out, errOut = pyramid(t, "", "migrate", "--clickhouse", dsn, "--dry-run")
-	if code != 0 || !strings.Contains(out, "a run would execute these statements, then record migrations [1 2 3]") ||
+	if code != 0 || !strings.Contains(out, "a run would execute these statements, then record migrations "+all) ||
 		!strings.Contains(out, "CREATE MATERIALIZED VIEW IF NOT EXISTS `"+db+"`.account_current_mv") || strings.Contains(out, "{db}") {
 		t.Fatalf("dry run: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
 	}
@@ -50,7 +60,7 @@ func TestMigrateCommand(t *testing.T) {
 		t.Fatalf("dry run left %d tables (%v)", n, err)
 	}
 
-	if code, out, errOut = pyramid(t, "", "migrate", "--clickhouse", dsn); code != 0 || !strings.Contains(out, "applied migrations [1 2 3]") {
+	if code, out, errOut = pyramid(t, "", "migrate", "--clickhouse", dsn); code != 0 || !strings.Contains(out, "applied migrations "+all) {
 		t.Fatalf("migrate: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
 	}
 	if code, out, _ = pyramid(t, "", "migrate", "--clickhouse", dsn); code != 0 || !strings.Contains(out, "schema up to date") {

@@ -202,7 +202,13 @@ func TestViewsReadCurrentState(t *testing.T) {
 			t.Errorf("account_latest does not read account_current FINAL:\n%s", q)
 		}
 	}
-	if n != 4 {
-		t.Errorf("%d views, want 4", n)
+	views := 0
+	for _, r := range embeddedSchema(t) {
+		if r.kind == kindView {
+			views++
+		}
+	}
+	if n != views || n < 4 {
+		t.Errorf("%d views, want the %d of the migrations", n, views)
 	}
 }

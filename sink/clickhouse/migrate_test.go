@@ -314,7 +314,7 @@ func TestMigrateBackfillLimit(t *testing.T) {
 		t.Errorf("New took %v to refuse; a refused backfill must not be retried", d)
 	}
 	res, err := Migrate(ctx, conn, MigrateOptions{MaxBackfillRows: 20})
-	if err != nil || fmt.Sprint(res.Applied) != "[3]" {
+	if err != nil || len(res.Applied) == 0 || res.Applied[0] != 3 {
 		t.Fatalf("migrate = %+v, %v", res, err)
 	}
 	if n := queryUint(t, conn, "SELECT count() FROM account_latest"); n != 20 {
@@ -385,8 +385,8 @@ func TestMigrateConcurrent(t *testing.T) {
 		}
 		applied += len(results[i].Applied)
 	}
-	if applied != 1 {
-		t.Errorf("migration 0003 was applied %d times in all, want once (the others found it done)", applied)
+	if ms, _ := Migrations(); applied != len(ms)-2 {
+		t.Errorf("%d migrations applied in all, want each of the %d missing ones once (the other runs found them done)", applied, len(ms)-2)
 	}
 	checkSchema(t, conn)
 	if n := queryUint(t, conn, "SELECT count() FROM "+MigrationsTable+" WHERE version = 3"); n != 1 {

@@ -32,6 +32,9 @@ func TestExpectedSchema(t *testing.T) {
 		"account_snapshots": kindTable, "tier_changes": kindTable, "account_alerts": kindTable, "account_current": kindTable,
 		"account_current_mv": kindMV,
 		"account_latest":     kindView, "tier_distribution": kindView, "rep_coverage": kindView, "neglected_accounts": kindView,
+		// Planning (migration 4).
+		"coverage_capacity": kindTable, "goal_summary": kindView, "coverage_plan": kindView,
+		"coverage_overloaded_reps": kindView, "coverage_watch_list": kindView,
 	}
 	if !reflect.DeepEqual(kinds, wantKinds) {
 		t.Errorf("relations = %v\nwant %v", kinds, wantKinds)
@@ -224,7 +227,7 @@ func TestPlan(t *testing.T) {
 		done[m.Version] = true
 	}
 	var got []string
-	for _, s := range plan(ms, want, compare(want, l), done) {
+	for _, s := range planSteps(ms, want, compare(want, l), done) {
 		got = append(got, firstLine(s.sql))
 	}
 	wantSteps := []string{
@@ -241,7 +244,7 @@ func TestPlan(t *testing.T) {
 	// Nothing applied: every migration, in order, each recorded.
 	var recorded []uint32
 	n := 0
-	for _, s := range plan(ms, want, compare(want, &live{kind: map[string]string{}}), map[uint32]bool{}) {
+	for _, s := range planSteps(ms, want, compare(want, &live{kind: map[string]string{}}), map[uint32]bool{}) {
 		if s.record != nil {
 			recorded = append(recorded, s.record.Version)
 		} else {

@@ -134,7 +134,7 @@ func migrate(ctx context.Context, conn driver.Conn, ms []Migration, opts Migrate
 	if len(d.fatal) > 0 {
 		return nil, &SchemaError{Database: db, Differences: d.fatal}
 	}
-	steps := plan(ms, want, d, done)
+	steps := planSteps(ms, want, d, done)
 	res := &MigrateResult{Notes: d.notes}
 	for _, s := range steps {
 		if s.fill == nil {
@@ -236,16 +236,16 @@ func PlanEmpty(db string) (*MigrateResult, error) {
 		return nil, err
 	}
 	res := &MigrateResult{}
-	render(res, plan(ms, want, compare(want, &live{kind: map[string]string{}}), map[uint32]bool{}), quoteIdent(db))
+	render(res, planSteps(ms, want, compare(want, &live{kind: map[string]string{}}), map[uint32]bool{}), quoteIdent(db))
 	return res, nil
 }
 
-// plan orders what brings the database to want: missing tables of applied
+// planSteps orders what brings the database to want: missing tables of applied
 // migrations; materialized views to re-create dropped before their target
 // grows; missing columns; the migrations not yet applied; then missing or
 // re-created views of applied migrations (a materialized view with its
 // backfills).
-func plan(ms []Migration, want schema, d *diff, done map[uint32]bool) []step {
+func planSteps(ms []Migration, want schema, d *diff, done map[uint32]bool) []step {
 	var steps []step
 	applied := func(r *relation) bool { return done[ms[r.create.migIndex].Version] }
 	names := want.names()
