@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"strconv"
 	"strings"
+	"unsafe"
 
 	"github.com/tidwall/gjson"
 
@@ -32,8 +33,7 @@ const (
 // decoder and appends it. suffix tells apart the events of one change.
 func (b *builder) emit(vals []value, suffix string, md mode) ([]Event, error) {
 	in := b.v.in
-	buf := make([]byte, 0, 256)
-	buf = append(buf, `{"event_id":"`...)
+	buf := append(b.m.json[:0], `{"event_id":"`...)
 	buf, err := b.appendEventID(buf, suffix)
 	if err != nil {
 		return b.out, err
@@ -55,11 +55,26 @@ func (b *builder) emit(vals []value, suffix string, md mode) ([]Event, error) {
 		buf = append(buf, `,"deleted":true`...)
 	}
 	buf = append(buf, '}')
+	b.m.json = buf
 	if err := b.m.dec.DecodeTo(buf, &b.m.ev); err != nil {
 		return b.out, b.decorate(err)
 	}
-	b.out = append(b.out, Event{AccountID: strings.Clone(b.m.ev.AccountID), JSON: buf})
+	b.out = append(b.out, newEvent(buf, b.m.ev.AccountID))
 	return b.out, nil
+}
+
+// newEvent copies an event out of the scratch buffer into one allocation
+// that holds both its JSON and its account. JSON's capacity ends where the
+// account starts, so appending to it cannot overwrite the account.
+func newEvent(json []byte, account string) Event {
+	mem := make([]byte, len(json)+len(account))
+	n := copy(mem, json)
+	copy(mem[n:], account)
+	e := Event{JSON: mem[:n:n]}
+	if account != "" { // never, for a valid event
+		e.AccountID = unsafe.String(&mem[n], len(account))
+	}
+	return e
 }
 
 // decorate adds the input and the paths of the fields an event decoder
@@ -234,7 +249,7 @@ func srcMember(key string) int {
 // source returns member i of the change's source block. The block is read
 // once per record; when a member repeats, the last one that is not null
 // counts.
-func (v *view) source(i int) gjson.Result {
+func (v *view) source(i int) node {
 	d := v.doc
 	if !v.srcRead {
 		v.srcRead = true
@@ -247,9 +262,9 @@ func (v *view) source(i int) gjson.Result {
 		}
 	}
 	if k := v.src[i]; k > 0 {
-		return d.node(k - 1).result()
+		return d.node(k - 1)
 	}
-	return gjson.Result{}
+	return node{at: noIndex}
 }
 
 // table names the source table of a Debezium change: db.schema.table as
@@ -258,18 +273,18 @@ func (b *builder) table(h *idParts) {
 	v := b.v
 	at := h.begin()
 	defer h.end(at)
-	if v.source(srcTable).Type != gjson.String {
+	if !v.source(srcTable).isString() {
 		h.b = append(h.b, "topic:"...)
 		h.b = append(h.b, v.in.topic...)
 		return
 	}
 	dot := false
 	for _, i := range [...]int{srcDB, srcSchema, srcTable} {
-		if r := v.source(i); r.Type == gjson.String {
+		if n := v.source(i); n.isString() {
 			if dot {
 				h.b = append(h.b, '.')
 			}
-			h.b, dot = append(h.b, r.Str...), true
+			h.b, dot = append(h.b, n.result().Str...), true
 		}
 	}
 }
@@ -285,16 +300,16 @@ func (b *builder) position(h *idParts) {
 		}
 	}
 	switch {
-	case v.source(srcLSN).Exists(): // Postgres (and Db2)
-		raw("lsn=", v.source(srcLSN).Raw)
-	case v.source(srcFile).Exists() && v.source(srcPos).Exists(): // MySQL, MariaDB binlog; row numbers a multi-row event
-		raw("binlog=", v.source(srcFile).Raw, ":", v.source(srcPos).Raw, ":", v.source(srcRow).Raw)
-	case v.source(srcChangeLSN).Exists(): // SQL Server
-		raw("change_lsn=", v.source(srcChangeLSN).Raw, ":", v.source(srcSerial).Raw)
-	case v.source(srcSCN).Exists(): // Oracle
-		raw("scn=", v.source(srcSCN).Raw)
-	case v.source(srcTS).Exists():
-		raw("ts_ms=", v.source(srcTS).Raw)
+	case v.source(srcLSN).exists(): // Postgres (and Db2)
+		raw("lsn=", v.source(srcLSN).raw)
+	case v.source(srcFile).exists() && v.source(srcPos).exists(): // MySQL, MariaDB binlog; row numbers a multi-row event
+		raw("binlog=", v.source(srcFile).raw, ":", v.source(srcPos).raw, ":", v.source(srcRow).raw)
+	case v.source(srcChangeLSN).exists(): // SQL Server
+		raw("change_lsn=", v.source(srcChangeLSN).raw, ":", v.source(srcSerial).raw)
+	case v.source(srcSCN).exists(): // Oracle
+		raw("scn=", v.source(srcSCN).raw)
+	case v.source(srcTS).exists():
+		raw("ts_ms=", v.source(srcTS).raw)
 	default: // no position at all: the Kafka one is the best there is
 		r := v.rec
 		raw("kafka=", r.Topic, "/")

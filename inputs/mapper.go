@@ -57,6 +57,7 @@ type Mapper struct {
 	v      view
 	vals   []value // the field values of the images being compared
 	id     idParts // what an event id is hashed from
+	json   []byte  // the event being written
 }
 
 // input is one compiled declaration.

@@ -227,7 +227,7 @@ func (b *builder) deletion() ([]Event, error) {
 			vals[i] = value{kind: vNull}
 		}
 	}
-	if ms := v.source(srcTS); ms.Type == gjson.Number {
+	if ms := v.source(srcTS).result(); ms.Type == gjson.Number {
 		if ns, err := epoch(intOf(ms), unitMilli); err == "" {
 			at = max(at, ns)
 		}

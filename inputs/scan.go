@@ -51,6 +51,7 @@ type node struct {
 func (n node) exists() bool   { return n.raw != "" }
 func (n node) isNull() bool   { return n.raw != "" && n.raw[0] == 'n' }
 func (n node) isObject() bool { return n.raw != "" && n.raw[0] == '{' }
+func (n node) isString() bool { return n.raw != "" && n.raw[0] == '"' }
 
 // result is the gjson view of n, as gjson.Get would return it: Raw as
 // written, Str unescaped.
