@@ -12,7 +12,7 @@
 // Debezium truncate or message event map to nothing, without an error.
 //
 // Every mapped event gets a deterministic event_id derived from where the
-// change sits in the source database's log (see id.go), so a connector
+// change sits in the source database's log (see appendEventID), so a connector
 // that re-emits changes after a restart, at new Kafka offsets, produces the
 // same ids again and each change is applied once.
 package inputs
@@ -193,6 +193,9 @@ func (m *Mapper) Map(r Record, out []Event) ([]Event, error) {
 	}
 	v.key = m.keyDoc.parseKey(r.Key, &in.keySchema)
 	m.vals = m.vals[:0]
+	if cap(m.json) > maxScratch || cap(m.id.b) > maxScratch { // one huge record does not stay in memory
+		m.json, m.id.b = nil, nil
+	}
 	b := builder{m: m, v: v, out: out}
 	if in.debezium {
 		return b.debezium()

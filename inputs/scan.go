@@ -21,6 +21,8 @@ const (
 	// maxTape bounds the index kept between records: a record with
 	// thousands of columns indexes them, but the memory is not kept.
 	maxTape = 4096
+	// maxScratch bounds the other buffers kept between records.
+	maxScratch = 64 << 10
 )
 
 // span is a part of the record, as byte offsets.
