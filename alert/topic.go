@@ -117,8 +117,9 @@ func (t *Topic) Write(ctx context.Context, b *sink.Batch) error {
 // error.
 func (t *Topic) Healthy() error { return t.stage.Healthy() }
 
-// Close flushes and closes the Kafka writer.
-func (t *Topic) Close() error { return t.w.Close() }
+// Close closes the Kafka writer. Writes are synchronous, so nothing is
+// pending by then: ctx is not needed.
+func (t *Topic) Close(context.Context) error { return t.w.Close() }
 
 // Message returns the Kafka record for a: the alert JSON of docs/model.md as value,
 // account_id as key (one account's alerts stay in order on one partition),

@@ -28,7 +28,7 @@ func newTestTopic(t testing.TB, c *kfake.Cluster, m *metrics.Metrics) *Topic {
 	t.Helper()
 	tp := NewTopic(c.ListenAddrs(), kafkaio.Alerts, nil, m, slog.New(slog.DiscardHandler))
 	tp.stage = retry.New(TopicStage, fastRetry, tp.m, nil)
-	t.Cleanup(func() { tp.Close() })
+	t.Cleanup(func() { tp.Close(context.Background()) })
 	return tp
 }
 

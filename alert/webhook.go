@@ -56,8 +56,8 @@ type Options struct {
 	Timeout      time.Duration // per HTTP attempt; default 10s
 	MaxElapsed   time.Duration // per alert, before it is dead-lettered; default 5m
 	QueueSize    int           // alerts waiting for delivery; default 1024
-	CloseTimeout time.Duration // Close waits this long for the queue to drain; default 10s
-	DLQTimeout   time.Duration // per dead-letter write, retries included; default 30s
+	CloseTimeout time.Duration // Close waits this long for the queue to drain (less when its context ends sooner); default 10s
+	DLQTimeout   time.Duration // per dead-letter write, retries included (Close: no later than its context); default 30s
 
 	// DLQ receives alerts the webhook gives up on, normally
 	// NewWriter(brokers, kafkaio.AlertsDeadLetters, transport); required. The webhook
@@ -226,11 +226,14 @@ func (w *Webhook) Healthy() error {
 	return nil
 }
 
-// Close stops accepting alerts and waits up to CloseTimeout for the queue
-// to be delivered. What is still queued or in flight then goes to the DLQ
-// with reason "shutdown", which may take up to DLQTimeout more; past that,
-// the rest is logged as lost. Close finally closes the DLQ writer.
-func (w *Webhook) Close() error {
+// Close stops accepting alerts and waits for the queue to be delivered,
+// for CloseTimeout at most and, when ctx has a deadline, for half the time
+// left at most. What is still queued or in flight then goes to the DLQ
+// with reason "shutdown", until ctx ends (DLQTimeout at most); past that,
+// the rest is logged as lost. Close finally closes the DLQ writer. So a
+// service stopping within a bound (pyramid run --shutdown-timeout) passes
+// it in ctx, and Close keeps to it.
+func (w *Webhook) Close(ctx context.Context) error {
 	w.mu.Lock()
 	if w.closed {
 		w.mu.Unlock()
@@ -242,17 +245,27 @@ func (w *Webhook) Close() error {
 	defer w.cancelRun()
 	defer w.cancelDLQ()
 
-	drain := time.NewTimer(w.o.CloseTimeout)
+	drainFor := w.o.CloseTimeout
+	if d, ok := ctx.Deadline(); ok {
+		drainFor = min(drainFor, time.Until(d)/2)
+	}
+	drain := time.NewTimer(drainFor)
 	defer drain.Stop()
 	select {
 	case <-w.workerDone:
 	case <-drain.C:
 		w.log.Warn("webhook queue not delivered in time, dead-lettering the rest",
-			"queued", len(w.queue), "close_timeout", w.o.CloseTimeout)
+			"queued", len(w.queue), "waited", drainFor)
 		w.cancelRun()
 	}
 	dlq := time.NewTimer(w.o.DLQTimeout)
 	defer dlq.Stop()
+	giveUp := func() {
+		w.log.Error("dead-letter writes not finished in time, dropping the rest")
+		w.cancelRun()
+		w.cancelDLQ()
+	}
+wait:
 	for done := 0; done < 2; {
 		select {
 		case <-w.workerDone:
@@ -262,8 +275,12 @@ func (w *Webhook) Close() error {
 			w.dlqDone = nil
 			done++
 		case <-dlq.C:
-			w.log.Error("dead-letter writes not finished in time, dropping the rest", "dlq_timeout", w.o.DLQTimeout)
-			w.cancelDLQ()
+			giveUp()
+		case <-ctx.Done():
+			// The goroutines stop on their own, their contexts cancelled;
+			// Close does not wait past its bound for a write that does not.
+			giveUp()
+			break wait
 		}
 	}
 	if c, ok := w.o.DLQ.(io.Closer); ok {

@@ -171,7 +171,7 @@ func newTestWebhook(t testing.TB, url string, dlq MessageWriter, tweak func(*Opt
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { w.Close() })
+	t.Cleanup(func() { w.Close(context.Background()) })
 	return w, m
 }
 
@@ -208,7 +208,7 @@ func TestWebhookDelivers(t *testing.T) {
 	if err := w.Write(context.Background(), batchOf(alerts...)); err != nil {
 		t.Fatal(err)
 	}
-	if err := w.Close(); err != nil { // drains the queue
+	if err := w.Close(context.Background()); err != nil { // drains the queue
 		t.Fatal(err)
 	}
 	_, accepted, _ := r.got()
@@ -366,7 +366,7 @@ func TestWebhookCloseIsBounded(t *testing.T) {
 	}
 	eventually(t, "first attempt", func() bool { n, _, _ := r.got(); return n > 0 })
 	mustReturn(t, "Close", func() {
-		if err := w.Close(); err != nil {
+		if err := w.Close(context.Background()); err != nil {
 			t.Error(err)
 		}
 	})
@@ -378,6 +378,45 @@ func TestWebhookCloseIsBounded(t *testing.T) {
 		if got := header(dl, HeaderDLQReason); got != ReasonShutdown {
 			t.Errorf("%s: reason %q, want %q", header(dl, HeaderAlertID), got, ReasonShutdown)
 		}
+	}
+}
+
+// Close keeps to its context whatever CloseTimeout and DLQTimeout say: half
+// of the time left for the queue, the rest for dead letters, which a stuck
+// dead-letter topic does not stretch.
+func TestWebhookCloseKeepsToItsContext(t *testing.T) {
+	for _, stuck := range []bool{false, true} {
+		t.Run(fmt.Sprintf("stuck dead-letter topic %v", stuck), func(t *testing.T) {
+			r := newReceiver(t, func(int) int { return http.StatusBadGateway })
+			var dlq MessageWriter = &fakeDLQ{}
+			if stuck {
+				g := &gatedDLQ{entered: make(chan struct{}), release: make(chan struct{})} // released after the test
+				t.Cleanup(func() { close(g.release) })
+				dlq = g
+			}
+			w, m := newTestWebhook(t, r.srv.URL, dlq, func(o *Options) {
+				o.MaxElapsed, o.CloseTimeout, o.DLQTimeout = time.Hour, time.Hour, time.Hour
+			})
+			for i := range 3 {
+				if err := w.Write(context.Background(), batchOf(testAlert(i, scoring.StatusOpen))); err != nil {
+					t.Fatal(err)
+				}
+			}
+			eventually(t, "first attempt", func() bool { n, _, _ := r.got(); return n > 0 })
+			ctx, cancel := context.WithTimeout(context.Background(), 400*time.Millisecond)
+			defer cancel()
+			mustReturn(t, "Close with an hour of timeouts and a 400 ms context", func() {
+				if err := w.Close(ctx); err != nil {
+					t.Error(err)
+				}
+			})
+			if stuck {
+				return // the alerts are lost, and logged as such
+			}
+			if got := count(m.AlertDLQ); got != 3 {
+				t.Errorf("%v alerts dead-lettered at close, want 3", got)
+			}
+		})
 	}
 }
 
@@ -394,7 +433,7 @@ func TestNewWebhookRejectsBadOptions(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			if w, err := NewWebhook(tt.o, nil, nil); err == nil {
-				w.Close()
+				w.Close(context.Background())
 				t.Error("NewWebhook accepted bad options")
 			}
 		})
@@ -457,7 +496,7 @@ func TestWebhookBurstLosesNothing(t *testing.T) {
 		}
 	})
 	close(dlq.release)
-	if err := w.Close(); err != nil {
+	if err := w.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	seen := map[string]int{}
@@ -502,7 +541,7 @@ func TestWebhookRedirectIsAFailure(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			t.Cleanup(func() { w.Close() })
+			t.Cleanup(func() { w.Close(context.Background()) })
 			if o.Client.CheckRedirect != nil {
 				t.Error("the caller's client was changed")
 			}

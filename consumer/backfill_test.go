@@ -101,7 +101,7 @@ func testBackfill(t *testing.T, perType bool) {
 	}
 	waitCommitted(t, addrs, "pyramid", ends, 60*time.Second)
 	r.Stop(t)
-	files.Close()
+	files.Close(context.Background())
 
 	var snaps, changes, alerts bytes.Buffer
 	if _, _, err := replay.Run(replay.Options{Config: config.Default(), AsOf: wall, Input: &lines, Output: &snaps, Changes: &changes, Alerts: &alerts}); err != nil {

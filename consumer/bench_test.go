@@ -82,7 +82,7 @@ func benchOnce(b *testing.B, events, accounts, partitions int) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer fs.Close()
+	defer fs.Close(context.Background())
 	opts := testOptions(addrs, fs)
 	opts.FlushInterval = time.Second
 	opts.FlushSize = 0 // default

@@ -273,8 +273,8 @@ func (s *memSink) Write(ctx context.Context, b *sink.Batch) error {
 	return nil
 }
 
-func (s *memSink) Healthy() error { return nil }
-func (s *memSink) Close() error   { return nil }
+func (s *memSink) Healthy() error              { return nil }
+func (s *memSink) Close(context.Context) error { return nil }
 
 func (s *memSink) latest() map[string]scoring.Snapshot {
 	s.mu.Lock()

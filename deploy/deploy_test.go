@@ -21,6 +21,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/pyramid-crm/pyramid/config"
+	"github.com/pyramid-crm/pyramid/kafkaio"
 	"github.com/pyramid-crm/pyramid/metrics"
 )
 
@@ -56,7 +57,7 @@ var knownEnv = map[string]bool{
 
 // knownFlags mirrors the flags of each subcommand used in deployments.
 var knownFlags = map[string][]string{
-	"run": {"brokers", "topics", "group", "config", "sink-dir", "clickhouse", "http", "log-level"},
+	"run": {"brokers", "topics", "group", "config", "sink-dir", "clickhouse", "http", "log-level", "shutdown-timeout"},
 	"gen": {"brokers", "rate", "accounts", "events", "seed", "currencies", "foreign-share",
 		"start", "months", "bad-ratio", "dup-ratio", "topic-prefix"},
 	"migrate": {"clickhouse", "timeout", "create-database", "dry-run"},
@@ -67,9 +68,9 @@ var knownFlags = map[string][]string{
 // inputTopics are the topics `pyramid run` consumes; topics are every topic
 // the stack needs.
 var (
-	inputTopics = []string{"crm.orders", "crm.opportunities", "crm.activities", "crm.accounts"}
+	inputTopics = kafkaio.InputTopics(kafkaio.DefaultInputPrefix)
 	allTopics   = append(append([]string{}, inputTopics...),
-		"pyramid.state", "pyramid.dlq", "pyramid.alerts", "pyramid.alerts.dlq")
+		kafkaio.State, kafkaio.DeadLetters, kafkaio.Alerts, kafkaio.AlertsDeadLetters)
 )
 
 // chRelations are the ClickHouse tables and views of docs/clickhouse.md.
@@ -854,6 +855,30 @@ func TestK8sMigratesFirst(t *testing.T) {
 	}
 }
 
+// checkShutdown checks that args, a `pyramid run` command line, set
+// --shutdown-timeout explicitly and well inside grace, the time the
+// orchestrator gives between SIGTERM and SIGKILL: the whole stop (last
+// flush, commit, group leave, closing the sinks and the webhook's queue)
+// keeps within --shutdown-timeout, and the process needs a moment to exit.
+func checkShutdown(t *testing.T, what string, args []any, grace time.Duration) {
+	t.Helper()
+	for i, a := range args {
+		v, ok := strings.CutPrefix(fmt.Sprint(a), "--shutdown-timeout=")
+		if !ok && fmt.Sprint(a) == "--shutdown-timeout" && i+1 < len(args) {
+			v, ok = fmt.Sprint(args[i+1]), true
+		}
+		if !ok {
+			continue
+		}
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 || d > grace-5*time.Second {
+			t.Errorf("%s: --shutdown-timeout %q, want a duration at least 5s below the grace period %v", what, v, grace)
+		}
+		return
+	}
+	t.Errorf("%s runs %v without --shutdown-timeout: set it, below the grace period %v", what, args, grace)
+}
+
 func TestK8sPodSpec(t *testing.T) {
 	objs := loadK8s(t)
 	dep := objs["Deployment/pyramid"]
@@ -861,6 +886,8 @@ func TestK8sPodSpec(t *testing.T) {
 	c := container(t, objs)
 	if g, _ := pod["terminationGracePeriodSeconds"].(int); g < 15 {
 		t.Errorf("terminationGracePeriodSeconds = %v, want >= 15", pod["terminationGracePeriodSeconds"])
+	} else {
+		checkShutdown(t, "the Deployment", list(c, "args"), time.Duration(g)*time.Second)
 	}
 	for _, kind := range []string{"requests", "limits"} {
 		for _, res := range []string{"cpu", "memory"} {
@@ -1229,6 +1256,8 @@ func TestCompose(t *testing.T) {
 	}
 	if d, err := time.ParseDuration(str(py, "stop_grace_period")); err != nil || d < 15*time.Second {
 		t.Errorf("compose pyramid stop_grace_period %q, want >= 15s", str(py, "stop_grace_period"))
+	} else {
+		checkShutdown(t, "compose's pyramid", list(py, "command"), d)
 	}
 	if h, _, _ := strings.Cut(env["PYRAMID_BROKERS"], ":"); services[h] == nil {
 		t.Errorf("PYRAMID_BROKERS=%q is not a compose service", env["PYRAMID_BROKERS"])

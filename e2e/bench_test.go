@@ -91,7 +91,7 @@ func benchClickHouse(b *testing.B, events, accounts, parts int) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer ch.Close()
+	defer ch.Close(context.Background())
 	s := &timedSink{Sink: ch}
 	const group = "e2e-bench"
 	opts := pipelineOptions(addrs, topics, group, s)

@@ -45,7 +45,7 @@ func runChild() int {
 		fmt.Fprintln(os.Stderr, "child:", err)
 		return 1
 	}
-	defer s.Close()
+	defer s.Close(context.Background())
 	opts := pipelineOptions(strings.Split(os.Getenv(childBrokersEnv), ","), topics, os.Getenv(childGroupEnv), s)
 	if err := consumer.Run(ctx, opts); err != nil {
 		fmt.Fprintln(os.Stderr, "child:", err)

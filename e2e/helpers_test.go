@@ -92,7 +92,7 @@ func newSinkMetrics(tb testing.TB, dsn string, m *metrics.Metrics) *clickhouse.S
 	if err != nil {
 		tb.Fatal(err)
 	}
-	tb.Cleanup(func() { s.Close() })
+	tb.Cleanup(func() { s.Close(context.Background()) })
 	return s
 }
 

@@ -34,10 +34,10 @@ func (f Fanout) Healthy() error {
 }
 
 // Close closes every sink, even after one fails, and joins the errors.
-func (f Fanout) Close() error {
+func (f Fanout) Close(ctx context.Context) error {
 	var errs []error
 	for _, s := range f {
-		if err := s.Close(); err != nil {
+		if err := s.Close(ctx); err != nil {
 			errs = append(errs, err)
 		}
 	}

@@ -19,7 +19,7 @@ func (f *fake) Write(context.Context, *Batch) error {
 	return f.writeErr
 }
 func (f *fake) Healthy() error { return f.healthErr }
-func (f *fake) Close() error {
+func (f *fake) Close(context.Context) error {
 	*f.log = append(*f.log, "close "+f.name)
 	return f.cErr
 }
@@ -36,7 +36,7 @@ func TestFanoutWritesInOrder(t *testing.T) {
 	if err := f.Healthy(); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.Close(); err != nil {
+	if err := f.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	want := []string{"write a", "write b", "write c", "close a", "close b", "close c"}
@@ -74,7 +74,7 @@ func TestFanoutHealthyAndCloseJoinErrors(t *testing.T) {
 	if !errors.Is(h, ha) || !errors.Is(h, hc) {
 		t.Errorf("Healthy = %v, want both a and c", h)
 	}
-	err := f.Close()
+	err := f.Close(context.Background())
 	if !errors.Is(err, ca) || !errors.Is(err, cb) {
 		t.Errorf("Close = %v, want both a and b", err)
 	}

@@ -263,7 +263,7 @@ func hint(err error) error {
 func (s *Files) Healthy() error { return s.stage.Healthy() }
 
 // Close closes the files. Every successful Write is already durable.
-func (s *Files) Close() error {
+func (s *Files) Close(context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {

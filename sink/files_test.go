@@ -99,7 +99,7 @@ func newFiles(t testing.TB, dir string, m *metrics.Metrics) *Files {
 		t.Fatalf("NewFiles: %v", err)
 	}
 	s.stage = retry.New(StageName, retry.Options{Initial: 5 * time.Millisecond, Max: 20 * time.Millisecond}, s.m, nil)
-	t.Cleanup(func() { s.Close() })
+	t.Cleanup(func() { s.Close(context.Background()) })
 	return s
 }
 
@@ -114,7 +114,7 @@ func TestFilesWriteAndReadBack(t *testing.T) {
 	if err := s.Healthy(); err != nil {
 		t.Errorf("Healthy after a good write: %v", err)
 	}
-	if err := s.Close(); err != nil {
+	if err := s.Close(context.Background()); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
 	want := lines(b)
@@ -145,7 +145,7 @@ func TestFilesWriteAndReadBack(t *testing.T) {
 	if err := s2.Write(context.Background(), &Batch{Snapshots: []scoring.Snapshot{snap("acc-3", 1)}}); err != nil {
 		t.Fatal(err)
 	}
-	s2.Close()
+	s2.Close(context.Background())
 	if rows, err := ReadJSONL(filepath.Join(dir, SnapshotsFile)); err != nil || len(rows) != 3 {
 		t.Errorf("after reopening: %d rows, %v; want 3", len(rows), err)
 	}
@@ -328,10 +328,10 @@ func TestNewFilesErrors(t *testing.T) {
 
 func TestFilesWriteAfterClose(t *testing.T) {
 	s := newFiles(t, t.TempDir(), nil)
-	if err := s.Close(); err != nil {
+	if err := s.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Close(); err != nil {
+	if err := s.Close(context.Background()); err != nil {
 		t.Errorf("second Close: %v", err)
 	}
 	if err := s.Write(context.Background(), testBatch()); err == nil {
@@ -386,7 +386,7 @@ func TestFilesLogEveryFailedWrite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
+	defer s.Close(context.Background())
 	var fails atomic.Int32
 	s.failWrite = func() error {
 		if fails.Add(1) <= 4 { // the first table's write, four times over

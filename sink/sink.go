@@ -42,5 +42,8 @@ type Sink interface {
 	// Healthy returns nil when the last write succeeded, else why not; it
 	// feeds readiness.
 	Healthy() error
-	Close() error
+	// Close releases the sink once the pipeline has stopped. It returns
+	// by the time ctx ends: a service stopping within a bound passes it
+	// here.
+	Close(ctx context.Context) error
 }

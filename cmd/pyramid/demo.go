@@ -72,7 +72,6 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	defer svc.close()
 
 	now := time.Now().UTC()
 	history, err := gen.New(gen.Options{Accounts: *accounts, Events: *events, Seed: *seed,

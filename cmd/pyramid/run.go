@@ -11,6 +11,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -62,7 +63,7 @@ func (s *serviceFlags) register(fs *flag.FlagSet, httpDefault, logFormat string)
 	fs.StringVar(&s.webhook, "alert-webhook", os.Getenv("PYRAMID_ALERT_WEBHOOK"), "POST every alert as JSON to this URL; signed with HMAC-SHA256 when PYRAMID_ALERT_WEBHOOK_SECRET (or _FILE) is set [PYRAMID_ALERT_WEBHOOK]")
 	fs.DurationVar(&s.flushEvery, "flush-interval", time.Second, "flush to the sink at least this often")
 	fs.DurationVar(&s.reevalEvery, "reeval-interval", time.Minute, "re-evaluate every owned account at the wall clock this often")
-	fs.DurationVar(&s.shutdownWait, "shutdown-timeout", 10*time.Second, "bound on the final flush, commit and group leave")
+	fs.DurationVar(&s.shutdownWait, "shutdown-timeout", 10*time.Second, "bound on the whole stop after SIGTERM: final flush, commit, group leave and closing the sinks (the webhook's queue included); keep it below the orchestrator's grace period")
 	s.kafka.register(fs)
 }
 
@@ -93,7 +94,6 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	defer svc.close()
 	return svc.run(ctx, consumer.Options{Topics: splitList(*topics), Group: *group}, nil)
 }
 
@@ -199,10 +199,11 @@ func (s *service) openSinks(ctx context.Context) error {
 	return nil
 }
 
-func (s *service) close() {
+// close closes the sinks, returning by the time ctx ends.
+func (s *service) close(ctx context.Context) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if err := s.sink.Close(); err != nil {
+	if err := s.sink.Close(ctx); err != nil {
 		s.log.Warn("closing sinks", "err", err)
 	}
 }
@@ -223,13 +224,29 @@ func (s *service) ready() error {
 	return sinks.Healthy()
 }
 
-// run serves HTTP, opens the sinks, and runs the pipeline until ctx ends.
-// extra runs beside them under the same errgroup (the demo's generator).
+// run serves HTTP, opens the sinks, and runs the pipeline until ctx ends;
+// then it closes the sinks. The whole stop keeps within --shutdown-timeout
+// from the moment ctx ends: the pipeline's last flush, commit and group
+// leave take what they need of it (consumer.Options.ShutdownTimeout), and
+// the sinks close in the rest (the webhook's queue, dead letters
+// included). extra runs beside them under the same errgroup (the demo's
+// generator).
 func (s *service) run(ctx context.Context, opts consumer.Options, extra func(context.Context) error) error {
 	token, err := secret("PYRAMID_API_TOKEN")
 	if err != nil {
 		return err
 	}
+	var stopped atomic.Int64 // when ctx ended, Unix ns
+	defer context.AfterFunc(ctx, func() { stopped.Store(time.Now().UnixNano()) })()
+	defer func() {
+		from := time.Now()
+		if t := stopped.Load(); t != 0 {
+			from = time.Unix(0, t)
+		}
+		cctx, cancel := context.WithDeadline(context.Background(), from.Add(s.flags.shutdownWait))
+		defer cancel()
+		s.close(cctx)
+	}()
 	s.log.Info("starting", "brokers", s.brokers, "sink", s.sinkDesc, "http", s.flags.http)
 	g, gctx := errgroup.WithContext(ctx)
 	if s.flags.http != "" {

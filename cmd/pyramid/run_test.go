@@ -106,22 +106,31 @@ func TestRunCommand(t *testing.T) {
 	}
 }
 
-// TestRunAlertWebhook checks the wiring of --alert-webhook: a neglected
-// high-potential account raises an alert that reaches the receiver signed
-// with PYRAMID_ALERT_WEBHOOK_SECRET.
-func TestRunAlertWebhook(t *testing.T) {
+// neglectedAccount starts a broker holding the events of acc-1, a
+// high-potential account of rep-1 untouched for 40 days: neglected, so
+// the pipeline raises an alert.
+func neglectedAccount(ctx context.Context, t *testing.T) *broker.Broker {
+	t.Helper()
 	b := testenv.StartBroker(t, broker.Options{Partitions: 1, Topics: kafkaio.InputTopics(kafkaio.DefaultInputPrefix)})
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
 	old := time.Now().UTC().Add(-40 * 24 * time.Hour).Format(time.RFC3339)
 	w := &kafka.Writer{Addr: kafka.TCP(b.Addrs()...), Balancer: &kafka.Murmur2Balancer{}, BatchTimeout: time.Millisecond}
+	defer w.Close()
 	if err := w.WriteMessages(ctx,
 		kafka.Message{Topic: "crm.accounts", Key: []byte("acc-1"), Value: []byte(`{"event_id":"e1","type":"account","account_id":"acc-1","occurred_at":"` + old + `","name":"Acme","owner_id":"rep-1","wallet":5000000}`)},
 		kafka.Message{Topic: "crm.activities", Key: []byte("acc-1"), Value: []byte(`{"event_id":"e2","type":"activity","account_id":"acc-1","occurred_at":"` + old + `","kind":"call"}`)},
 	); err != nil {
 		t.Fatal(err)
 	}
-	w.Close()
+	return b
+}
+
+// TestRunAlertWebhook checks the wiring of --alert-webhook: a neglected
+// high-potential account raises an alert that reaches the receiver signed
+// with PYRAMID_ALERT_WEBHOOK_SECRET.
+func TestRunAlertWebhook(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	b := neglectedAccount(ctx, t)
 
 	const secret = "s3cret"
 	got := make(chan []byte, 4)
@@ -162,6 +171,72 @@ func TestRunAlertWebhook(t *testing.T) {
 	stop()
 	if err := <-done; err != nil {
 		t.Fatalf("run: %v", err)
+	}
+}
+
+// The whole stop keeps within --shutdown-timeout, the webhook's close
+// included: an alert stuck in a delivery the receiver never answers is
+// dead-lettered (reason shutdown) and run returns in time, though the
+// webhook's own close timeout is longer.
+func TestRunStopsWithinShutdownTimeout(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	b := neglectedAccount(ctx, t)
+
+	arrived := make(chan struct{}, 1)
+	hang := make(chan struct{})
+	recv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		select {
+		case arrived <- struct{}{}:
+		default:
+		}
+		select { // never answers while the test runs
+		case <-hang:
+		case <-r.Context().Done():
+		}
+	}))
+	defer recv.Close()
+	defer close(hang)
+	for _, k := range []string{"PYRAMID_BROKERS", "PYRAMID_SINK_DIR", "PYRAMID_CLICKHOUSE_DSN", "PYRAMID_HTTP", "PYRAMID_CONFIG", "PYRAMID_ALERT_WEBHOOK", "PYRAMID_ALERT_WEBHOOK_SECRET"} {
+		t.Setenv(k, "")
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	var stderr syncBuffer
+	const bound = 2 * time.Second
+	go func() {
+		done <- cmdRun(runCtx, []string{"--brokers", strings.Join(b.Addrs(), ","), "--sink-dir", t.TempDir(), "--http", "",
+			"--alert-webhook", recv.URL, "--flush-interval", "100ms", "--log-level", "warn", "--shutdown-timeout", bound.String()}, &bytes.Buffer{}, &stderr)
+	}()
+	select {
+	case <-arrived:
+	case <-time.After(60 * time.Second):
+		t.Fatalf("no alert reached the webhook; stderr:\n%s", stderr.String())
+	}
+	stop()
+	t0 := time.Now()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("run: %v", err)
+		}
+	case <-time.After(bound + 3*time.Second):
+		t.Fatalf("run did not stop within %v of cancel (--shutdown-timeout %v); stderr:\n%s", bound+3*time.Second, bound, stderr.String())
+	}
+	t.Logf("stopped %v after cancel", time.Since(t0).Round(time.Millisecond))
+
+	rd := kafka.NewReader(kafka.ReaderConfig{Brokers: b.Addrs(), Topic: kafkaio.AlertsDeadLetters, MaxWait: 100 * time.Millisecond})
+	defer rd.Close()
+	rctx, rcancel := context.WithTimeout(ctx, 10*time.Second)
+	defer rcancel()
+	r, err := rd.ReadMessage(rctx)
+	if err != nil {
+		t.Fatalf("no dead letter for the undelivered alert: %v; stderr:\n%s", err, stderr.String())
+	}
+	for _, h := range r.Headers {
+		if h.Key == alert.HeaderDLQReason && string(h.Value) != alert.ReasonShutdown {
+			t.Errorf("dead letter reason %q, want %q", h.Value, alert.ReasonShutdown)
+		}
 	}
 }
 

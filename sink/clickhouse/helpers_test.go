@@ -66,7 +66,7 @@ func newSink(t testing.TB, dsn string, opts Options) *Sink {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { s.Close() })
+	t.Cleanup(func() { s.Close(context.Background()) })
 	return s
 }
 

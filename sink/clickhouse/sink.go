@@ -317,7 +317,7 @@ func (e *viewChanging) Unwrap() error { return e.err }
 func (s *Sink) Healthy() error { return s.stage.Healthy() }
 
 // Close closes the connection pool.
-func (s *Sink) Close() error { return s.conn.Close() }
+func (s *Sink) Close(context.Context) error { return s.conn.Close() }
 
 // Conn returns the underlying connection pool, for migrations and queries.
 func (s *Sink) Conn() driver.Conn { return s.conn }
