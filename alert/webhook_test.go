@@ -403,9 +403,9 @@ func TestWebhookCloseKeepsToItsContext(t *testing.T) {
 				}
 			}
 			eventually(t, "first attempt", func() bool { n, _, _ := r.got(); return n > 0 })
-			ctx, cancel := context.WithTimeout(context.Background(), 400*time.Millisecond)
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 			defer cancel()
-			mustReturn(t, "Close with an hour of timeouts and a 400 ms context", func() {
+			mustReturn(t, "Close with an hour of timeouts and a 2 s context", func() {
 				if err := w.Close(ctx); err != nil {
 					t.Error(err)
 				}
