@@ -259,3 +259,17 @@ func (c *capacityPublisher) run(ctx context.Context, p *Pipeline, stage *retry.S
 		}
 	}
 }
+
+// ranked reports a ranking a worker applied: in pyramid_capacity_held,
+// and to Options.OnRanking.
+func (p *Pipeline) ranked(r *scoring.Ranking) {
+	for _, t := range scoring.AllTiers {
+		if p.params.Capped(t) {
+			tr := r.Tier(t)
+			p.opts.Metrics.CapacityHeld.WithLabelValues(t.String()).Set(float64(tr.Pinned + tr.Placed))
+		}
+	}
+	if p.opts.OnRanking != nil {
+		p.opts.OnRanking(r)
+	}
+}

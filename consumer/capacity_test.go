@@ -9,7 +9,6 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
-	"github.com/pyramid-crm/pyramid/config"
 	"github.com/pyramid-crm/pyramid/scoring"
 )
 
@@ -62,16 +61,5 @@ func TestCapacityBoard(t *testing.T) {
 	_, entries = b.view()
 	if r := rankable(entries, 3, 5, 1, 0); r.sets != nil || !strings.Contains(r.waiting, "partitions [2] publish under another capacity configuration") {
 		t.Errorf("another configuration: %+v", r)
-	}
-}
-
-// Until the stream ranks capped tiers, it refuses them rather than never
-// giving their places.
-func TestCappedConfigRefused(t *testing.T) {
-	cfg := config.Default()
-	cfg.Tiers.Major.MaxAccounts = 5
-	_, err := New(Options{Brokers: []string{"127.0.0.1:1"}, Sink: &memSink{}, Config: cfg})
-	if err == nil || !strings.Contains(err.Error(), "max_accounts") {
-		t.Fatalf("New with a capped tier: %v", err)
 	}
 }

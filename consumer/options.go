@@ -70,6 +70,11 @@ type Options struct {
 	Observe func(partition int, b *sink.Batch)
 	// OnRevoke is called when this instance stops owning a partition.
 	OnRevoke func(partition int)
+	// OnRanking is called with every capacity ranking a partition of this
+	// instance applied (from the partition's goroutine; keep it quick).
+	// Rankings cover every partition, so the latest says how the capped
+	// tiers stand in the whole deployment.
+	OnRanking func(r *scoring.Ranking)
 
 	// Dialer is used for the consumer group and for fetching (TLS, SASL,
 	// client id). Transport is used for producing and for admin requests;

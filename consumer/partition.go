@@ -40,6 +40,7 @@ type worker struct {
 	clk    clock           // the evaluation clock (clock.go)
 	fl     flushing        // the job being written (flush.go)
 	gauges partitionGauges // the partition's share of the tier gauges
+	rk     ranking         // its part in the capacity ranking (ranking.go)
 
 	pos    []int64 // last offset applied, per topic
 	sealed []int64 // pos as of the last seal
@@ -85,6 +86,7 @@ func (w *worker) run(ctx, gctx context.Context, starts []int64) error {
 	w.p.restored(w.part)
 	w.p.log.Info("partition restored", "partition", w.part, "accounts", w.st.eng.Len(), "seconds", time.Since(t0).Seconds())
 	defer w.gauges.release(w.topics, w.part)
+	defer w.leaveRanking()
 
 	for ti, s := range starts {
 		w.pos[ti] = -1
@@ -122,7 +124,9 @@ func (w *worker) run(ctx, gctx context.Context, starts []int64) error {
 			err = w.flush("interval")
 		case <-reevalT.C:
 			w.reevaluate(false)
+			w.rank(true)
 		case <-mergeT.C:
+			w.rank(false)
 			// A starved topic may have waited long enough.
 			if w.in.queued > 0 {
 				err = w.drain(false)

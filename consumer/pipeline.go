@@ -44,6 +44,11 @@ type Pipeline struct {
 	restoring map[int]bool
 
 	counters *counters // the per-event metrics, looked up once
+
+	// Capacity-capped tiers (capacity.go); nil without max_accounts.
+	board    *capacityBoard
+	capPub   *capacityPublisher
+	capStage *retry.Stage
 }
 
 // New checks opts and returns a pipeline ready to Run.
@@ -54,9 +59,6 @@ func New(opts Options) (*Pipeline, error) {
 	}
 	if err := o.Config.Validate(); err != nil {
 		return nil, fmt.Errorf("consumer: %w", err)
-	}
-	if o.Config.Capped() {
-		return nil, errors.New("consumer: tiers.<tier>.max_accounts is set, but this release ranks capped tiers in pyramid replay only; remove max_accounts to stream")
 	}
 	if o.Params == nil {
 		o.Params = scoring.NewParams(o.Config)
@@ -69,6 +71,10 @@ func New(opts Options) (*Pipeline, error) {
 	kafkaRetry := retry.Options{Initial: 100 * time.Millisecond, Multiplier: 2, Max: 2 * time.Second, Jitter: 0.25}
 	p.changelogStage = retry.New(ChangelogStage, kafkaRetry, o.Metrics, o.Logger)
 	p.dlqStage = retry.New(DLQStage, kafkaRetry, o.Metrics, o.Logger)
+	if p.params.AnyCapped() {
+		p.board, p.capPub = newCapacityBoard(), newCapacityPublisher()
+		p.capStage = retry.New(CapacityStage, kafkaRetry, o.Metrics, o.Logger)
+	}
 	return p, nil
 }
 
@@ -170,6 +176,10 @@ func (p *Pipeline) Run(parent context.Context) error {
 		}
 	}()
 	defer func() { cancel(); <-layoutDone }()
+	if p.board != nil {
+		go p.board.tail(ctx, p)
+		go p.capPub.run(ctx, p, p.capStage)
+	}
 	sinkDone := make(chan struct{})
 	sinkQuit := make(chan struct{})
 	go func() { defer close(sinkDone); p.sinkLoop(sinkQuit) }()
@@ -315,6 +325,7 @@ func (p *Pipeline) generation(ctx context.Context, gen *kafka.Generation) error 
 	}}
 	for _, n := range parts {
 		w := newWorker(p, commit, n)
+		w.rk.gen = gen.ID
 		st := starts[n]
 		wg.Add(1)
 		gen.Start(func(gctx context.Context) {

@@ -25,6 +25,9 @@ type topicLayout struct {
 func checkTopics(ctx context.Context, cl *kafka.Client, opts *Options) (topicLayout, error) {
 	var lay topicLayout
 	internal := []string{opts.Changelog, opts.DLQ, kafkaio.Alerts, kafkaio.AlertsDeadLetters}
+	if opts.Config.Capped() {
+		internal = append(internal, opts.CapacityTopic)
+	}
 	all := append(append([]string(nil), opts.Topics...), internal...)
 	md, err := metadata(ctx, cl, all)
 	if err != nil {
@@ -68,7 +71,13 @@ func checkTopics(ctx context.Context, cl *kafka.Client, opts *Options) (topicLay
 			continue
 		}
 		tc := kafka.TopicConfig{Topic: t, NumPartitions: lay.partitions, ReplicationFactor: rf}
-		if t == opts.Changelog {
+		switch t {
+		case opts.Changelog:
+			tc.ConfigEntries = []kafka.ConfigEntry{{ConfigName: "cleanup.policy", ConfigValue: "compact"}}
+		case opts.CapacityTopic:
+			// One partition, so that every instance reads every entry; the
+			// newest per partition number is all that matters.
+			tc.NumPartitions = 1
 			tc.ConfigEntries = []kafka.ConfigEntry{{ConfigName: "cleanup.policy", ConfigValue: "compact"}}
 		}
 		create = append(create, tc)

@@ -38,6 +38,12 @@ type Metrics struct {
 	EventLatency    prometheus.Histogram   // Kafka append to durable sink write
 	Rebalances      prometheus.Counter     // consumer group generations joined
 	ChangelogWrites prometheus.Counter     // state records written
+	// Capacity-capped tiers: accounts a ranking moved down out of a tier,
+	// places held per capped tier after the latest ranking, and
+	// partitions waiting for the other partitions' candidates.
+	CapacityDemotions *prometheus.CounterVec // tier
+	CapacityHeld      *prometheus.GaugeVec   // tier
+	CapacityWaiting   prometheus.Gauge
 	BuildInfo       *prometheus.GaugeVec   // version, goversion
 	registered      []prometheus.Collector
 }
@@ -51,6 +57,7 @@ var Names = []string{
 	"pyramid_sink_errors_total", "pyramid_sink_retries_total", "pyramid_sink_up",
 	"pyramid_consumer_lag", "pyramid_partitions_owned", "pyramid_state_restore_seconds",
 	"pyramid_event_latency_seconds", "pyramid_rebalances_total", "pyramid_changelog_writes_total",
+	"pyramid_capacity_demotions_total", "pyramid_capacity_held", "pyramid_capacity_waiting_partitions",
 	"pyramid_build_info",
 }
 
@@ -110,6 +117,9 @@ func New(reg prometheus.Registerer) *Metrics {
 	m.EventLatency = h("pyramid_event_latency_seconds", "From Kafka append to durable sink write.", prometheus.ExponentialBuckets(0.005, 2, 14))
 	m.Rebalances = c("pyramid_rebalances_total", "Consumer group generations this instance joined.")
 	m.ChangelogWrites = c("pyramid_changelog_writes_total", "State records written to the changelog topic.")
+	m.CapacityDemotions = cv("pyramid_capacity_demotions_total", "Accounts a capacity ranking moved down out of a capped tier, by that tier.", "tier")
+	m.CapacityHeld = gv("pyramid_capacity_held", "Places held in a capped tier (pinned and ranked) after the latest capacity ranking of this instance, by tier.", "tier")
+	m.CapacityWaiting = g("pyramid_capacity_waiting_partitions", "Caught-up partitions of this instance whose capacity ranking waits for other partitions' candidates.")
 	m.BuildInfo = gv("pyramid_build_info", "Build information; the value is always 1.", "version", "goversion")
 	m.BuildInfo.WithLabelValues(version(), runtime.Version()).Set(1)
 	m.zeroKnownSeries()
@@ -140,6 +150,9 @@ func (m *Metrics) zeroKnownSeries() {
 	for _, t := range config.TierNames {
 		m.AlertsOpened.WithLabelValues(t)
 		m.AlertsResolved.WithLabelValues(t)
+		if t != config.MassMarket { // the one tier that cannot be capped
+			m.CapacityDemotions.WithLabelValues(t)
+		}
 	}
 }
 

@@ -32,6 +32,7 @@ func gathered(t *testing.T) []*dto.MetricFamily {
 	m.SinkErrors.WithLabelValues("files")
 	m.SinkRetries.WithLabelValues("files")
 	m.SinkUp.WithLabelValues("files")
+	m.CapacityHeld.WithLabelValues("major")
 	fams, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
@@ -83,6 +84,8 @@ func TestKnownSeriesStartAtZero(t *testing.T) {
 		"pyramid_events_total result=rejected type=unknown",
 		"pyramid_alerts_opened_total tier=major",
 		"pyramid_alerts_resolved_total tier=mass_market",
+		"pyramid_capacity_demotions_total tier=major",
+		"pyramid_capacity_demotions_total tier=non_named",
 	}
 	for _, r := range event.Reasons {
 		want = append(want, "pyramid_dlq_total reason="+r)
