@@ -3,9 +3,11 @@ package consumer
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -132,31 +134,47 @@ func (in *capInstance) ranking() (*scoring.Ranking, int) {
 }
 
 // newest merges the instances' sink files: the newest snapshot of each
-// account, and each account's tier changes, deduplicated (a partition that
-// moved may write a version twice).
+// account, and each account's tier changes by version, each once (a
+// partition that moved may have written one twice, and the instances'
+// files interleave nothing).
 func newest(t *testing.T, ins ...*capInstance) (snaps, hist map[string]string) {
 	t.Helper()
-	var all, changes bytes.Buffer
+	var all bytes.Buffer
+	type change struct {
+		version int
+		line    string
+	}
+	byAcc := map[string][]change{}
+	seen := map[string]bool{}
 	for _, in := range ins {
 		all.Write(readFile(t, filepath.Join(in.dir, sink.SnapshotsFile)))
-		changes.Write(readFile(t, filepath.Join(in.dir, sink.ChangesFile)))
+		for _, l := range strings.Split(string(readFile(t, filepath.Join(in.dir, sink.ChangesFile))), "\n") {
+			if l == "" || seen[l] {
+				continue
+			}
+			seen[l] = true
+			var c struct {
+				AccountID string `json:"account_id"`
+				Version   int    `json:"version"`
+			}
+			if err := json.Unmarshal([]byte(l), &c); err != nil {
+				t.Fatal(err)
+			}
+			byAcc[c.AccountID] = append(byAcc[c.AccountID], change{c.Version, l})
+		}
 	}
 	snaps = map[string]string{}
 	if all.Len() > 0 {
 		snaps = newestBy(t, writeTemp(t, all.Bytes()), "account_id", "version")
 	}
-	seen := map[string]bool{}
-	var unique bytes.Buffer
-	for _, l := range strings.SplitAfter(changes.String(), "\n") {
-		if l != "" && !seen[l] {
-			seen[l] = true
-			unique.WriteString(l)
+	hist = map[string]string{}
+	for id, cs := range byAcc {
+		sort.SliceStable(cs, func(i, j int) bool { return cs[i].version < cs[j].version })
+		for _, c := range cs {
+			hist[id] += c.line + "\n"
 		}
 	}
-	if unique.Len() == 0 {
-		return snaps, map[string]string{}
-	}
-	return snaps, byAccount(t, writeTemp(t, unique.Bytes()))
+	return snaps, hist
 }
 
 // TestCapacityTwoInstancesMatchReplay: two `pyramid run` instances in one

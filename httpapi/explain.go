@@ -24,6 +24,10 @@ type explanation struct {
 	Figures           figures           `json:"figures"`
 	Tier              string            `json:"tier"`
 	TierReason        string            `json:"tier_reason"`
+	// QualifiedTier is the tier the value qualifies for, above Tier while
+	// a capped tier has no place for the account; only when a tier is
+	// capped.
+	QualifiedTier string `json:"qualified_tier,omitempty"`
 	Overridden        bool              `json:"overridden"`
 	Hysteresis        ratio             `json:"hysteresis"`
 	Tiers             []tierRule        `json:"tiers"`
@@ -54,6 +58,8 @@ type tierRule struct {
 	Floor    amount `json:"hysteresis_floor"`
 	Coverage string `json:"coverage_model"`
 	Current  bool   `json:"current"`
+	// MaxAccounts is the tier's cap, when it has one.
+	MaxAccounts int `json:"max_accounts,omitempty"`
 }
 
 type nextTier struct {
@@ -119,8 +125,15 @@ func explain(d *view.Detail, p *scoring.Params) explanation {
 		th := p.Threshold(t)
 		e.Tiers = append(e.Tiers, tierRule{
 			Tier: t.String(), Threshold: amount(th), Floor: amount(p.Floor(t)),
-			Coverage: p.Coverage(t), Current: t == s.Tier,
+			Coverage: p.Coverage(t), Current: t == s.Tier, MaxAccounts: p.MaxAccounts(t),
 		})
+	}
+	if p.AnyCapped() {
+		q := s.Qualified
+		if q == scoring.TierNone {
+			q = s.Tier // a snapshot that does not say
+		}
+		e.QualifiedTier = q.String()
 	}
 	if s.Tier >= scoring.MassMarket && s.Tier < scoring.Major {
 		up := s.Tier + 1

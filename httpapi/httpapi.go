@@ -32,6 +32,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/pyramid-crm/pyramid/plan"
 	"github.com/pyramid-crm/pyramid/scoring"
 	"github.com/pyramid-crm/pyramid/view"
 )
@@ -196,11 +197,19 @@ func (s *server) account(w http.ResponseWriter, r *http.Request) {
 type tiersBody struct {
 	view.Counts
 	Partitions []int `json:"partitions"`
+	// Capacity is how each capped tier stands in the whole deployment,
+	// after the latest ranking; absent without max_accounts.
+	Capacity []plan.CapacityTier `json:"capacity,omitempty"`
 }
 
 func (s *server) tiers(w http.ResponseWriter, _ *http.Request) {
-	b, _ := marshal(tiersBody{s.Store.Tiers(), s.Store.Partitions()})
+	b, _ := marshal(tiersBody{s.Store.Tiers(), s.Store.Partitions(), s.capacity()})
 	writeJSON(w, http.StatusOK, b)
+}
+
+// capacity summarises the latest capacity ranking for every capped tier.
+func (s *server) capacity() []plan.CapacityTier {
+	return plan.Capacity(s.Params, s.Store.Ranking(), s.Params.Config().Currency)
 }
 
 func (s *server) changes(w http.ResponseWriter, r *http.Request) {

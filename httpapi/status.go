@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pyramid-crm/pyramid/plan"
 	"github.com/pyramid-crm/pyramid/scoring"
 )
 
@@ -62,6 +63,7 @@ type pageData struct {
 	Accts      []neglectRow
 	Goals      []goalPanel
 	Coverage   coveragePanel
+	Capacity   []plan.CapacityTier
 	Script     template.JS
 }
 
@@ -103,7 +105,9 @@ const (
 	pyrApexUp = 44.0 // the apex sits this far above the top so major is a trapezoid
 )
 
-func pyramid(counts map[string]int, total int, p *scoring.Params) []tierShape {
+// pyramid draws the tiers; a capped tier's rule names its places held,
+// in the whole deployment, against its cap ("8/8 places").
+func pyramid(counts map[string]int, total int, p *scoring.Params, capy []plan.CapacityTier) []tierShape {
 	height := 4*pyrLevel + 3*pyrGap
 	half := func(y float64) float64 { return pyrHalf * (y + pyrApexUp) / (height + pyrApexUp) }
 	f := func(v float64) string { return strconv.FormatFloat(v, 'f', 1, 64) }
@@ -122,6 +126,11 @@ func pyramid(counts map[string]int, total int, p *scoring.Params) []tierShape {
 		th := "≥ " + p.Threshold(t).Grouped()
 		if t == scoring.MassMarket {
 			th = "< " + p.Threshold(scoring.NonNamed).Grouped()
+		}
+		for _, c := range capy {
+			if c.Tier == t.String() {
+				th += " · " + strconv.Itoa(c.Held) + "/" + strconv.Itoa(c.MaxAccounts) + " places"
+			}
 		}
 		out = append(out, tierShape{
 			Tier: t.String(), Label: strings.ReplaceAll(t.String(), "_", " "), Count: n, Share: share,
@@ -167,10 +176,12 @@ var quadrantWords = map[string][2]string{
 func (s *server) status(w http.ResponseWriter, _ *http.Request) {
 	now := s.Now()
 	c := s.Store.Tiers()
+	capy := s.capacity()
 	d := pageData{
 		Title: s.Title, Generated: now.UTC().Format(scoring.TimeFormat), Ready: true,
 		Currency: s.Params.Config().Currency, Accounts: c.Accounts, Neglected: c.Neglected,
-		Pyramid: pyramid(c.Tiers, c.Accounts, s.Params), Quadrants: quadrants(c.Quadrants),
+		Pyramid: pyramid(c.Tiers, c.Accounts, s.Params, capy), Quadrants: quadrants(c.Quadrants),
+		Capacity: capy,
 		Script: template.JS(refreshScript),
 	}
 	sum := s.summarise()

@@ -90,6 +90,43 @@ func TestReplayWithCaps(t *testing.T) {
 		}
 	}
 
+	// The plan says how the capped tiers stand, as the snapshots do.
+	var planOut bytes.Buffer
+	if _, _, err := Run(Options{Config: cfg, AsOf: asOf, Input: strings.NewReader(in), Plan: &planOut}); err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Capacity []struct {
+			Tier        string
+			MaxAccounts int `json:"max_accounts"`
+			Held        int
+			Pinned      int
+			Summary     string
+		}
+	}
+	if err := json.Unmarshal(planOut.Bytes(), &doc); err != nil {
+		t.Fatal(err)
+	}
+	if len(doc.Capacity) != 2 {
+		t.Fatalf("plan capacity %+v", doc.Capacity)
+	}
+	for _, c := range doc.Capacity {
+		if c.Held != held[c.Tier] || c.Pinned != pinned[c.Tier] || c.Summary == "" {
+			t.Errorf("plan says %+v; the snapshots hold %d (%d pinned)", c, held[c.Tier], pinned[c.Tier])
+		}
+	}
+	planOut.Reset()
+	if _, _, err := Run(Options{Config: config.Default(), AsOf: asOf, Input: strings.NewReader(in), Plan: &planOut}); err != nil {
+		t.Fatal(err)
+	}
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(planOut.Bytes(), &top); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := top["capacity"]; ok || len(top) != 3 {
+		t.Errorf("the plan of a replay without caps has %d parts, capacity %s", len(top), top["capacity"])
+	}
+
 	shuffled := shuffleAccounts(t, evs)
 	snaps2, changes2 := capRun(t, cfg, strings.Join(shuffled, "\n"))
 	if snaps2 != snaps {

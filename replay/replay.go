@@ -206,9 +206,11 @@ func RunContext(ctx context.Context, opts Options) (*Summary, *Result, error) {
 	}
 	// Capped tiers are ranked once, over every account at the final clock:
 	// the result does not depend on how the input interleaves accounts.
+	var ranking *scoring.Ranking
 	if eng.Params().AnyCapped() {
 		o.Reset()
-		eng.ApplyRanking(scoring.Rank(eng.Params(), eng.Candidates(asOf)), asOf, &o, nil)
+		ranking = scoring.Rank(eng.Params(), eng.Candidates(asOf))
+		eng.ApplyRanking(ranking, asOf, &o, nil)
 		var err error
 		if buf, err = out.emit(&o, alerts, buf); err != nil {
 			return sum, nil, err
@@ -245,24 +247,27 @@ func RunContext(ctx context.Context, opts Options) (*Summary, *Result, error) {
 	sum.Accounts = len(ids)
 	sum.AsOf = time.Unix(0, asOf).UTC()
 	if summary != nil {
-		if err := writePlan(opts.Plan, summary, sum.AsOf); err != nil {
+		capy := plan.Capacity(eng.Params(), ranking, opts.Config.Currency)
+		if err := writePlan(opts.Plan, summary, capy, sum.AsOf); err != nil {
 			return sum, nil, fmt.Errorf("writing the plan: %w", err)
 		}
 	}
 	return sum, &Result{Engine: eng, AsOf: asOf}, nil
 }
 
-// writePlan writes the goal and coverage summaries as one indented JSON
-// document, for people and spreadsheets.
-func writePlan(w io.Writer, s *plan.Summariser, asOf time.Time) error {
+// writePlan writes the goal and coverage summaries, and the capped tiers
+// when there are any, as one indented JSON document, for people and
+// spreadsheets.
+func writePlan(w io.Writer, s *plan.Summariser, capy []plan.CapacityTier, asOf time.Time) error {
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false)
 	enc.SetIndent("", "  ")
 	return enc.Encode(struct {
-		AsOf     string        `json:"as_of"`
-		Goals    plan.Goals    `json:"goals"`
-		Coverage plan.Coverage `json:"coverage"`
-	}{asOf.Format(time.RFC3339), s.Goals(), s.Coverage()})
+		AsOf     string              `json:"as_of"`
+		Goals    plan.Goals          `json:"goals"`
+		Coverage plan.Coverage       `json:"coverage"`
+		Capacity []plan.CapacityTier `json:"capacity,omitempty"`
+	}{asOf.Format(time.RFC3339), s.Goals(), s.Coverage(), capy})
 }
 
 type writers struct {

@@ -371,7 +371,7 @@ func (e *Engine) Snapshot(a *Account, asOf int64) Snapshot {
 		Wallet: a.wallet, HasWallet: a.hasWallet,
 		CoverageModel: tp.coverage, OwnerID: a.owner, LastTouchAt: a.LastTouchAt(),
 		Neglected: a.neglected(p, &f, asOf), OpenOpportunities: f.OpenOpps, Overridden: a.override != TierNone,
-		Name: a.name,
+		Name: a.name, Qualified: a.qual,
 	}
 	if a.hasWallet && a.wallet > 0 {
 		s.ShareOfWallet, s.HasShare = ratio(float64(f.Current)/float64(a.wallet)), true
@@ -440,6 +440,9 @@ type Snapshot struct {
 	OpenOpportunities int
 	Overridden        bool
 	Name              string // not a snapshot column; used by the HTTP API
+	// Qualified is the tier the account's value qualifies for, above Tier
+	// while a capped tier has no place for it; not a snapshot column.
+	Qualified Tier
 }
 
 // TierChange records one move between tiers (docs/model.md, Outputs).

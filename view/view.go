@@ -63,6 +63,9 @@ type Store struct {
 	total  int
 	recent []tagged // newest RecentOverall changes, oldest first
 	hist   history
+	// ranking is the latest capacity ranking the instance applied: it
+	// covers every partition, not only the owned ones.
+	ranking *scoring.Ranking
 }
 
 type partition struct {
@@ -325,6 +328,21 @@ func (s *Store) Account(id string) (Detail, bool) {
 		return d, true
 	}
 	return Detail{}, false
+}
+
+// SetRanking records the latest capacity ranking (consumer.Options.OnRanking).
+func (s *Store) SetRanking(r *scoring.Ranking) {
+	s.mu.Lock()
+	s.ranking = r
+	s.mu.Unlock()
+}
+
+// Ranking returns the latest capacity ranking, or nil before the first.
+// A ranking does not change once made.
+func (s *Store) Ranking() *scoring.Ranking {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.ranking
 }
 
 // Tiers returns the number of accounts per tier and quadrant.

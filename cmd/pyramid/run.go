@@ -272,6 +272,7 @@ func (s *service) run(ctx context.Context, opts consumer.Options, extra func(con
 		opts.Logger = s.log
 		opts.Observe = s.store.Observe
 		opts.OnRevoke = s.store.DropPartition
+		opts.OnRanking = s.store.SetRanking
 		opts.Dialer = s.dialer
 		opts.Transport = kafkaio.Transport(s.dialer)
 		opts.FlushInterval = s.flags.flushEvery
