@@ -4,11 +4,15 @@ import (
 	"io"
 	"log/slog"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/pyramid-crm/pyramid/config"
+	"github.com/pyramid-crm/pyramid/event"
 	"github.com/pyramid-crm/pyramid/scoring"
 )
 
@@ -61,5 +65,51 @@ func TestCapacityBoard(t *testing.T) {
 	_, entries = b.view()
 	if r := rankable(entries, 3, 5, 1, 0); r.sets != nil || !strings.Contains(r.waiting, "partitions [2] publish under another capacity configuration") {
 		t.Errorf("another configuration: %+v", r)
+	}
+}
+
+// A flush holds at most one capacity ranking that moved accounts, as it
+// holds one clock pass: another waits for the next seal, then runs.
+func TestOneRankingPassPerFlush(t *testing.T) {
+	now := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	cfg := config.Default()
+	cfg.Tiers.Major.MaxAccounts = 1
+	p, err := New(Options{Brokers: []string{"127.0.0.1:1"}, Sink: newMemSink(), Config: cfg, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.layout.partitions = 1
+	w := newWorker(p, nil, 0)
+	w.clk.caughtUpOnce = true
+	dec := event.NewDecoder(cfg)
+	wallet := func(id, at string, units int) *scoring.Account {
+		t.Helper()
+		ev, err := dec.Decode([]byte(`{"event_id":"e-` + id + at + `","type":"account","account_id":"` + id + `","occurred_at":"` + at + `","wallet":` + strconv.Itoa(units) + `}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, _ := w.st.eng.Apply(&ev, now.UnixNano(), &w.out)
+		w.clk.last = now.UnixNano()
+		return a
+	}
+	a := wallet("a", "2026-02-01T00:00:00Z", 2_000_000)
+	if a.Tier != scoring.Named {
+		t.Fatalf("before a ranking a holds %v", a.Tier)
+	}
+	w.rank(true)
+	if a.Tier != scoring.Major || a.Version != 2 || !w.rk.passed {
+		t.Fatalf("the first ranking: a holds %v at version %d", a.Tier, a.Version)
+	}
+	b := wallet("b", "2026-02-02T00:00:00Z", 3_000_000)
+	w.rank(true)
+	if a.Tier != scoring.Major || b.Tier != scoring.Named || !w.rk.due {
+		t.Fatalf("a second ranking before the seal ran: a %v, b %v", a.Tier, b.Tier)
+	}
+	w.gathering()
+	if a.Tier != scoring.Named || b.Tier != scoring.Major || a.Version != 3 || b.Version != 2 {
+		t.Fatalf("the waiting ranking, after the seal: a %v v%d, b %v v%d", a.Tier, a.Version, b.Tier, b.Version)
+	}
+	if pend := p.capPub.pending[0]; pend == nil {
+		t.Error("the partition's candidates were not queued for the capacity topic")
 	}
 }

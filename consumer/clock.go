@@ -104,14 +104,19 @@ func (w *worker) reevaluate(all bool) {
 	}
 }
 
-// gathering starts a new flush's gathering: a clock pass that waited for it
-// runs now.
+// gathering starts a new flush's gathering: a clock pass, or a capacity
+// ranking, that waited for it runs now.
 func (w *worker) gathering() {
 	w.clk.passed = false
 	if w.clk.waiting {
 		all := w.clk.waitingAll
 		w.clk.waiting, w.clk.waitingAll = false, false
 		w.reevaluate(all)
+	}
+	w.rk.passed = false
+	if w.rk.due {
+		w.rk.due = false
+		w.rank(true)
 	}
 }
 

@@ -19,6 +19,11 @@ type ranking struct {
 	waiting   string // why the last attempt could not rank; "" after a ranking
 	counted   bool   // counted in pyramid_capacity_waiting_partitions
 	changed   []*scoring.Account
+	// passed is set once a ranking moved accounts since the last seal; due
+	// once another was asked for meanwhile. Like the clock pass, one such
+	// ranking per flush bounds the versions a flush can hold (see
+	// state.restoreVersions).
+	passed, due bool
 }
 
 // rank takes part in the capacity ranking when some tier is capped and
@@ -26,7 +31,9 @@ type ranking struct {
 // re-evaluation either, so that the first ranking after a backfill sees
 // every partition's final state, as replay's does. It acts when the board
 // changed since it last looked, the first time, and with force (every
-// re-evaluation).
+// re-evaluation); a ranking asked for after one that moved accounts since
+// the last seal waits for the next (see gathering). It ranks at the clock
+// the partition last judged at, so it starts no clock of its own.
 func (w *worker) rank(force bool) {
 	p := w.p
 	if p.board == nil || w.clk.backfill || !(w.clk.caughtUpOnce || w.in.drained()) {
@@ -36,10 +43,17 @@ func (w *worker) rank(force bool) {
 	if !force && seq == w.rk.seq && w.rk.published != nil {
 		return
 	}
+	if w.rk.passed {
+		w.rk.due = true
+		return
+	}
 	w.rk.seq = seq
 	eng, params := w.st.eng, p.params
-	asOf := p.opts.Now().UnixNano()
-	w.clk.last = asOf
+	asOf := w.clk.last
+	if asOf == 0 {
+		asOf = p.opts.Now().UnixNano()
+		w.clk.last = asOf
+	}
 	own := eng.Candidates(asOf)
 	digest := params.CapacityDigest()
 	if r := rankable(entries, p.layout.partitions, w.rk.gen, digest, w.part); r.sets != nil {
@@ -57,6 +71,7 @@ func (w *worker) rank(force bool) {
 			}
 		}
 		if len(w.rk.changed) > 0 {
+			w.rk.passed = true
 			own = eng.Candidates(asOf) // the accounts that now hold a tier count as holders
 		}
 		p.ranked(result)

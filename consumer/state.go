@@ -104,7 +104,9 @@ func (s *state) clean() bool {
 // owner can have emitted unrecorded: its one unrecorded flush held at most
 // one version per event it read past the committed offsets (redo, an upper
 // bound: the events between the committed offsets and the partition ends
-// now) plus one clock pass (see worker.reevaluate), plus one to spare.
+// now) plus one clock pass (see worker.reevaluate) and, with capped tiers,
+// one capacity ranking that moved accounts (see worker.rank), plus one to
+// spare.
 // Skips add up over successive crashes: each record carries the total
 // skipped by the owner that wrote it (its base), and an account restored
 // from an older record skips the difference. New accounts start counting
@@ -114,7 +116,11 @@ func (s *state) restoreVersions(clean bool, redo int64) {
 		s.skipped = s.marker.skipped
 	}
 	if !clean {
-		s.skipped += uint64(max(redo, 0)) + 2
+		passes := uint64(1)
+		if s.eng.Params().AnyCapped() {
+			passes++
+		}
+		s.skipped += uint64(max(redo, 0)) + passes + 1
 	}
 	for a, base := range s.bases {
 		if s.skipped > base {

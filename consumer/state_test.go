@@ -199,3 +199,21 @@ func TestStateReadsHeaderVersion1(t *testing.T) {
 		t.Errorf("a marker of a newer version: %v", err)
 	}
 }
+
+// With capped tiers a flush can also hold one capacity ranking that moved
+// accounts, so a crash skips one version more.
+func TestStateVersionsAfterCrashWithCaps(t *testing.T) {
+	s := testState(t)
+	a := account(t, s, "acc-1")
+	k, v := record(s, a)
+	cfg := config.Default()
+	cfg.Tiers.Major.MaxAccounts = 5
+	r := newState(scoring.NewParams(cfg), []string{"a", "b"}, "t.state", 3)
+	if err := r.restore(map[string][]byte{k: v}, func(*scoring.Account) {}); err != nil {
+		t.Fatal(err)
+	}
+	r.restoreVersions(false, 10)
+	if got := r.eng.Account("acc-1").Version; got != 1+10+3 {
+		t.Errorf("after a crash with 10 events to redo and caps: version %d, want 1+10+3", got)
+	}
+}
