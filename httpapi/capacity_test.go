@@ -39,12 +39,12 @@ func TestCapacityShown(t *testing.T) {
 
 	var body struct {
 		Capacity []struct {
-			Tier        string  `json:"tier"`
-			MaxAccounts int     `json:"max_accounts"`
-			Ranked      bool    `json:"ranked"`
-			Held        int     `json:"held"`
-			Qualified   int     `json:"qualified"`
-			Summary     string  `json:"summary"`
+			Tier        string `json:"tier"`
+			MaxAccounts int    `json:"max_accounts"`
+			Ranked      bool   `json:"ranked"`
+			Held        int    `json:"held"`
+			Qualified   int    `json:"qualified"`
+			Summary     string `json:"summary"`
 		} `json:"capacity"`
 	}
 	tiers := func() {

@@ -21,13 +21,13 @@ type (
 )
 
 type explanation struct {
-	Figures           figures           `json:"figures"`
-	Tier              string            `json:"tier"`
-	TierReason        string            `json:"tier_reason"`
+	Figures    figures `json:"figures"`
+	Tier       string  `json:"tier"`
+	TierReason string  `json:"tier_reason"`
 	// QualifiedTier is the tier the value qualifies for, above Tier while
 	// a capped tier has no place for the account; only when a tier is
 	// capped.
-	QualifiedTier string `json:"qualified_tier,omitempty"`
+	QualifiedTier     string            `json:"qualified_tier,omitempty"`
 	Overridden        bool              `json:"overridden"`
 	Hysteresis        ratio             `json:"hysteresis"`
 	Tiers             []tierRule        `json:"tiers"`

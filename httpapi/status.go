@@ -182,7 +182,7 @@ func (s *server) status(w http.ResponseWriter, _ *http.Request) {
 		Currency: s.Params.Config().Currency, Accounts: c.Accounts, Neglected: c.Neglected,
 		Pyramid: pyramid(c.Tiers, c.Accounts, s.Params, capy), Quadrants: quadrants(c.Quadrants),
 		Capacity: capy,
-		Script: template.JS(refreshScript),
+		Script:   template.JS(refreshScript),
 	}
 	sum := s.summarise()
 	d.Goals, d.Coverage = goalPanels(sum.Goals()), coverageOf(sum.Coverage())

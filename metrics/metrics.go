@@ -44,8 +44,8 @@ type Metrics struct {
 	CapacityDemotions *prometheus.CounterVec // tier
 	CapacityHeld      *prometheus.GaugeVec   // tier
 	CapacityWaiting   prometheus.Gauge
-	BuildInfo       *prometheus.GaugeVec   // version, goversion
-	registered      []prometheus.Collector
+	BuildInfo         *prometheus.GaugeVec // version, goversion
+	registered        []prometheus.Collector
 }
 
 // Names lists every metric family name, for documentation checks.
