@@ -177,3 +177,12 @@ func (c *Config) Capped() bool {
 	}
 	return false
 }
+
+// MaxAccounts returns every tier's max_accounts by tier name.
+func (c *Config) MaxAccounts() map[string]int {
+	m := make(map[string]int, len(TierNames))
+	for _, name := range TierNames {
+		m[name] = c.Tier(name).MaxAccounts
+	}
+	return m
+}

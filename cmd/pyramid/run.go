@@ -175,7 +175,7 @@ func (s *service) openSinks(ctx context.Context) error {
 			}
 		}
 		ch, err := clickhouse.New(ctx, clickhouse.Options{DSN: sf.clickhouse, Migrate: !sf.noMigrate, MigrateStatus: status,
-			LoadWeight: s.params.LoadWeight, Capacity: s.cfg.CoverageCapacity}, m, log.With("component", "clickhouse"))
+			LoadWeight: s.params.LoadWeight, Capacity: s.cfg.CoverageCapacity, TierCaps: s.cfg.MaxAccounts()}, m, log.With("component", "clickhouse"))
 		if err != nil {
 			return err
 		}

@@ -35,6 +35,8 @@ func TestExpectedSchema(t *testing.T) {
 		// Planning (migration 4).
 		"coverage_capacity": kindTable, "goal_summary": kindView, "coverage_plan": kindView,
 		"coverage_overloaded_reps": kindView, "coverage_watch_list": kindView,
+		// Capacity-capped tiers (migration 5).
+		"tier_caps": kindTable, "tier_capacity": kindView,
 	}
 	if !reflect.DeepEqual(kinds, wantKinds) {
 		t.Errorf("relations = %v\nwant %v", kinds, wantKinds)

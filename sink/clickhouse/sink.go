@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	ch "github.com/ClickHouse/clickhouse-go/v2"
@@ -69,6 +68,10 @@ type Options struct {
 	// Capacity, when set, is written to coverage_capacity after the first
 	// batch, for the coverage_plan view. Pass config.CoverageCapacity.
 	Capacity map[string]config.Capacity
+	// TierCaps, when set, is written to tier_caps after the first batch,
+	// for the tier_capacity view: max_accounts per tier name (absent or 0:
+	// no cap). Pass config.Config.MaxAccounts().
+	TierCaps map[string]int
 }
 
 // StartBackfillRows is the largest backfill New runs when Options.Migrate
@@ -84,7 +87,7 @@ type Sink struct {
 	log   *slog.Logger
 	stage *retry.Stage // retries, health and the sink="clickhouse" metrics
 
-	capacityDone atomic.Bool
+	settings []*setting // written once (capacity.go)
 }
 
 // StageName labels the ClickHouse sink's metrics (sink="clickhouse").
@@ -121,7 +124,7 @@ func New(ctx context.Context, opts Options, m *metrics.Metrics, log *slog.Logger
 	if err != nil {
 		return nil, err
 	}
-	s := &Sink{conn: conn, opt: opts, m: m, log: log.With("component", "clickhouse", "dsn", logging.Redact(opts.DSN))}
+	s := &Sink{conn: conn, opt: opts, m: m, log: log.With("component", "clickhouse", "dsn", logging.Redact(opts.DSN)), settings: settings(&opts)}
 	backoff := retry.Options{Initial: opts.RetryInitial, Max: opts.RetryMax}
 	s.stage = retry.New(StageName, backoff, m, s.log)
 	if opts.Migrate {
@@ -257,7 +260,7 @@ func (s *Sink) Write(ctx context.Context, b *sink.Batch) error {
 		s.m.SinkRows.WithLabelValues(st.table).Add(float64(st.n))
 	}
 	s.m.SinkFlush.Observe(time.Since(start).Seconds())
-	s.writeCapacity(ctx)
+	s.writeSettings(ctx)
 	return nil
 }
 

@@ -164,7 +164,7 @@ func TestViews(t *testing.T) {
 // TestBIQueries runs every example query of docs/clickhouse.md.
 func TestBIQueries(t *testing.T) {
 	dsn, conn := migrated(t)
-	s := newSink(t, dsn, Options{Capacity: config.Default().CoverageCapacity})
+	s := newSink(t, dsn, Options{Capacity: config.Default().CoverageCapacity, TierCaps: map[string]int{config.Major: 2}})
 	ctx := context.Background()
 	fx := viewFixture()
 	// A high-current, low-potential major account on 1:1: the watch list.
