@@ -77,6 +77,7 @@ var (
 var chRelations = map[string]bool{
 	"account_snapshots": true, "tier_changes": true, "account_alerts": true,
 	"account_latest": true, "tier_distribution": true, "rep_coverage": true, "neglected_accounts": true,
+	"tier_capacity": true,
 }
 
 const httpPort = 8080
