@@ -329,11 +329,17 @@ func (e *Engine) ApplyRanking(r *Ranking, asOf int64, out *Output, changed []*Ac
 	if !e.p.capped {
 		return changed
 	}
-	for _, id := range e.IDs() {
-		a := e.accounts[id]
-		if a.Tier == TierNone || a.override != TierNone || !e.p.Capped(a.qual) {
-			continue
+	// Only accounts whose qualified tier is capped can be concerned: the
+	// others are not sorted, which keeps a ranking cheap in a partition of
+	// many accounts and few capped ones.
+	var ranked []*Account
+	for _, a := range e.accounts {
+		if a.Tier != TierNone && a.override == TierNone && e.p.Capped(a.qual) {
+			ranked = append(ranked, a)
 		}
+	}
+	slices.SortFunc(ranked, func(a, b *Account) int { return strings.Compare(a.ID, b.ID) })
+	for _, a := range ranked {
 		if e.judge(a, asOf, nil, r, out) {
 			a.Version++
 			changed = append(changed, a)
