@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
@@ -15,6 +16,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/pyramid-crm/pyramid/config"
+	"github.com/pyramid-crm/pyramid/event"
 	"github.com/pyramid-crm/pyramid/gen"
 	"github.com/pyramid-crm/pyramid/kafkaio"
 	"github.com/pyramid-crm/pyramid/replay"
@@ -29,13 +31,45 @@ import (
 // with its final status. Without it, every high-potential account would
 // flap between neglected and touched on each historical event.
 func TestBackfillMatchesReplay(t *testing.T) {
-	t.Run("one topic", func(t *testing.T) { testBackfill(t, false) })
+	t.Run("one topic", func(t *testing.T) { testBackfill(t, false, false) })
 	// The four per-type topics are read independently; the worker merges
 	// them by occurred_at, so the result is the same.
-	t.Run("four topics", func(t *testing.T) { testBackfill(t, true) })
+	t.Run("four topics", func(t *testing.T) { testBackfill(t, true, false) })
+	// The same stream behind junk at the head of every partition of one
+	// topic: occurred_at in 2199 and two days ahead of the wall clock,
+	// undecodable messages, events without a key or keyed by another
+	// account. They are dead-lettered before they take part in the merge,
+	// so they hold back no topic and move no clock: every account's
+	// snapshot, tier history and alerts are still byte for byte the
+	// replay's of the clean stream, which the subtest above streams too.
+	t.Run("four topics, junk at the head of one", func(t *testing.T) { testBackfill(t, true, true) })
 }
 
-func testBackfill(t *testing.T, perType bool) {
+// junkAtHead returns the hostile messages testBackfill puts at the head
+// of every partition of topic, each with the reason it must be
+// dead-lettered with. account names an account of the stream.
+func junkAtHead(topic, account string, wall time.Time, partitions int) (msgs []kafka.Message, reasons []string) {
+	at := func(t time.Time) string { return t.UTC().Format(time.RFC3339) }
+	for p := range partitions {
+		id := fmt.Sprintf("junk-%d", p)
+		activity := func(key, acc, occurred string) []byte {
+			return []byte(fmt.Sprintf(`{"event_id":"%s-%s","type":"activity","kind":"call","account_id":%q,"occurred_at":%q}`, id, occurred, acc, occurred))
+		}
+		add := func(key []byte, value []byte, reason string) {
+			msgs = append(msgs, kafka.Message{Topic: topic, Partition: p, Key: key, Value: value})
+			reasons = append(reasons, reason)
+		}
+		add([]byte(id), activity(id, id, "2199-01-01T00:00:00Z"), event.ReasonFuture)
+		add([]byte(id), activity(id, id, at(wall.Add(48*time.Hour))), event.ReasonFuture)
+		add([]byte(id), []byte(`{"event_id":"`+id+`","type":"activity", not json`), event.ReasonNotJSON)
+		// An old touch of a real account, which would change it if applied.
+		add(nil, activity("", account, "2025-01-02T00:00:00Z"), event.ReasonBadKey)
+		add([]byte(id), activity(id, account, "2025-01-03T00:00:00Z"), event.ReasonBadKey)
+	}
+	return msgs, reasons
+}
+
+func testBackfill(t *testing.T, perType, junk bool) {
 	const topic = "crm.events"
 	g, err := gen.New(gen.Options{Accounts: 1000, Events: 40000, Seed: 11, Start: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC), Months: 13})
 	if err != nil {
@@ -64,6 +98,12 @@ func testBackfill(t *testing.T, perType bool) {
 	}
 	c := newCluster(t, 4, topics)
 	addrs := c.ListenAddrs()
+	var junkReasons []string
+	if junk {
+		var jm []kafka.Message
+		jm, junkReasons = junkAtHead(kafkaio.InputTopicFor(kafkaio.DefaultInputPrefix, event.Activity.String()), string(msgs[0].Key), wall, 4)
+		produceMessages(t, addrs, jm)
+	}
 	w := &kafka.Writer{Addr: kafka.TCP(addrs...), Balancer: &kafka.Murmur2Balancer{},
 		BatchTimeout: time.Millisecond, BatchSize: 1000, RequiredAcks: kafka.RequireAll}
 	if err := w.WriteMessages(context.Background(), msgs...); err != nil {
@@ -124,6 +164,17 @@ func testBackfill(t *testing.T, perType bool) {
 	gotAlerts := newestBy(t, filepath.Join(dir, sink.AlertsFile), "alert_id", "")
 	wantAlerts := newestBy(t, writeTemp(t, alerts.Bytes()), "alert_id", "")
 	diff(t, "alert", gotAlerts, wantAlerts)
+	if junk {
+		var got []string
+		for _, d := range readTopic(t, addrs, kafkaio.DeadLetters, 4) {
+			got = append(got, header(d, "pyramid-reason"))
+		}
+		sort.Strings(got)
+		sort.Strings(junkReasons)
+		if strings.Join(got, " ") != strings.Join(junkReasons, " ") {
+			t.Errorf("dead letters by reason:\n got %v\nwant %v", got, junkReasons)
+		}
+	}
 	if len(wantAlerts) < 5 || len(wantSnaps) != 1000 {
 		t.Fatalf("the workload should produce alerts and 1000 accounts: %d alerts, %d accounts", len(wantAlerts), len(wantSnaps))
 	}

@@ -56,12 +56,16 @@
 // # Dead letters
 //
 // An event that cannot be applied (bad input as docs/events.md describes
-// it, an occurred_at more than 24 h after the wall clock, or a message key
-// other than its account_id) goes to the dead-letter topic with its original key and
-// value and the headers pyramid-error (one line a person can act on),
+// it, an occurred_at more than 24 h after the wall clock, a message without
+// a key or keyed by something else than its account_id, or an event the
+// engine refuses: a limit, the figure bound) goes to the dead-letter topic
+// with its original key and value and the headers pyramid-error (one line a person can act on),
 // pyramid-reason (the metric label, e.g. unknown_stage) and pyramid-source
 // (topic/partition/offset). An event too large for the topic keeps its
-// first 64 KiB and gets pyramid-truncated (the original size).
+// first 64 KiB and gets pyramid-truncated (the original size). The rules
+// that need no account state are checked as a fetch response is queued,
+// before the event-time merge (validate.go): a rejected message takes no
+// part in the order or the clock.
 //
 // # Limits
 //

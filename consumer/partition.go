@@ -42,6 +42,7 @@ type worker struct {
 	gauges partitionGauges // the partition's share of the tier gauges
 	rk     ranking         // its part in the capacity ranking (ranking.go)
 
+	wall   int64   // the wall clock as of the fetch response being queued
 	pos    []int64 // last offset applied, per topic
 	sealed []int64 // pos as of the last seal
 
@@ -217,6 +218,7 @@ func (w *worker) markClean() {
 // process takes one fetch response: it applies what can be applied and
 // flushes when that is due.
 func (w *worker) process(f fetched) error {
+	w.wall = w.p.opts.Now().UnixNano()
 	w.in.add(f, w.decode)
 	err := w.drain(false)
 	if err == nil && w.pending >= w.p.opts.FlushSize {
@@ -231,10 +233,12 @@ func (w *worker) process(f fetched) error {
 	return err
 }
 
-// decode decodes a message for the merge. Its strings alias the message's
-// value, which the message owns.
+// decode validates a message as it is queued for the merge (see
+// validate); only the messages it accepts get their place in the
+// event-time order. Their strings alias the message's value, which the
+// message owns.
 func (w *worker) decode(q *queued) {
-	if q.err = w.dec.DecodeTo(q.m.Value, &q.ev); q.err == nil {
+	if q.err = validate(w.dec, q.m, &q.ev, w.wall); q.err == nil {
 		q.at = q.ev.OccurredAt
 	}
 }
@@ -272,15 +276,13 @@ func (w *worker) apply(ti int, q *queued) error {
 	}
 	w.times = append(w.times, appended)
 	wall := w.p.opts.Now().UnixNano()
-	ev, err := &q.ev, q.err
-	if err == nil {
-		err = w.check(m, ev, wall)
-	}
-	if err != nil {
-		w.reject(m, ti, ev, err)
+	ev := &q.ev
+	if q.err != nil {
+		w.reject(m, ti, ev, q.err)
 		return nil
 	}
-	w.clk.topicTime[ti] = max(w.clk.topicTime[ti], ev.OccurredAt)
+	topicTime := w.clk.topicTime[ti]
+	w.clk.topicTime[ti] = max(topicTime, ev.OccurredAt)
 	asOf := wall
 	if w.backfilling(wall, ti, m.Offset) {
 		asOf, w.clk.backfill = scoring.EventTime, true
@@ -297,6 +299,7 @@ func (w *worker) apply(ti int, q *queued) error {
 		c.event(ev.Type, resDuplicate)
 		return nil
 	case scoring.Rejected: // a limit or the figure bound; nothing changed
+		w.clk.topicTime[ti] = topicTime
 		w.reject(m, ti, ev, w.out.Err)
 		w.out.Err = nil
 		return nil
@@ -305,25 +308,6 @@ func (w *worker) apply(ti int, q *queued) error {
 	w.st.changed(a)
 	w.gauges.collect(&w.out, c0, a0)
 	return nil
-}
-
-// check applies the rules the decoder cannot: the wall clock and the key.
-func (w *worker) check(m *kafka.Message, ev *event.Event, asOf int64) error {
-	if err := event.CheckFuture(ev, asOf); err != nil {
-		return err
-	}
-	if len(m.Key) > 0 && string(m.Key) != ev.AccountID {
-		return &event.Error{Reason: event.ReasonInvalidField, Msg: fmt.Sprintf(
-			"message key %q differs from account_id %q; input topics must be keyed by account_id", trunc(string(m.Key)), trunc(ev.AccountID))}
-	}
-	return nil
-}
-
-func trunc(s string) string {
-	if len(s) > 64 {
-		return s[:64] + "…"
-	}
-	return s
 }
 
 // reject queues a dead letter: the original key and value, and headers
