@@ -254,7 +254,7 @@ func (c *capacityPublisher) run(ctx context.Context, p *Pipeline, stage *retry.S
 		}
 		c.pending = map[int][]byte{}
 		c.mu.Unlock()
-		if err := produce(ctx, stage, p.kafka, p.opts.CapacityTopic, 0, recs); err != nil && ctx.Err() == nil {
+		if err := produce(ctx, stage, p.kafka, p.opts.CapacityTopic, 0, recs, defaultMaxMessageBytes); err != nil && ctx.Err() == nil {
 			p.log.Error("publishing capacity candidates failed; partitions publish again at their next re-evaluation", "partitions", parts, "err", err)
 		}
 	}

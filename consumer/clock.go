@@ -97,7 +97,9 @@ func (w *worker) reevaluate(all bool) {
 		if all {
 			eng.Reemit(a, asOf, &w.out)
 			w.st.changed(a)
+			w.checkSize(a)
 		} else if eng.Evaluate(a, asOf, &w.out) {
+			w.checkSize(a)
 			w.st.changed(a)
 		}
 		w.gauges.collect(&w.out, c0, a0)

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strconv"
 	"time"
 
 	"github.com/pyramid-crm/pyramid/sink"
@@ -26,7 +25,6 @@ type job struct {
 	recs   []rec
 	buf    []byte // the arena of recs' keys and values
 	commit map[string]map[int]int64
-	hwm    []int64
 	times  []int64
 	events int
 }
@@ -147,7 +145,6 @@ func (w *worker) sealJob(reason string) {
 			j.commit[t] = map[int]int64{w.part: w.pos[i] + 1}
 		}
 	}
-	j.hwm = append(j.hwm[:0], w.in.hwm...)
 	copy(w.sealed, w.pos)
 	w.pending = 0
 	w.fl.busy = true
@@ -172,7 +169,7 @@ func (w *worker) write(j *job) error {
 
 	// 1. Dead letters and the sink.
 	if len(j.dlq) > 0 {
-		if err := produce(ctx, p.dlqStage, p.kafka, o.DLQ, w.part%p.layout.dlqPartitions, j.dlq); err != nil {
+		if err := produce(ctx, p.dlqStage, p.kafka, o.DLQ, w.part%p.layout.dlqPartitions, j.dlq, p.layout.dlqMax); err != nil {
 			return w.flushErr("dead-letter topic", err)
 		}
 	}
@@ -185,7 +182,7 @@ func (w *worker) write(j *job) error {
 
 	// 2. The changelog.
 	if len(j.recs) > 0 {
-		if err := produce(ctx, p.changelogStage, p.kafka, o.Changelog, w.part, j.recs); err != nil {
+		if err := produce(ctx, p.changelogStage, p.kafka, o.Changelog, w.part, j.recs, p.layout.stateMax); err != nil {
 			return w.flushErr("state topic", err)
 		}
 		o.Metrics.ChangelogWrites.Add(float64(len(j.recs)))
@@ -198,7 +195,11 @@ func (w *worker) write(j *job) error {
 		if err := w.commit.Commit(j.commit); err != nil {
 			p.log.Warn("committing offsets failed; the next flush retries", "partition", w.part, "err", err)
 		} else {
-			w.reportLag(j.commit, j.hwm)
+			for i, t := range w.topics {
+				if c, ok := j.commit[t]; ok {
+					w.lagPos.committed[i].Store(c[w.part])
+				}
+			}
 		}
 	}
 
@@ -216,16 +217,6 @@ func (w *worker) write(j *job) error {
 		}
 	}
 	return nil
-}
-
-// reportLag sets the consumer lag of the partition's inputs from the
-// offsets just committed and the high-water marks they were sealed with.
-func (w *worker) reportLag(committed map[string]map[int]int64, hwm []int64) {
-	for i, t := range w.topics {
-		if c, ok := committed[t]; ok && hwm[i] > 0 {
-			w.p.opts.Metrics.ConsumerLag.WithLabelValues(t, strconv.Itoa(w.part)).Set(float64(max(0, hwm[i]-c[w.part])))
-		}
-	}
 }
 
 func (w *worker) flushErr(what string, err error) error {

@@ -1,8 +1,6 @@
 package consumer
 
 import (
-	"strconv"
-
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/pyramid-crm/pyramid/event"
@@ -134,8 +132,8 @@ func (g *partitionGauges) collect(out *scoring.Output, c0, a0 int) {
 	}
 }
 
-// release takes the partition's accounts and lag out of the gauges.
-func (g *partitionGauges) release(topics []string, part int) {
+// release takes the partition's accounts out of the gauges.
+func (g *partitionGauges) release() {
 	for t, n := range g.tiers {
 		if n != 0 && t != int(scoring.TierNone) {
 			g.c.accountsGauge(scoring.Tier(t)).Sub(float64(n))
@@ -143,8 +141,5 @@ func (g *partitionGauges) release(topics []string, part int) {
 	}
 	for _, t := range g.neglected {
 		g.c.neglectedGauge(t).Dec()
-	}
-	for _, t := range topics {
-		g.c.m.ConsumerLag.DeleteLabelValues(t, strconv.Itoa(part))
 	}
 }

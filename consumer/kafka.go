@@ -137,8 +137,8 @@ func dialLeader(ctx context.Context, d *kafka.Dialer, brokers []string, topic st
 	return nil, err
 }
 
-// maxProduceBytes keeps each produce request under the broker's default
-// message.max.bytes (1 MiB).
+// maxProduceBytes bounds the records of one produce request, which go in
+// one record batch.
 const maxProduceBytes = 768 << 10
 
 // rec is a record to produce.
@@ -197,14 +197,16 @@ func (kafkaClient) Commit(gen *kafka.Generation, offsets map[string]map[int]int6
 
 // produce writes records to one partition through kw, in requests of
 // bounded size, each retried by stage while its error can heal and ctx
-// lasts.
-func produce(ctx context.Context, stage *retry.Stage, kw kafkaWriter, topic string, partition int, recs []rec) error {
+// lasts. topicMax is the topic's max.message.bytes, which bounds a
+// request's batch; a record larger than a request's share goes alone.
+func produce(ctx context.Context, stage *retry.Stage, kw kafkaWriter, topic string, partition int, recs []rec, topicMax int) error {
 	part := strconv.Itoa(partition)
+	limit := min(maxProduceBytes, topicMax-batchOverhead)
 	for len(recs) > 0 {
 		n, size := 0, 0
 		for n < len(recs) {
 			s := recs[n].size()
-			if n > 0 && size+s > maxProduceBytes {
+			if n > 0 && size+s > limit {
 				break
 			}
 			size += s

@@ -95,6 +95,11 @@ type Options struct {
 	// the context is cancelled; default 10s.
 	ShutdownTimeout time.Duration
 
+	// LagInterval is how often the consumer lag gauges are refreshed from
+	// the partitions' end offsets, whatever the sink does (see lag.go);
+	// default 5s.
+	LagInterval time.Duration
+
 	// LayoutCheckInterval is how often the partition counts of the input
 	// and state topics are checked against those at start (see
 	// Pipeline.watchLayout); default 30s.
@@ -169,6 +174,9 @@ func (o *Options) withDefaults() (Options, error) {
 	}
 	if c.ShutdownTimeout <= 0 {
 		c.ShutdownTimeout = 10 * time.Second
+	}
+	if c.LagInterval <= 0 {
+		c.LagInterval = 5 * time.Second
 	}
 	if c.LayoutCheckInterval <= 0 {
 		c.LayoutCheckInterval = 30 * time.Second

@@ -17,10 +17,11 @@ import (
 // notAssigned marks an input topic whose partition this member does not own.
 const notAssigned = -100
 
-// Dead letters larger than maxDeadLetter bytes keep only their first
+// Dead letters whose key and value take more than the dead-letter topic's
+// max.message.bytes less deadLetterHeaders keep only their first
 // truncatedDeadLetter bytes.
 const (
-	maxDeadLetter       = 900 << 10
+	deadLetterHeaders   = batchOverhead + 16<<10 // the headers saying why, with room to spare
 	truncatedDeadLetter = 64 << 10
 )
 
@@ -41,6 +42,7 @@ type worker struct {
 	fl     flushing        // the job being written (flush.go)
 	gauges partitionGauges // the partition's share of the tier gauges
 	rk     ranking         // its part in the capacity ranking (ranking.go)
+	lagPos *positions      // published for the lag gauges (lag.go)
 
 	wall   int64   // the wall clock as of the fetch response being queued
 	pos    []int64 // last offset applied, per topic
@@ -59,7 +61,7 @@ func newWorker(p *Pipeline, commit *committer, part int) *worker {
 	n := len(o.Topics)
 	return &worker{
 		p: p, commit: commit, part: part, topics: o.Topics, dec: event.NewDecoder(o.Config),
-		st:     newState(p.params, o.Topics, o.Changelog, part),
+		st:     newState(p.params, o.Topics, o.Changelog, part, newSizeGuard(p.layout.stateMax, maxStage(o.Config), o.Topics)),
 		in:     newMerger(n, o.MergeWait, time.Now),
 		clk:    clock{topicTime: make([]int64, n)},
 		fl:     flushing{spare: &job{}, done: make(chan error, 1)},
@@ -75,6 +77,8 @@ func (w *worker) run(ctx, gctx context.Context, starts []int64) error {
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	defer context.AfterFunc(gctx, cancel)()
+	w.lagPos = w.p.lag.register(w.part, starts)
+	defer w.p.unregisterLag(w.lagPos)
 
 	t0 := time.Now()
 	if err := w.restore(wctx, starts); err != nil {
@@ -86,8 +90,9 @@ func (w *worker) run(ctx, gctx context.Context, starts []int64) error {
 	o.Metrics.Restore.Observe(time.Since(t0).Seconds())
 	w.p.restored(w.part)
 	w.p.log.Info("partition restored", "partition", w.part, "accounts", w.st.eng.Len(), "seconds", time.Since(t0).Seconds())
-	defer w.gauges.release(w.topics, w.part)
+	defer w.gauges.release()
 	defer w.leaveRanking()
+	defer w.releaseFrozen()
 
 	for ti, s := range starts {
 		w.pos[ti] = -1
@@ -181,7 +186,7 @@ func (w *worker) restore(ctx context.Context, starts []int64) error {
 	if err != nil {
 		return err
 	}
-	if err := w.st.restore(latest, w.gauges.restored); err != nil {
+	if err := w.st.restore(latest, func(a *scoring.Account) { w.gauges.restored(a); w.checkSize(a) }); err != nil {
 		return err
 	}
 	clean, redo := w.st.clean(), int64(0)
@@ -199,7 +204,7 @@ func (w *worker) restore(ctx context.Context, starts []int64) error {
 		w.p.log.Info("partition was not handed over cleanly; versions skip ahead", "partition", w.part, "events_to_redo", redo)
 	}
 	w.st.restoreVersions(clean, redo)
-	if err := produce(ctx, w.p.changelogStage, w.p.kafka, o.Changelog, w.part, []rec{w.st.markerRecord(false)}); err != nil {
+	if err := produce(ctx, w.p.changelogStage, w.p.kafka, o.Changelog, w.part, []rec{w.st.markerRecord(false)}, w.p.layout.stateMax); err != nil {
 		return fmt.Errorf("partition %d: marking the state topic partition in use: %w", w.part, err)
 	}
 	w.gauges.added()
@@ -210,7 +215,7 @@ func (w *worker) restore(ctx context.Context, starts []int64) error {
 // everything the partition emitted is in the changelog, so its next owner
 // needs to skip no versions. A failure only costs that skip.
 func (w *worker) markClean() {
-	if err := produce(w.p.stop, w.p.changelogStage, w.p.kafka, w.p.opts.Changelog, w.part, []rec{w.st.markerRecord(true)}); err != nil {
+	if err := produce(w.p.stop, w.p.changelogStage, w.p.kafka, w.p.opts.Changelog, w.part, []rec{w.st.markerRecord(true)}, w.p.layout.stateMax); err != nil {
 		w.p.log.Warn("could not mark the partition handed over cleanly; its next owner will skip versions", "partition", w.part, "err", err)
 	}
 }
@@ -220,6 +225,9 @@ func (w *worker) markClean() {
 func (w *worker) process(f fetched) error {
 	w.wall = w.p.opts.Now().UnixNano()
 	w.in.add(f, w.decode)
+	if len(f.msgs) > 0 {
+		w.lagPos.fetched[f.topic].Store(w.in.read[f.topic] + 1)
+	}
 	err := w.drain(false)
 	if err == nil && w.pending >= w.p.opts.FlushSize {
 		err = w.flush("size")
@@ -292,6 +300,11 @@ func (w *worker) apply(ti int, q *queued) error {
 		c.event(ev.Type, resDuplicate)
 		return nil
 	}
+	if err := w.frozenErr(ev.AccountID); err != nil {
+		w.clk.topicTime[ti] = topicTime
+		w.reject(m, ti, ev, err)
+		return nil
+	}
 	c0, a0 := len(w.out.Changes), len(w.out.Alerts)
 	a, res := w.st.eng.Apply(ev, asOf, &w.out)
 	switch res {
@@ -306,6 +319,7 @@ func (w *worker) apply(ti int, q *queued) error {
 	}
 	c.event(ev.Type, resApplied)
 	w.st.changed(a)
+	w.checkSize(a)
 	w.gauges.collect(&w.out, c0, a0)
 	return nil
 }
@@ -325,9 +339,9 @@ func (w *worker) reject(m *kafka.Message, ti int, ev *event.Event, err error) {
 		{Key: "pyramid-reason", Value: []byte(reason)},
 		{Key: "pyramid-source", Value: []byte(w.topics[ti] + "/" + strconv.Itoa(w.part) + "/" + strconv.FormatInt(m.Offset, 10))},
 	}}
-	// An oversized event would not fit the dead-letter topic's default
-	// 1 MB limit: keep its beginning, say so, and point at the source.
-	if len(r.value)+len(r.key) > maxDeadLetter {
+	// An oversized event would not fit the dead-letter topic: keep its
+	// beginning, say so, and point at the source.
+	if len(r.value)+len(r.key) > w.p.layout.dlqMax-deadLetterHeaders {
 		r.headers = append(r.headers, kafka.Header{Key: "pyramid-truncated", Value: []byte(strconv.Itoa(len(r.value)))})
 		r.value = r.value[:min(len(r.value), truncatedDeadLetter)]
 		if len(r.key) > truncatedDeadLetter {

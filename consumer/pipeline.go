@@ -49,6 +49,7 @@ type Pipeline struct {
 	board    *capacityBoard
 	capPub   *capacityPublisher
 	capStage *retry.Stage
+	lag      *lagBoard // the workers' positions, for the lag gauges (lag.go)
 }
 
 // New checks opts and returns a pipeline ready to Run.
@@ -64,7 +65,9 @@ func New(opts Options) (*Pipeline, error) {
 		o.Params = scoring.NewParams(o.Config)
 	}
 	p := &Pipeline{opts: o, log: o.Logger, params: o.Params, restoring: map[int]bool{},
-		sinkReqs: make(chan *sinkReq), counters: newCounters(o.Metrics)}
+		sinkReqs: make(chan *sinkReq), counters: newCounters(o.Metrics), lag: newLagBoard(),
+		// Until Run reads the topics: the limits Pyramid creates them with.
+		layout: topicLayout{stateMax: StateMaxMessageBytes, dlqMax: DLQMaxMessageBytes}}
 	p.client = &kafka.Client{Addr: kafka.TCP(o.Brokers...), Transport: o.Transport, Timeout: 10 * time.Second}
 	p.kafka = kafkaClient{p.client}
 	// The pace of the old hand-rolled loop: 100 ms doubling to 2 s, ±25%.
@@ -144,7 +147,9 @@ func (p *Pipeline) Run(parent context.Context) error {
 			versionsOK = err == nil
 		}
 		if err == nil {
-			lay, err = checkTopics(ctx, p.client, &p.opts)
+			// A few seconds of failures to read the topics' limits is not
+			// worth waiting on: Kafka's default is assumed, with a warning.
+			lay, err = checkTopics(ctx, p.client, &p.opts, attempt >= 5)
 		}
 		if err == nil {
 			break
@@ -180,6 +185,9 @@ func (p *Pipeline) Run(parent context.Context) error {
 		go p.board.tail(ctx, p)
 		go p.capPub.run(ctx, p, p.capStage)
 	}
+	lagDone := make(chan struct{})
+	go func() { defer close(lagDone); p.lagLoop(ctx) }()
+	defer func() { cancel(); <-lagDone }()
 	sinkDone := make(chan struct{})
 	sinkQuit := make(chan struct{})
 	go func() { defer close(sinkDone); p.sinkLoop(sinkQuit) }()

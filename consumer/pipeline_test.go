@@ -159,8 +159,9 @@ func TestPoison(t *testing.T) {
 	c := newCluster(t, 4, testTopics, kfake.BrokerConfigs(map[string]string{"message.max.bytes": "4000000"}))
 	addrs := c.ListenAddrs()
 	w := makeWorkload(200, 3000, 4, 0.05, 3)
-	// One event over the 1 MiB limit: its dead letter keeps 64 KiB.
-	huge := msg{key: "acc-00001", value: []byte(`{"event_id":"huge","type":"activity","kind":"` + strings.Repeat("x", 1200<<10) + `"}`), bad: event.ReasonTooLarge}
+	// One event over the 1 MiB limit of events and the 2 MiB of the
+	// dead-letter topic: its dead letter keeps 64 KiB.
+	huge := msg{key: "acc-00001", value: []byte(`{"event_id":"huge","type":"activity","kind":"` + strings.Repeat("x", 2200<<10) + `"}`), bad: event.ReasonTooLarge}
 	huge.topic, huge.partition = testTopics[2], partitionOf(huge.key, 4)
 	w.msgs = append(w.msgs, huge)
 	produceAll(t, addrs, w.msgs)

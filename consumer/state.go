@@ -38,11 +38,12 @@ type state struct {
 	skipped uint64
 	marker  *marker
 	bases   map[*scoring.Account]uint64
+	size    sizeGuard // the records' size against the topic's limit (freeze.go)
 }
 
-func newState(params *scoring.Params, topics []string, changelog string, part int) *state {
+func newState(params *scoring.Params, topics []string, changelog string, part int, size sizeGuard) *state {
 	s := &state{part: part, topics: topics, changelog: changelog, eng: scoring.NewEngine(params),
-		floor: map[string][]int64{}, maxFloor: make([]int64, len(topics)), dirty: map[*scoring.Account]struct{}{}}
+		floor: map[string][]int64{}, maxFloor: make([]int64, len(topics)), dirty: map[*scoring.Account]struct{}{}, size: size}
 	for i := range s.maxFloor {
 		s.maxFloor[i] = -1
 	}
@@ -73,6 +74,7 @@ func (s *state) restore(latest map[string][]byte, each func(*scoring.Account)) e
 		}
 		s.eng.Put(a)
 		s.bases[a] = base
+		s.size.restored(a, len(key)+len(val))
 		s.floor[a.ID] = pos
 		for i, x := range pos {
 			s.maxFloor[i] = max(s.maxFloor[i], x)
@@ -213,6 +215,16 @@ func appendHeader(dst []byte, topics []string, pos []int64, base uint64) []byte 
 	dst = append(dst, headerMagic, headerVersion2)
 	dst = binary.AppendUvarint(dst, base)
 	return appendOffsets(dst, topics, pos)
+}
+
+// headerBound is the longest header appendHeader writes for topics: what
+// the size guard (freeze.go) adds to an account's state.
+func headerBound(topics []string) int {
+	n := 2 + binary.MaxVarintLen64 + binary.MaxVarintLen64
+	for _, t := range topics {
+		n += binary.MaxVarintLen64 + len(t) + binary.MaxVarintLen64
+	}
+	return n
 }
 
 // appendOffsets appends n, then n × (topic, offset).

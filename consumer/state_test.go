@@ -12,7 +12,7 @@ import (
 
 func testState(tb testing.TB) *state {
 	tb.Helper()
-	return newState(scoring.NewParams(config.Default()), []string{"a", "b"}, "t.state", 3)
+	return newState(scoring.NewParams(config.Default()), []string{"a", "b"}, "t.state", 3, newSizeGuard(StateMaxMessageBytes, 20, []string{"a", "b"}))
 }
 
 // account applies one activity to a new account of s and returns it.
@@ -208,7 +208,7 @@ func TestStateVersionsAfterCrashWithCaps(t *testing.T) {
 	k, v := record(s, a)
 	cfg := config.Default()
 	cfg.Tiers.Major.MaxAccounts = 5
-	r := newState(scoring.NewParams(cfg), []string{"a", "b"}, "t.state", 3)
+	r := newState(scoring.NewParams(cfg), []string{"a", "b"}, "t.state", 3, newSizeGuard(StateMaxMessageBytes, 20, []string{"a", "b"}))
 	if err := r.restore(map[string][]byte{k: v}, func(*scoring.Account) {}); err != nil {
 		t.Fatal(err)
 	}

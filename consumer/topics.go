@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -16,13 +17,17 @@ import (
 type topicLayout struct {
 	partitions    int // of every input topic and of the changelog
 	dlqPartitions int
+	// The max.message.bytes of the state and dead-letter topics.
+	stateMax, dlqMax int
 }
 
 // checkTopics verifies the start-up rules of the topic layout: every input topic exists
 // and all have the same partition count. It creates the internal topics that
 // are missing: the compacted changelog (as many partitions as the inputs),
-// the dead-letter topic and the alert topics.
-func checkTopics(ctx context.Context, cl *kafka.Client, opts *Options) (topicLayout, error) {
+// the dead-letter topic and the alert topics, and reads the record size
+// limits of the state and dead-letter topics (topicconfig.go; assume: see
+// topicLimits).
+func checkTopics(ctx context.Context, cl *kafka.Client, opts *Options, assume bool) (topicLayout, error) {
 	var lay topicLayout
 	internal := []string{opts.Changelog, opts.DLQ, kafkaio.Alerts, kafkaio.AlertsDeadLetters}
 	if opts.Config.Capped() {
@@ -73,12 +78,15 @@ func checkTopics(ctx context.Context, cl *kafka.Client, opts *Options) (topicLay
 		tc := kafka.TopicConfig{Topic: t, NumPartitions: lay.partitions, ReplicationFactor: rf}
 		switch t {
 		case opts.Changelog:
-			tc.ConfigEntries = []kafka.ConfigEntry{{ConfigName: "cleanup.policy", ConfigValue: "compact"}}
+			tc.ConfigEntries = []kafka.ConfigEntry{{ConfigName: "cleanup.policy", ConfigValue: "compact"},
+				{ConfigName: maxMessageBytesConfig, ConfigValue: strconv.Itoa(StateMaxMessageBytes)}}
 		case opts.CapacityTopic:
 			// One partition, so that every instance reads every entry; the
 			// newest per partition number is all that matters.
 			tc.NumPartitions = 1
 			tc.ConfigEntries = []kafka.ConfigEntry{{ConfigName: "cleanup.policy", ConfigValue: "compact"}}
+		case opts.DLQ:
+			tc.ConfigEntries = []kafka.ConfigEntry{{ConfigName: maxMessageBytesConfig, ConfigValue: strconv.Itoa(DLQMaxMessageBytes)}}
 		}
 		create = append(create, tc)
 	}
@@ -115,7 +123,7 @@ func checkTopics(ctx context.Context, cl *kafka.Client, opts *Options) (topicLay
 	if lay.dlqPartitions == 0 {
 		lay.dlqPartitions = lay.partitions
 	}
-	return lay, nil
+	return lay, checkLimits(ctx, cl, opts, &lay, assume)
 }
 
 // checkLayout compares the partition counts of the input topics and the

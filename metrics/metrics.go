@@ -32,8 +32,10 @@ type Metrics struct {
 	SinkErrors      *prometheus.CounterVec // sink: failed write attempts
 	SinkRetries     *prometheus.CounterVec // sink: retried write attempts
 	SinkUp          *prometheus.GaugeVec   // sink: 1 when the last write succeeded
-	ConsumerLag     *prometheus.GaugeVec   // topic, partition
+	ConsumerLag     *prometheus.GaugeVec   // topic, partition: end − committed offset
+	FetchLag        *prometheus.GaugeVec   // topic, partition: end − fetched offset
 	PartitionsOwned prometheus.Gauge       // partitions this instance works on
+	AccountsFrozen  prometheus.Gauge       // accounts whose state record nearly fills the state topic's limit
 	Restore         prometheus.Histogram   // seconds to restore a partition's state
 	EventLatency    prometheus.Histogram   // Kafka append to durable sink write
 	Rebalances      prometheus.Counter     // consumer group generations joined
@@ -55,7 +57,7 @@ var Names = []string{
 	"pyramid_alert_dlq_total",
 	"pyramid_sink_flush_seconds", "pyramid_sink_flushes_total", "pyramid_sink_rows_total",
 	"pyramid_sink_errors_total", "pyramid_sink_retries_total", "pyramid_sink_up",
-	"pyramid_consumer_lag", "pyramid_partitions_owned", "pyramid_state_restore_seconds",
+	"pyramid_consumer_lag", "pyramid_consumer_fetch_lag", "pyramid_partitions_owned", "pyramid_accounts_frozen", "pyramid_state_restore_seconds",
 	"pyramid_event_latency_seconds", "pyramid_rebalances_total", "pyramid_changelog_writes_total",
 	"pyramid_capacity_demotions_total", "pyramid_capacity_held", "pyramid_capacity_waiting_partitions",
 	"pyramid_build_info",
@@ -111,8 +113,10 @@ func New(reg prometheus.Registerer) *Metrics {
 	m.SinkErrors = cv("pyramid_sink_errors_total", "Write attempts that failed, by destination.", "sink")
 	m.SinkRetries = cv("pyramid_sink_retries_total", "Write attempts retried after an error that can heal, by destination.", "sink")
 	m.SinkUp = gv("pyramid_sink_up", "1 when the last write to the destination succeeded, 0 while it is failing.", "sink")
-	m.ConsumerLag = gv("pyramid_consumer_lag", "Messages between the committed offset and the partition end.", "topic", "partition")
+	m.ConsumerLag = gv("pyramid_consumer_lag", "Messages between the committed offset and the partition end, refreshed every few seconds whatever the sink does.", "topic", "partition")
+	m.FetchLag = gv("pyramid_consumer_fetch_lag", "Messages between the offset the consumer has fetched to and the partition end: the part of pyramid_consumer_lag not read yet.", "topic", "partition")
 	m.PartitionsOwned = g("pyramid_partitions_owned", "Input partitions this instance owns.")
+	m.AccountsFrozen = g("pyramid_accounts_frozen", "Accounts taking no events because their state record nearly fills what the state topic takes (max.message.bytes); their events are dead-lettered with reason limit.")
 	m.Restore = h("pyramid_state_restore_seconds", "Time to restore one partition's state from the changelog.", prometheus.ExponentialBuckets(0.01, 2, 14))
 	m.EventLatency = h("pyramid_event_latency_seconds", "From Kafka append to durable sink write.", prometheus.ExponentialBuckets(0.005, 2, 14))
 	m.Rebalances = c("pyramid_rebalances_total", "Consumer group generations this instance joined.")

@@ -48,6 +48,7 @@ const (
 	SaslHandshake    int16 = 17
 	ApiVersions      int16 = 18
 	CreateTopics     int16 = 19
+	DescribeConfigs  int16 = 32
 	SaslAuthenticate int16 = 36
 )
 
@@ -120,8 +121,10 @@ var Requests = []Request{
 	{Key: Metadata, Via: viaConn, For: "partition leaders; the group's topic partitions", how: highest, versions: []int16{1, 6}},
 	{Key: Metadata, Via: viaTransport, For: "start-up and periodic topic checks; producers' partition lookup", how: negotiated},
 	{Key: CreateTopics, Via: viaTransport, For: "creating missing internal topics at start", how: negotiated},
+	{Key: DescribeConfigs, Via: viaTransport, For: "checking the state and dead-letter topics' max.message.bytes at start", how: negotiated},
 	{Key: Produce, Via: viaTransport, For: "state changelog, dead letters, alert topics, capacity candidates, `gen --brokers`", how: negotiated},
 	{Key: ListOffsets, Via: viaConn, For: "first and last offsets of input and state partitions", how: fixed, versions: []int16{1}},
+	{Key: ListOffsets, Via: viaTransport, For: "partition ends for the lag gauges, every few seconds", how: negotiated},
 	{Key: Fetch, Via: viaConn, For: "reading input partitions; restoring state; tailing the capacity topic", how: highest, versions: []int16{2, 5, 10}},
 	{Key: FindCoordinator, Via: viaConn, For: "consumer group: finding the coordinator", how: fixed, versions: []int16{0}},
 	{Key: JoinGroup, Via: viaConn, For: "consumer group: join", how: highest, versions: []int16{1, 2}},

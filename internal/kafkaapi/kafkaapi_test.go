@@ -14,7 +14,7 @@ func kafka40() Versions {
 		Produce: {0, 12}, Fetch: {4, 17}, ListOffsets: {1, 10}, Metadata: {0, 13},
 		OffsetCommit: {2, 9}, OffsetFetch: {1, 9}, FindCoordinator: {0, 6}, JoinGroup: {2, 9},
 		Heartbeat: {0, 4}, LeaveGroup: {0, 5}, SyncGroup: {0, 5}, SaslHandshake: {0, 1},
-		ApiVersions: {0, 4}, CreateTopics: {2, 7}, SaslAuthenticate: {0, 2},
+		ApiVersions: {0, 4}, CreateTopics: {2, 7}, SaslAuthenticate: {0, 2}, DescribeConfigs: {1, 4},
 	}
 }
 
@@ -68,8 +68,8 @@ func TestCheck(t *testing.T) {
 			[]string{"refuses Heartbeat v0", "(it accepts v1-4)", "no Kafka release up to 4.3 dropped that version"}},
 		{"an API missing", func(bv Versions) { delete(bv, CreateTopics) },
 			[]string{"does not offer CreateTopics", "creating missing internal topics"}},
-		{"a broker too old", func(bv Versions) { bv[ListOffsets] = Range{0, 0} },
-			[]string{"refuses ListOffsets v1", "older than any Kafka release Pyramid supports"}},
+		{"a broker too old", func(bv Versions) { bv[OffsetFetch] = Range{0, 0} },
+			[]string{"refuses OffsetFetch v1", "older than any Kafka release Pyramid supports"}},
 		{"Produce v0-2 are advertised but refused on 4.x", func(bv Versions) { bv[Produce] = Range{0, 2} },
 			[]string{"refuses Produce v2", "(it accepts no version)", "Kafka 4.0.0 dropped Produce v0-2"}},
 		{"kafka-go has no version in reach", func(bv Versions) { bv[Fetch] = Range{0, 1} },
