@@ -21,6 +21,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/pyramid-crm/pyramid/config"
+	"github.com/pyramid-crm/pyramid/consumer"
 	"github.com/pyramid-crm/pyramid/kafkaio"
 	"github.com/pyramid-crm/pyramid/metrics"
 )
@@ -1198,6 +1199,22 @@ func TestCompose(t *testing.T) {
 	for _, topic := range allTopics {
 		if !strings.Contains(initCmd.String(), topic) {
 			t.Errorf("no compose service creates topic %s", topic)
+		}
+	}
+	// The internal topics get the record size limits Pyramid would give
+	// them itself: one shell command per line once continuations are joined.
+	for topic, want := range map[string]int{"pyramid.state": consumer.StateMaxMessageBytes, "pyramid.dlq": consumer.DLQMaxMessageBytes} {
+		found := false
+		for _, line := range strings.Split(strings.ReplaceAll(initCmd.String(), "\\\n", " "), "\n") {
+			if strings.Contains(line, "--topic "+topic+" ") {
+				found = true
+				if !strings.Contains(line, fmt.Sprintf("--config max.message.bytes=%d", want)) {
+					t.Errorf("compose creates %s without --config max.message.bytes=%d: %s", topic, want, strings.TrimSpace(line))
+				}
+			}
+		}
+		if !found {
+			t.Errorf("compose creates %s in no command of its own", topic)
 		}
 	}
 

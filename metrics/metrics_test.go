@@ -29,6 +29,7 @@ func gathered(t *testing.T) []*dto.MetricFamily {
 	m.SinkFlushes.WithLabelValues("size")
 	m.SinkRows.WithLabelValues("account_snapshots")
 	m.ConsumerLag.WithLabelValues("crm.orders", "0")
+	m.FetchLag.WithLabelValues("crm.orders", "0")
 	m.SinkErrors.WithLabelValues("files")
 	m.SinkRetries.WithLabelValues("files")
 	m.SinkUp.WithLabelValues("files")
