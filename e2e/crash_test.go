@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"os/signal"
 	"strings"
 	"syscall"
@@ -13,7 +12,6 @@ import (
 	"time"
 
 	"github.com/pyramid-crm/pyramid/consumer"
-	"github.com/pyramid-crm/pyramid/internal/testenv"
 	"github.com/pyramid-crm/pyramid/sink/clickhouse"
 )
 
@@ -111,30 +109,10 @@ func TestCrashRestart(t *testing.T) {
 	}
 	rng := rand.New(rand.NewPCG(7, 7))
 	for i := 1; i <= 3; i++ {
-		var out testenv.Buffer
-		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), childEnv+"=1", childBrokersEnv+"="+strings.Join(addrs, ","),
-			childDSNEnv+"="+dsn, childGroupEnv+"="+group)
-		cmd.Stdout, cmd.Stderr = &out, &out
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			_ = cmd.Process.Kill() // in case the test stopped before killing it
-			_ = cmd.Wait()
-			if t.Failed() {
-				t.Logf("child %d output:\n%s", i, out.String())
-			}
-		})
+		cmd, out := startChild(t, addrs, dsn, group)
 		progress(fmt.Sprintf("child %d", i))
 		time.Sleep(time.Duration(rng.IntN(150)) * time.Millisecond)
-		if err := cmd.Process.Kill(); err != nil {
-			t.Fatal(err)
-		}
-		err := cmd.Wait()
-		if ee, ok := err.(*exec.ExitError); !ok || ee.ProcessState.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
-			t.Fatalf("child %d ended with %v before it was killed:\n%s", i, err, out.String())
-		}
+		killChild(t, cmd, out)
 		c, _ := committed(addrs, group, all)
 		last = c.total()
 		t.Logf("killed child %d %s, %v in, %d offsets committed", i, flowing(), time.Since(t0).Round(time.Millisecond), c.total())

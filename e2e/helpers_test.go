@@ -185,8 +185,14 @@ type golden struct {
 // on every evaluation path.
 func (w *workload) golden(tb testing.TB) *golden {
 	tb.Helper()
+	return goldenOf(tb, w.jsonl)
+}
+
+// goldenOf is the golden of the events of jsonl (see workload.golden).
+func goldenOf(tb testing.TB, jsonl []byte) *golden {
+	tb.Helper()
 	var errs bytes.Buffer
-	sum, res, err := replay.Run(replay.Options{Input: bytes.NewReader(w.jsonl), AsOf: testNow, Errors: &errs})
+	sum, res, err := replay.Run(replay.Options{Input: bytes.NewReader(jsonl), AsOf: testNow, Errors: &errs})
 	if err != nil {
 		tb.Fatalf("replay: %v", err)
 	}
@@ -199,7 +205,7 @@ func (w *workload) golden(tb testing.TB) *golden {
 	dec := event.NewDecoder(cfg)
 	eng := scoring.NewEngine(scoring.NewParams(cfg))
 	var out scoring.Output
-	for _, line := range bytes.Split(w.jsonl, []byte("\n")) {
+	for _, line := range bytes.Split(jsonl, []byte("\n")) {
 		ev, err := dec.Decode(line)
 		if err != nil {
 			continue
