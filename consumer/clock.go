@@ -93,6 +93,9 @@ func (w *worker) reevaluate(all bool) {
 	eng := w.st.eng
 	for _, id := range eng.IDs() {
 		a := eng.Account(id)
+		if w.st.size.unwritable(a) {
+			continue
+		}
 		c0, a0 := len(w.out.Changes), len(w.out.Alerts)
 		if all {
 			eng.Reemit(a, asOf, &w.out)

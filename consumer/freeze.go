@@ -20,13 +20,20 @@ import (
 // leaving the window are forgotten) or when a restart finds the topic's
 // limit raised. Whether an account is frozen is a function of its state,
 // so a restart from the changelog decides as the run before it did.
+//
+// Growth is bounded, so a frozen account's record always fits: it is at
+// most room before an event and grows by at most growth. Only a record
+// restored from a time the topic took larger ones (its limit was lowered)
+// can be too large to write at all; such an account is not even
+// re-evaluated by the clock, so it changes and emits nothing until the
+// limit is raised again.
 
 // sizeGuard keeps a partition's records within the state topic's limit.
 type sizeGuard struct {
 	// room is the largest record that may take one more event: the
 	// topic's limit less the batch overhead and the most one event can
 	// add (growth).
-	room, max int
+	room, max int // max: the largest record that can be written
 	// header bounds what a record holds besides its account id and state:
 	// the changelog header at its longest (headerBound).
 	header   int
@@ -70,6 +77,15 @@ func (g *sizeGuard) size(a *scoring.Account) int {
 	return fixed + scoring.EncodedSize(a)
 }
 
+// unwritable reports whether a's record no longer fits the topic at all.
+func (g *sizeGuard) unwritable(a *scoring.Account) bool {
+	if len(g.frozen) == 0 {
+		return false
+	}
+	n, ok := g.frozen[a.ID]
+	return ok && n > g.max
+}
+
 // restored checks an account restored from a record of size bytes.
 func (g *sizeGuard) restored(a *scoring.Account, size int) {
 	if size > len(a.ID)+g.header+scoring.SizeBound(a, g.maxStage) {
@@ -77,10 +93,13 @@ func (g *sizeGuard) restored(a *scoring.Account, size int) {
 	}
 }
 
-// check freezes or thaws a after its state changed, and reports a change.
+// checkSize freezes or thaws a after its state changed, and logs a change.
 func (w *worker) checkSize(a *scoring.Account) {
 	g := &w.st.size
 	n := g.size(a)
+	if n <= g.room && len(g.frozen) == 0 {
+		return // the common case: nothing frozen, and a is far from it
+	}
 	_, was := g.frozen[a.ID]
 	switch {
 	case n > g.room && !was:

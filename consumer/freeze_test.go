@@ -12,9 +12,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/segmentio/kafka-go"
 
+	"github.com/pyramid-crm/pyramid/config"
 	"github.com/pyramid-crm/pyramid/event"
 	"github.com/pyramid-crm/pyramid/kafkaio"
 	"github.com/pyramid-crm/pyramid/metrics"
+	"github.com/pyramid-crm/pyramid/scoring"
 )
 
 // createTopic creates a topic with configs on the cluster at addrs.
@@ -82,14 +84,17 @@ func TestOversizedAccountIsFrozen(t *testing.T) {
 	}
 	produceMessages(t, addrs, msgs)
 
-	run := func(s *memSink) (*running, *prometheus.Registry, *metrics.Metrics) {
+	run := func(s *memSink, tweak func(*Options)) (*running, *prometheus.Registry, *metrics.Metrics) {
 		reg := prometheus.NewRegistry()
 		opts := testOptions(addrs, s)
 		opts.Metrics = metrics.New(reg)
+		if tweak != nil {
+			tweak(&opts)
+		}
 		return start(t, opts), reg, opts.Metrics
 	}
 	s := newMemSink()
-	r, _, m := run(s)
+	r, _, m := run(s, nil)
 	ends := map[string]map[int]int64{testTopics[0]: {home: 300}, testTopics[1]: {home: 900}}
 	waitCommitted(t, addrs, "pyramid", ends, 60*time.Second)
 	if got := testutil.ToFloat64(m.AccountsFrozen); got != 1 {
@@ -127,7 +132,7 @@ func TestOversizedAccountIsFrozen(t *testing.T) {
 	// A restart restores the account and finds it frozen: its next event
 	// is refused too.
 	produceMessages(t, addrs, []kafka.Message{opp(900)})
-	r2, _, m2 := run(newMemSink())
+	r2, _, m2 := run(newMemSink(), nil)
 	ends[testTopics[1]][home] = 901
 	waitCommitted(t, addrs, "pyramid", ends, 60*time.Second)
 	if got := testutil.ToFloat64(m2.AccountsFrozen); got != 1 {
@@ -139,6 +144,54 @@ func TestOversizedAccountIsFrozen(t *testing.T) {
 	}
 	if got := testutil.ToFloat64(m2.AccountsFrozen); got != 0 {
 		t.Errorf("pyramid_accounts_frozen = %v after the pipeline stopped, want 0", got)
+	}
+
+	// The topic's limit lowered below the account's record: it cannot be
+	// written at all, so not even the clock changes the account (the end
+	// of the backfill re-emits every other one), and nothing stops.
+	setStateMax := func(n int) {
+		cl := &kafka.Client{Addr: kafka.TCP(addrs...), Timeout: 10 * time.Second}
+		resp, err := cl.IncrementalAlterConfigs(context.Background(), &kafka.IncrementalAlterConfigsRequest{
+			Resources: []kafka.IncrementalAlterConfigsRequestResource{{ResourceType: kafka.ResourceTypeTopic, ResourceName: kafkaio.State,
+				Configs: []kafka.IncrementalAlterConfigsRequestConfig{{Name: "max.message.bytes", Value: strconv.Itoa(n), ConfigOperation: kafka.ConfigOperationSet}}}}})
+		if err == nil && resp.Resources[0].Error != nil {
+			err = resp.Resources[0].Error
+		}
+		if err != nil {
+			t.Fatalf("setting max.message.bytes of %s to %d: %v", kafkaio.State, n, err)
+		}
+	}
+	setStateMax(minStateMessageBytes)
+	produceMessages(t, addrs, []kafka.Message{opp(901), order(901)})
+	s3 := newMemSink()
+	r3, _, _ := run(s3, func(o *Options) { o.BackfillLag = 0 })
+	ends[testTopics[0]][home], ends[testTopics[1]][home] = 301, 902
+	waitCommitted(t, addrs, "pyramid", ends, 60*time.Second)
+	r3.Stop(t)
+	if _, ok := s3.latest()[acc]; ok {
+		t.Errorf("%s, whose record no longer fits, was emitted", acc)
+	}
+	if n := s3.latest()[neighbour]; n.Version <= 301 {
+		t.Errorf("%s: version %d; want its order applied and the end of the backfill re-emitting it", neighbour, n.Version)
+	}
+	if n := len(readTopic(t, addrs, kafkaio.DeadLetters, parts)); n != len(dl)+2 {
+		t.Errorf("with the lower limit %d dead letters, want %d", n, len(dl)+2)
+	}
+
+	// Raised again past the account's record: it thaws, and its next
+	// event is applied.
+	setStateMax(StateMaxMessageBytes)
+	produceMessages(t, addrs, []kafka.Message{opp(902)})
+	s4 := newMemSink()
+	r4, _, m4 := run(s4, nil)
+	ends[testTopics[1]][home] = 903
+	waitCommitted(t, addrs, "pyramid", ends, 60*time.Second)
+	if got := testutil.ToFloat64(m4.AccountsFrozen); got != 0 {
+		t.Errorf("with the limit raised pyramid_accounts_frozen = %v, want 0", got)
+	}
+	r4.Stop(t)
+	if got, want := s4.latest()[acc].OpenOpportunities, 900-len(dl)+1; got != want {
+		t.Errorf("with the limit raised %s has %d open opportunities, want %d", acc, got, want)
 	}
 }
 
@@ -192,4 +245,76 @@ func TestBigAccountsDoNotStopThePipeline(t *testing.T) {
 			t.Errorf("state record of acc-many-lost takes %d bytes", len(rec.Value))
 		}
 	}
+}
+
+// growth bounds what one event, or the clock, adds to an account's state:
+// the events that add the most (a new opportunity with the longest id and
+// stage, an order opening a month and a placeholder, the longest name,
+// owner and activity kind) applied to a fresh account and to one that
+// already holds much, then the clock moving on.
+func TestGrowthBound(t *testing.T) {
+	cfg := config.Default()
+	limit := growth(maxStage(cfg))
+	longest := ""
+	for s := range cfg.Stages {
+		if len(s) > len(longest) {
+			longest = s
+		}
+	}
+	dec := event.NewDecoder(cfg)
+	eng := scoring.NewEngine(scoring.NewParams(cfg))
+	var out scoring.Output
+	worst := 0
+	n := 0
+	apply := func(acc, body string, day int) {
+		t.Helper()
+		n++
+		at := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC).AddDate(0, 0, day).Format(time.RFC3339)
+		line := fmt.Sprintf(`{"event_id":"e-%d-%s","account_id":%q,"occurred_at":%q,%s}`, n, strings.Repeat("e", 100), acc, at, body)
+		ev, err := dec.Decode([]byte(line))
+		if err != nil {
+			t.Fatalf("%v: %s", err, line)
+		}
+		before := 0
+		if a := eng.Account(acc); a != nil {
+			before = scoring.EncodedSize(a)
+		}
+		out.Reset()
+		a, res := eng.Apply(&ev, scoring.EventTime, &out)
+		if res != scoring.Applied {
+			t.Fatalf("%s: %v", line, out.Err)
+		}
+		d := scoring.EncodedSize(a) - before
+		if before == 0 {
+			d -= scoring.EncodedSize(&scoring.Account{ID: acc}) // a new account: what the event added
+		}
+		worst = max(worst, d)
+		if d > limit {
+			t.Errorf("%.100s… added %d bytes; growth() allows %d", line, d, limit)
+		}
+	}
+	id := func(c string, i int) string { return fmt.Sprintf("%03d", i) + strings.Repeat(c, event.MaxIDLen-3) }
+	for _, acc := range []string{"fresh", id("a", 0)} {
+		for i := range 50 {
+			day := i * 9
+			apply(acc, fmt.Sprintf(`"type":"opportunity","opportunity_id":%q,"stage":%q,"amount":99999999.99,"probability":0.123457`, id("o", i), longest), day)
+			apply(acc, fmt.Sprintf(`"type":"order","order_id":%q,"amount":9999999999.99,"opportunity_id":%q`, id("r", i), id("p", i)), day+1)
+			apply(acc, fmt.Sprintf(`"type":"account","name":%q,"owner_id":%q,"wallet":99999999999.99,"snooze_alerts_until":"2199-01-01T00:00:00Z"`, strings.Repeat("n", event.MaxNameLen), id("w", i)), day+2)
+			apply(acc, fmt.Sprintf(`"type":"activity","kind":%q,"owner_id":%q`, strings.Repeat("k", event.MaxNameLen), id("x", i)), day+3)
+			apply(acc, fmt.Sprintf(`"type":"opportunity","opportunity_id":%q,"stage":"closed_won","amount":99999999.99`, id("o", i)), day+4)
+		}
+	}
+	for _, y := range []int{2026, 2028} {
+		asOf := time.Date(y, 6, 1, 0, 0, 0, 0, time.UTC).UnixNano()
+		for _, acc := range eng.IDs() {
+			a := eng.Account(acc)
+			before := scoring.EncodedSize(a)
+			out.Reset()
+			eng.Evaluate(a, asOf, &out)
+			if d := scoring.EncodedSize(a) - before; d > limit {
+				t.Errorf("the clock added %d bytes to %s; growth() allows %d", d, acc, limit)
+			}
+		}
+	}
+	t.Logf("%d events; the most one added was %d bytes, growth() allows %d", n, worst, limit)
 }
