@@ -21,12 +21,16 @@
 //     event loop, applying and dead-lettering events.
 //   - state.go: state, the partition's accounts: engine, restore from and
 //     encoding into the changelog, offsets already applied, changed accounts.
+//   - validate.go: the checks a message passes before it joins the merge.
 //   - merge.go: merger, the event-time merge of the partition's topics.
 //   - clock.go: the evaluation clock, wall clock or backfill.
 //   - flush.go: sealing a flush into a job, writing it (sink, changelog,
 //     offsets), and the one goroutine that writes the sink.
 //   - kafka.go: every Kafka request but fetching: the changelog read at
 //     restore, and kafkaWriter, the produces and commits of the flush.
+//   - freeze.go: keeping every state record within the state topic's
+//     max.message.bytes, read at start (topicconfig.go): frozen accounts.
+//   - lag.go: the lag gauges, refreshed on their own schedule.
 //   - fetch.go, commit.go, topics.go, versions.go, balancer.go, gauges.go,
 //     options.go: a fetcher per input, merged offset commits, the topic
 //     layout, the brokers' API versions, the co-partitioning balancer, the

@@ -21,6 +21,12 @@
 //   - TestCrashRestart: the pipeline is killed while events flow, three
 //     times as a child process (SIGKILL) and once in-process with no time
 //     to flush; rows written twice collapse and nothing is missing.
+//   - TestChaos: a generated stream mixed with a fixed hostile set (junk
+//     at the head of every topic, oversized ids, junk timestamps, messages
+//     without a key or keyed by another account, sums that would wrap,
+//     duplicates, an account past its open-opportunity limit) and one
+//     SIGKILL: every account equals the replay of the well-formed events
+//     alone, and every hostile message is dead-lettered with its reason.
 //   - TestClickHouseOutage: a private ClickHouse server is stopped for 20 s
 //     while events flow; no offset is committed while it is down, the
 //     sink's health reports the outage, and the pipeline catches up
