@@ -156,7 +156,13 @@ func sentences(d *view.Detail, ex *explanation, cfg *config.Config) []string {
 	} else if ex.TierReason != "" {
 		out = append(out, fmt.Sprintf("%s since its last tier change: %s.", plan.Label(sn.Tier), ex.TierReason))
 	}
-	if nt := ex.NextTier; nt != nil && !ex.Overridden {
+	held := false // below the tier it qualifies for: a capped tier has no place for it
+	if q := scoring.ParseTier(ex.QualifiedTier); q > sn.Tier && !ex.Overridden {
+		held = true
+		out = append(out, fmt.Sprintf("Its value qualifies for %s, but %s holds at most %d accounts and has not given it a place (see the reason).",
+			plan.Label(q), plan.Label(q), cfg.Tier(q.String()).MaxAccounts))
+	}
+	if nt := ex.NextTier; nt != nil && !ex.Overridden && !held {
 		out = append(out, fmt.Sprintf("It reaches %s at a value of %s: %s more.", plan.Label(scoring.ParseTier(nt.Tier)), m(nt.Threshold), m(nt.Gap)))
 	}
 	if ex.DemotionBelow != nil && !ex.Overridden {

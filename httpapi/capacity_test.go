@@ -9,6 +9,7 @@ import (
 	"github.com/pyramid-crm/pyramid/config"
 	"github.com/pyramid-crm/pyramid/money"
 	"github.com/pyramid-crm/pyramid/scoring"
+	"github.com/pyramid-crm/pyramid/sink"
 )
 
 // capParams caps major at 3 and named at 4.
@@ -84,6 +85,16 @@ func TestCapacityShown(t *testing.T) {
 	}
 	if r := ex["tiers"].([]any)[0].(map[string]any); r["max_accounts"] != 3.0 {
 		t.Errorf("major's rule %v", r)
+	}
+
+	// An account held below the tier it qualifies for says so on its page.
+	held := mkSnap("held-1", 3, scoring.Named, scoring.HighCurrentHighPotential, 900_000, 400_000)
+	held.Qualified, held.TierReason = scoring.Major, "capacity: rank 4 by value, major holds 3"
+	st.Observe(0, &sink.Batch{Snapshots: []scoring.Snapshot{held}})
+	page = get(t, h, "/accounts/held-1").Body.String()
+	if !strings.Contains(page, "Its value qualifies for Major, but Major holds at most 3 accounts and has not given it a place") ||
+		strings.Contains(page, "It reaches Major at") {
+		t.Errorf("the page of an account held below its qualified tier does not say so")
 	}
 
 	// Without caps none of it shows.

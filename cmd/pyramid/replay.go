@@ -26,7 +26,7 @@ func cmdReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	output := fs.String("output", "-", "where to write snapshots (JSONL), or - for stdout")
 	changes := fs.String("changes", "", "where to write tier changes (JSONL)")
 	alerts := fs.String("alerts", "", "where to write alerts with their final status (JSONL)")
-	planPath := fs.String("plan", "", "where to write the goal and coverage summaries of the final snapshots (JSON)")
+	planPath := fs.String("plan", "", "where to write the goal and coverage summaries of the final snapshots, and the capped tiers' places (JSON)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
