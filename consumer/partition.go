@@ -204,7 +204,10 @@ func (w *worker) restore(ctx context.Context, starts []int64) error {
 		w.p.log.Info("partition was not handed over cleanly; versions skip ahead", "partition", w.part, "events_to_redo", redo)
 	}
 	w.st.restoreVersions(clean, redo)
-	if err := produce(ctx, w.p.changelogStage, w.p.kafka, o.Changelog, w.part, []rec{w.st.markerRecord(false)}, w.p.layout.stateMax); err != nil {
+	// Not cut short by the generation's end: the hand-over that follows
+	// marks the partition clean again, as this owner will have emitted
+	// nothing, and only a marker written in full can say so.
+	if err := produce(w.p.stop, w.p.changelogStage, w.p.kafka, o.Changelog, w.part, []rec{w.st.markerRecord(false)}, w.p.layout.stateMax); err != nil {
 		return fmt.Errorf("partition %d: marking the state topic partition in use: %w", w.part, err)
 	}
 	w.gauges.added()
