@@ -31,6 +31,8 @@
 //   - freeze.go: keeping every state record within the state topic's
 //     max.message.bytes, read at start (topicconfig.go): frozen accounts.
 //   - lag.go: the lag gauges, refreshed on their own schedule.
+//   - capacity.go, ranking.go: capped tiers ranked across partitions
+//     through the capacity topic, and a worker's part in the ranking.
 //   - fetch.go, commit.go, topics.go, versions.go, balancer.go, gauges.go,
 //     options.go: a fetcher per input, merged offset commits, the topic
 //     layout, the brokers' API versions, the co-partitioning balancer, the
