@@ -3,9 +3,12 @@ package clickhouse
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
@@ -211,4 +214,66 @@ func TestViewsReadCurrentState(t *testing.T) {
 	if n != views || n < 4 {
 		t.Errorf("%d views, want the %d of the migrations", n, views)
 	}
+}
+
+// TestSinkCompactsCurrentState: after writes, the sink folds
+// account_current into one row per account in the background, and the
+// views read the same before and after.
+func TestSinkCompactsCurrentState(t *testing.T) {
+	dsn, conn := migrated(t)
+	s := newSink(t, dsn, Options{CompactEvery: -1})
+	ctx := context.Background()
+	for v := uint64(1); v <= 4; v++ {
+		var b sink.Batch
+		for i := 0; i < 30; i++ {
+			b.Snapshots = append(b.Snapshots, snap(fmt.Sprintf("acc-%02d", i), v, scoring.Tier(1+(int(v)+i)%4), "rep"))
+		}
+		if err := s.Write(ctx, &b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	parts := func() uint64 {
+		return queryUint(t, conn, "SELECT count() FROM system.parts WHERE database = currentDatabase() AND table = 'account_current' AND active")
+	}
+	before := viewsDump(t, conn)
+
+	// Its write adds a part; the compaction that follows folds them all.
+	var logs lockedLog
+	c, err := New(ctx, Options{DSN: dsn, CompactEvery: time.Millisecond}, nil,
+		slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(ctx)
+	if err := c.Write(ctx, &sink.Batch{Snapshots: []scoring.Snapshot{snap("acc-00", 4, scoring.Tier(1+4%4), "rep")}}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(logs.String(), "compacted account_current") || parts() > 1 || queryUint(t, conn, "SELECT count() FROM account_current") != 30 {
+		if time.Now().After(deadline) {
+			t.Fatalf("account_current still has %d parts, %d rows 30 s after a write; sink log:\n%s", parts(), queryUint(t, conn, "SELECT count() FROM account_current"), logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if after := viewsDump(t, conn); after != before {
+		t.Errorf("views changed by compaction:\nbefore:\n%s\nafter:\n%s", before, after)
+	}
+}
+
+// lockedLog collects a logger's output across goroutines.
+type lockedLog struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

@@ -10,7 +10,8 @@
 // each, at differences it cannot repair safely; concurrent runs take turns
 // under a lock table. The BI views read account_current, one row per
 // account, which a materialized view keeps from account_snapshots, the
-// history. All SQL works on ClickHouse 18.16 (Debian's package, used in
+// history, and which the sink compacts in the background every few
+// minutes so that reads merge few copies. All SQL works on ClickHouse 18.16 (Debian's package, used in
 // CI) and on current releases; docs/clickhouse.md describes every table
 // and view, and why the layout is correct.
 //

@@ -65,6 +65,11 @@ type Options struct {
 	// MigrateStatus, when set, hears the outcome of every migration
 	// attempt (nil once applied): a service can tell what it waits for.
 	MigrateStatus func(err error)
+	// CompactEvery is how often, at most, the sink folds account_current
+	// into one row per account (OPTIMIZE TABLE account_current FINAL, in
+	// the background after a write; see compacter). Default 5 minutes;
+	// negative: never.
+	CompactEvery time.Duration
 	// Capacity, when set, is written to coverage_capacity after the first
 	// batch, for the coverage_plan view. Pass config.CoverageCapacity.
 	Capacity map[string]config.Capacity
@@ -88,6 +93,7 @@ type Sink struct {
 	stage *retry.Stage // retries, health and the sink="clickhouse" metrics
 
 	settings []*setting // written once (capacity.go)
+	compact  compacter
 }
 
 // StageName labels the ClickHouse sink's metrics (sink="clickhouse").
@@ -111,6 +117,9 @@ func New(ctx context.Context, opts Options, m *metrics.Metrics, log *slog.Logger
 	if opts.MaxBackfillRows == 0 {
 		opts.MaxBackfillRows = StartBackfillRows
 	}
+	if opts.CompactEvery == 0 {
+		opts.CompactEvery = 5 * time.Minute
+	}
 	if opts.LoadWeight == nil {
 		opts.LoadWeight = scoring.DefaultParams().LoadWeight
 	}
@@ -125,6 +134,8 @@ func New(ctx context.Context, opts Options, m *metrics.Metrics, log *slog.Logger
 		return nil, err
 	}
 	s := &Sink{conn: conn, opt: opts, m: m, log: log.With("component", "clickhouse", "dsn", logging.Redact(opts.DSN)), settings: settings(&opts)}
+	s.compact.every = opts.CompactEvery
+	s.compact.ctx, s.compact.cancel = context.WithCancel(context.Background())
 	backoff := retry.Options{Initial: opts.RetryInitial, Max: opts.RetryMax}
 	s.stage = retry.New(StageName, backoff, m, s.log)
 	if opts.Migrate {
@@ -142,6 +153,7 @@ func New(ctx context.Context, opts Options, m *metrics.Metrics, log *slog.Logger
 			return err
 		}))
 		if err != nil {
+			s.compact.cancel()
 			conn.Close()
 			return nil, err
 		}
@@ -261,6 +273,7 @@ func (s *Sink) Write(ctx context.Context, b *sink.Batch) error {
 	}
 	s.m.SinkFlush.Observe(time.Since(start).Seconds())
 	s.writeSettings(ctx)
+	s.compactIfDue()
 	return nil
 }
 
@@ -320,7 +333,10 @@ func (e *viewChanging) Unwrap() error { return e.err }
 func (s *Sink) Healthy() error { return s.stage.Healthy() }
 
 // Close closes the connection pool.
-func (s *Sink) Close(context.Context) error { return s.conn.Close() }
+func (s *Sink) Close(context.Context) error {
+	s.stopCompacting()
+	return s.conn.Close()
+}
 
 // Conn returns the underlying connection pool, for migrations and queries.
 func (s *Sink) Conn() driver.Conn { return s.conn }
