@@ -175,7 +175,7 @@ func TestWebhookDLQOnKafka(t *testing.T) {
 	dlq := NewWriter(c.ListenAddrs(), kafkaio.AlertsDeadLetters, nil)
 	// Long enough for an answer to come back on a loaded machine: an
 	// attempt cut short by MaxElapsed is not counted as a failure.
-	w, m := newTestWebhook(t, r.srv.URL, dlq, func(o *Options) { o.MaxElapsed = time.Second })
+	w, m := newTestWebhook(t, r.srv.URL, dlq, func(o *Options) { o.MaxElapsed = 3 * time.Second })
 
 	a := testAlert(7, scoring.StatusOpen)
 	if err := w.Write(context.Background(), batchOf(a)); err != nil {
