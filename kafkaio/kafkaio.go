@@ -1,7 +1,12 @@
 // Package kafkaio holds what every part of Pyramid that talks to Kafka
 // shares, so that each fact has one home: the names of the topics, the
 // producer transport built from the connection settings, and which write
-// errors can heal by themselves.
+// errors can heal by themselves (Retryable); the one interface writes and
+// commits go through, which tests wrap to inject faults (Writer), and
+// bounded, retried, ordered produces over it (Produce); reading a
+// partition by whole fetch responses (Fetcher); the dead-letter record and
+// its headers (DeadLetter); and the source position a repartitioned record
+// carries (Source).
 package kafkaio
 
 import (

@@ -46,8 +46,13 @@ type Metrics struct {
 	CapacityDemotions *prometheus.CounterVec // tier
 	CapacityHeld      *prometheus.GaugeVec   // tier
 	CapacityWaiting   prometheus.Gauge
-	BuildInfo         *prometheus.GaugeVec // version, goversion
-	registered        []prometheus.Collector
+	// The repartitioner's (package repartition).
+	RepartitionRecords *prometheus.CounterVec // topic: declared input records read and handled
+	RepartitionEvents  *prometheus.CounterVec // type: events written to the repartition topics
+	RepartitionErrors  *prometheus.CounterVec // topic, reason: records that could not be mapped
+	RepartitionLag     *prometheus.GaugeVec   // topic, partition: declared input records not yet committed
+	BuildInfo          *prometheus.GaugeVec   // version, goversion
+	registered         []prometheus.Collector
 }
 
 // Names lists every metric family name, for documentation checks.
@@ -60,7 +65,8 @@ var Names = []string{
 	"pyramid_consumer_lag", "pyramid_consumer_fetch_lag", "pyramid_partitions_owned", "pyramid_accounts_frozen", "pyramid_state_restore_seconds",
 	"pyramid_event_latency_seconds", "pyramid_rebalances_total", "pyramid_changelog_writes_total",
 	"pyramid_capacity_demotions_total", "pyramid_capacity_held", "pyramid_capacity_waiting_partitions",
-	"pyramid_build_info",
+	"pyramid_repartition_records_total", "pyramid_repartition_events_total", "pyramid_repartition_errors_total",
+	"pyramid_repartition_lag", "pyramid_build_info",
 }
 
 // EventResults are the values of pyramid_events_total's result label.
@@ -124,6 +130,10 @@ func New(reg prometheus.Registerer) *Metrics {
 	m.CapacityDemotions = cv("pyramid_capacity_demotions_total", "Accounts a capacity ranking moved down out of a capped tier, by that tier.", "tier")
 	m.CapacityHeld = gv("pyramid_capacity_held", "Places held in a capped tier (pinned and ranked) after the latest capacity ranking of this instance, by tier.", "tier")
 	m.CapacityWaiting = g("pyramid_capacity_waiting_partitions", "Caught-up partitions of this instance whose capacity ranking waits for other partitions' candidates.")
+	m.RepartitionRecords = cv("pyramid_repartition_records_total", "Records of declared inputs read, mapped and written (or dead-lettered), by topic.", "topic")
+	m.RepartitionEvents = cv("pyramid_repartition_events_total", "Mapped events written to the repartition topics, by event type.", "type")
+	m.RepartitionErrors = cv("pyramid_repartition_errors_total", "Records of declared inputs that could not be mapped (dead-lettered), by topic and reason.", "topic", "reason")
+	m.RepartitionLag = gv("pyramid_repartition_lag", "Records of a declared input partition after the repartitioner's committed offset.", "topic", "partition")
 	m.BuildInfo = gv("pyramid_build_info", "Build information; the value is always 1.", "version", "goversion")
 	m.BuildInfo.WithLabelValues(version(), runtime.Version()).Set(1)
 	m.zeroKnownSeries()

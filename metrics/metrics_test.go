@@ -34,6 +34,10 @@ func gathered(t *testing.T) []*dto.MetricFamily {
 	m.SinkRetries.WithLabelValues("files")
 	m.SinkUp.WithLabelValues("files")
 	m.CapacityHeld.WithLabelValues("major")
+	m.RepartitionRecords.WithLabelValues("crmdb.public.orders")
+	m.RepartitionEvents.WithLabelValues("order")
+	m.RepartitionErrors.WithLabelValues("crmdb.public.orders", "not_json")
+	m.RepartitionLag.WithLabelValues("crmdb.public.orders", "0")
 	fams, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)

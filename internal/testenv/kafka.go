@@ -1,11 +1,14 @@
 package testenv
 
 import (
+	"context"
 	"os"
 	"slices"
 	"sort"
 	"testing"
+	"time"
 
+	"github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/pyramid-crm/pyramid/broker"
@@ -94,4 +97,48 @@ func emulation(tb testing.TB) *broker.Emulation {
 		tb.Fatalf("%s: %v", KafkaEnv, err)
 	}
 	return em
+}
+
+// ReadTopic reads every record of partitions 0 to partitions-1 of topic,
+// up to their ends as of the call.
+func ReadTopic(tb testing.TB, addrs []string, topic string, partitions int) []kafka.Message {
+	tb.Helper()
+	var all []kafka.Message
+	d := &kafka.Dialer{Timeout: 5 * time.Second}
+	for p := 0; p < partitions; p++ {
+		conn, err := d.DialLeader(context.Background(), "tcp", addrs[0], topic, p)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		first, last, err := conn.ReadOffsets()
+		if err != nil {
+			tb.Fatal(err)
+		}
+		for off := first; off < last; {
+			conn.Seek(off, kafka.SeekAbsolute|kafka.SeekDontCheck)
+			conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+			b := conn.ReadBatchWith(kafka.ReadBatchConfig{MinBytes: 1, MaxBytes: 1 << 20, MaxWait: 100 * time.Millisecond})
+			for {
+				m, err := b.ReadMessage()
+				if err != nil {
+					break
+				}
+				all = append(all, m)
+				off = m.Offset + 1
+			}
+			b.Close()
+		}
+		conn.Close()
+	}
+	return all
+}
+
+// Header returns the value of m's header key, "" when it has none.
+func Header(m kafka.Message, key string) string {
+	for _, h := range m.Headers {
+		if h.Key == key {
+			return string(h.Value)
+		}
+	}
+	return ""
 }

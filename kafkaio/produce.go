@@ -1,0 +1,136 @@
+package kafkaio
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strconv"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/pyramid-crm/pyramid/internal/retry"
+)
+
+// MaxProduceBytes keeps each produce request under the broker's default
+// message.max.bytes (1 MiB).
+const MaxProduceBytes = 768 << 10
+
+// Record is a record to produce.
+type Record struct {
+	Key, Value []byte
+	Headers    []kafka.Header
+	Time       time.Time // zero: the broker's time
+}
+
+// Size estimates the record's bytes in a produce request.
+func (r *Record) Size() int {
+	s := 64 + len(r.Key) + len(r.Value)
+	for _, h := range r.Headers {
+		s += len(h.Key) + len(h.Value)
+	}
+	return s
+}
+
+// Writer is all Pyramid's writing parts ask of Kafka: produce records to
+// one partition, and commit offsets through a group generation. Each call
+// is one attempt; retrying is the caller's (see Produce). Tests wrap it to
+// make Kafka fail, or the process die, at any call.
+type Writer interface {
+	// Produce writes recs to partition of topic with acks=all in one
+	// request and returns once Kafka acknowledged them all, or failed.
+	Produce(ctx context.Context, topic string, partition int, recs []Record) error
+	// Commit commits offsets for gen's members.
+	Commit(gen *kafka.Generation, offsets map[string]map[int]int64) error
+}
+
+// Client is the Writer on kafka-go.
+type Client struct{ *kafka.Client }
+
+func (k Client) Produce(ctx context.Context, topic string, partition int, recs []Record) error {
+	batch := make([]kafka.Record, len(recs))
+	views := make([]bytesView, 2*len(recs))
+	for i := range batch {
+		r := &recs[i]
+		batch[i] = kafka.Record{Key: views[2*i].of(r.Key), Value: views[2*i+1].of(r.Value), Headers: r.Headers, Time: r.Time}
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	resp, err := k.Client.Produce(ctx, &kafka.ProduceRequest{
+		Topic: topic, Partition: partition, RequiredAcks: kafka.RequireAll,
+		Records: kafka.NewRecordReader(batch...),
+	})
+	if err == nil && resp != nil && resp.Error != nil {
+		err = resp.Error
+	}
+	return err
+}
+
+func (Client) Commit(gen *kafka.Generation, offsets map[string]map[int]int64) error {
+	return gen.CommitOffsets(offsets)
+}
+
+// bytesView is kafka.Bytes over a slice, allocated with its request's
+// others in one array instead of one kafka.NewBytes per key and value.
+type bytesView struct {
+	b   []byte
+	off int
+}
+
+// of points v at b; nil stays nil (a null key or value).
+func (v *bytesView) of(b []byte) kafka.Bytes {
+	if b == nil {
+		return nil
+	}
+	v.b, v.off = b, 0
+	return v
+}
+
+func (v *bytesView) Len() int { return len(v.b) - v.off }
+
+func (v *bytesView) Read(p []byte) (int, error) {
+	if v.off >= len(v.b) {
+		return 0, io.EOF
+	}
+	n := copy(p, v.b[v.off:])
+	v.off += n
+	return n, nil
+}
+
+func (v *bytesView) Close() error { return nil }
+
+// Produce writes records to one partition through w, in requests of
+// bounded size, each retried by stage while its error can heal and ctx
+// lasts. Requests go one after the other, so the records are appended in
+// their order.
+func Produce(ctx context.Context, stage *retry.Stage, w Writer, topic string, partition int, recs []Record) error {
+	part := strconv.Itoa(partition)
+	for len(recs) > 0 {
+		n, size := 0, 0
+		for n < len(recs) {
+			s := recs[n].Size()
+			if n > 0 && size+s > MaxProduceBytes {
+				break
+			}
+			size += s
+			n++
+		}
+		err := stage.Do(ctx, part, func(ctx context.Context) (bool, error) {
+			err := w.Produce(ctx, topic, partition, recs[:n])
+			if err == nil {
+				return false, nil
+			}
+			// Retrying cannot fix a refusal such as a missing ACL or a
+			// record over the topic's max.message.bytes.
+			if !Retryable(err) {
+				return false, fmt.Errorf("writing to %s partition %d was refused: %w", topic, partition, err)
+			}
+			return true, fmt.Errorf("writing to %s partition %d: %w", topic, partition, err)
+		})
+		if err != nil {
+			return err
+		}
+		recs = recs[n:]
+	}
+	return nil
+}

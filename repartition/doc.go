@@ -1,0 +1,38 @@
+// Package repartition brings the declared inputs (the `inputs:` section of
+// the configuration: Debezium change streams and Kafka Connect topics,
+// keyed by their own primary keys, with any partition count) to the
+// pipeline: it maps every record onto Pyramid's events (package inputs)
+// and writes them, keyed by account_id, to the internal topics
+// pyramid.repartition.<type>, which the pipeline then consumes like native
+// input topics. It is Kafka Streams' repartition step: a sub-topology of
+// its own, with its own consumer group (the pipeline's group +
+// ".repartition") and internal topics with the partition count of the
+// native inputs, so that an account's mapped events meet its native ones
+// in one partition number.
+//
+// # Order and delivery
+//
+// Each assigned source partition is repartitioned by one task (task.go):
+// fetch, map and write run at once, but writes go in rounds, one at a
+// time, so each source partition's events keep their order in every
+// repartition partition. A source offset is committed only after every
+// event (and dead letter) of the records before it was acknowledged with
+// acks=all. A crash between the two writes those records again when the
+// next owner re-reads them; every repartitioned record carries its source
+// position (kafkaio.Source), and the pipeline drops a copy whose position
+// an account has already applied. The same holds across rebalances: an
+// owner stops writing before the group moves its partitions, and what it
+// wrote without committing is written again and dropped downstream.
+//
+// # Bad records
+//
+// A record that cannot be mapped is dead-lettered to pyramid.dlq with the
+// headers of every dead letter (kafkaio.DeadLetter), in the same round as
+// the events around it, so its offset is committed only once it is there.
+//
+// # Partitioning
+//
+// An account's events go to the partition Options.Balancer picks for its
+// account_id: by default murmur2, the hash of the Java client's default
+// partitioner, which native producers must use too (docs/events.md).
+package repartition

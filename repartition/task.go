@@ -1,0 +1,289 @@
+package repartition
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"sync"
+	"sync/atomic"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/pyramid-crm/pyramid/inputs"
+	"github.com/pyramid-crm/pyramid/kafkaio"
+)
+
+// task repartitions one source partition for one generation. Three stages
+// run at once, joined by small channels so that memory stays bounded: the
+// fetcher reads whole fetch responses; the mapping goroutine maps each
+// into a batch of records per repartition partition; the task's own
+// goroutine writes batches in produce rounds, one round at a time, and
+// records the offset after the round's last source record as acknowledged
+// (the committer commits it). A round takes every batch mapped while the
+// previous one was being written, so that a busy partition writes large
+// requests. Rounds never overlap: a round's records are appended before
+// the next round's, which keeps each source partition's events in order
+// in every repartition partition.
+type task struct {
+	r        *Repartitioner
+	topic    string
+	part     int
+	start    int64 // the assigned offset: committed, or kafka.FirstOffset
+	outTopic string
+	met      *topicMetrics
+	mapper   *inputs.Mapper // the mapping goroutine's
+	evs      []inputs.Event // the mapping goroutine's scratch
+
+	// acked is the offset after the last source record whose events (and
+	// dead letters) Kafka acknowledged; committed the last offset
+	// committed, which records carry as pyramid-source-committed. -1: none.
+	acked, committed atomic.Int64
+	hwm              atomic.Int64 // the partition's high-water mark, -1 until known
+
+	merged [][]kafkaio.Record // a round's records per partition, when it has several batches
+	dlq    []kafkaio.Record
+	errs   []error
+}
+
+// batch is one fetch response mapped: records to write per repartition
+// partition, and dead letters. Batches are reused, with their arrays.
+type batch struct {
+	next    int64 // offset after the last source record in the batch
+	parts   [][]kafkaio.Record
+	dlq     []kafkaio.Record
+	arena   []byte         // keys and header values
+	headers []kafka.Header // the records' headers, three each
+	records int            // source records
+	events  int
+	reasons map[string]int // dead letters by reason
+}
+
+func newTask(r *Repartitioner, topic string, part int, start int64) *task {
+	m, _ := inputs.New(r.opts.Config) // compiled once already in New: cannot fail
+	typ, _ := m.Type(topic)
+	t := &task{r: r, topic: topic, part: part, start: start, outTopic: Topic(typ), met: r.perTopic[topic], mapper: m,
+		merged: make([][]kafkaio.Record, r.lay.partitions), errs: make([]error, r.lay.partitions+1)}
+	t.acked.Store(-1)
+	t.committed.Store(-1)
+	if start >= 0 {
+		t.acked.Store(start)
+		t.committed.Store(start)
+	}
+	t.hwm.Store(-1)
+	return t
+}
+
+// run repartitions the source partition until the generation ends or ctx
+// is cancelled. On cancellation the round being written is finished
+// (within the shutdown timeout) and acknowledged; what was fetched or
+// mapped beyond it is read again by the next owner. It returns an error
+// only for a write Kafka refused.
+func (t *task) run(ctx, gctx context.Context) error {
+	o := &t.r.opts
+	defer o.Metrics.RepartitionLag.DeleteLabelValues(t.topic, strconv.Itoa(t.part))
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(gctx, cancel)()
+	// Writes go on after ctx ends, until the shutdown deadline; they stop
+	// at once when the generation ends, since the partition is someone
+	// else's now (its copies of what is cut short are dropped downstream).
+	pctx, pcancel := context.WithCancel(t.r.stop)
+	defer pcancel()
+	defer context.AfterFunc(gctx, pcancel)()
+
+	fetched := make(chan kafkaio.Fetched, 1)
+	mapped := make(chan *batch, 2)
+	free := make(chan *batch, 4)
+	for range cap(free) {
+		free <- &batch{parts: make([][]kafkaio.Record, t.r.lay.partitions)}
+	}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	f := &kafkaio.Fetcher{Dialer: o.Dialer, Brokers: o.Brokers, Topic: t.topic, Partition: t.part,
+		MaxWait: o.FetchMaxWait, MaxBytes: o.FetchMaxBytes, Log: t.r.log}
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		f.Run(wctx, t.start, func(fr kafkaio.Fetched) bool {
+			select {
+			case fetched <- fr:
+				return true
+			case <-wctx.Done():
+				return false
+			}
+		})
+	}()
+	go func() {
+		defer wg.Done()
+		defer close(mapped)
+		for {
+			var fr kafkaio.Fetched
+			select {
+			case fr = <-fetched:
+			case <-wctx.Done():
+				return
+			}
+			if fr.HWM > t.hwm.Load() {
+				t.hwm.Store(fr.HWM)
+			}
+			if len(fr.Msgs) == 0 {
+				continue
+			}
+			var b *batch
+			select {
+			case b = <-free:
+			case <-wctx.Done():
+				return
+			}
+			t.fill(b, fr.Msgs)
+			select {
+			case mapped <- b:
+			case <-wctx.Done():
+				return
+			}
+		}
+	}()
+
+	var round []*batch
+	for {
+		round = round[:0]
+		select {
+		case b, ok := <-mapped:
+			if !ok {
+				return nil
+			}
+			round = append(round, b)
+		case <-wctx.Done():
+			return nil
+		}
+	more:
+		for len(round) < cap(free) {
+			select {
+			case b, ok := <-mapped:
+				if !ok {
+					break more
+				}
+				round = append(round, b)
+			default:
+				break more
+			}
+		}
+		if err := t.write(pctx, round); err != nil {
+			if pctx.Err() != nil {
+				return nil // the generation ended, or the shutdown deadline passed
+			}
+			return err
+		}
+		t.acknowledged(round)
+		for _, b := range round {
+			free <- b
+		}
+	}
+}
+
+// fill maps msgs into b.
+func (t *task) fill(b *batch, msgs []kafka.Message) {
+	for q := range b.parts {
+		clear(b.parts[q])
+		b.parts[q] = b.parts[q][:0]
+	}
+	clear(b.dlq)
+	b.dlq, b.arena, b.headers = b.dlq[:0], b.arena[:0], b.headers[:0]
+	b.records, b.events = len(msgs), 0
+	clear(b.reasons)
+	committed := max(t.committed.Load(), 0)
+	bal, parts := t.r.opts.Balancer, t.r.partitionIDs
+	for i := range msgs {
+		m := &msgs[i]
+		rec := inputs.Record{Topic: t.topic, Partition: t.part, Offset: m.Offset, Key: m.Key, Value: m.Value}
+		if !m.Time.IsZero() {
+			rec.TimeMs = m.Time.UnixMilli()
+		}
+		evs, err := t.mapper.Map(rec, t.evs[:0])
+		t.evs = evs
+		if err != nil {
+			b.dlq = append(b.dlq, kafkaio.DeadLetter(m.Key, m.Value, err, t.topic, t.part, m.Offset))
+			if b.reasons == nil {
+				b.reasons = map[string]int{}
+			}
+			b.reasons[kafkaio.Reason(err)]++
+			continue
+		}
+		for k := range evs {
+			e := &evs[k]
+			s := len(b.arena)
+			b.arena = append(b.arena, e.AccountID...)
+			key := b.arena[s:len(b.arena):len(b.arena)]
+			q := bal.Balance(kafka.Message{Key: key}, parts...)
+			h := len(b.headers)
+			b.headers, b.arena = kafkaio.AppendSourceHeaders(b.headers, b.arena, t.topic, t.part, m.Offset, k, committed)
+			b.parts[q] = append(b.parts[q], kafkaio.Record{Key: key, Value: e.JSON, Headers: b.headers[h:len(b.headers):len(b.headers)], Time: m.Time})
+		}
+		b.events += len(evs)
+	}
+	b.next = msgs[len(msgs)-1].Offset + 1
+}
+
+// write writes a round: every partition's records at once, each partition
+// in its own requests in order, and the dead letters; it returns when all
+// are acknowledged, or the first refusal.
+func (t *task) write(ctx context.Context, round []*batch) error {
+	parts := round[0].parts
+	t.dlq = t.dlq[:0]
+	for _, b := range round {
+		t.dlq = append(t.dlq, b.dlq...)
+	}
+	if len(round) > 1 {
+		for q := range t.merged {
+			t.merged[q] = t.merged[q][:0]
+			for _, b := range round {
+				t.merged[q] = append(t.merged[q], b.parts[q]...)
+			}
+		}
+		parts = t.merged
+	}
+	r := t.r
+	var wg sync.WaitGroup
+	clear(t.errs)
+	for q, recs := range parts {
+		if len(recs) == 0 {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			t.errs[q] = kafkaio.Produce(ctx, r.stage, r.kafka, t.outTopic, q, recs)
+		}()
+	}
+	if len(t.dlq) > 0 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			t.errs[len(parts)] = kafkaio.Produce(ctx, r.stage, r.kafka, r.opts.DLQ, t.part%r.lay.dlqPartitions, t.dlq)
+		}()
+	}
+	wg.Wait()
+	if len(round) > 1 {
+		for q := range t.merged {
+			clear(t.merged[q])
+		}
+	}
+	clear(t.dlq)
+	return errors.Join(t.errs...)
+}
+
+// acknowledged records a written round: its source offsets may be
+// committed, and it counts in the metrics.
+func (t *task) acknowledged(round []*batch) {
+	m := t.r.opts.Metrics
+	for _, b := range round {
+		t.met.records.Add(float64(b.records))
+		t.met.events.Add(float64(b.events))
+		for reason, n := range b.reasons {
+			m.RepartitionErrors.WithLabelValues(t.topic, reason).Add(float64(n))
+			m.DLQ.WithLabelValues(reason).Add(float64(n))
+		}
+	}
+	t.acked.Store(round[len(round)-1].next)
+}
