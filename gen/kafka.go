@@ -29,6 +29,11 @@ type ProduceOptions struct {
 	// when the event is produced: a live stream after generated history,
 	// as the demo runs.
 	Stamp func() time.Time
+	// Debezium writes the events as Debezium change records of a CRM
+	// database instead (see Debezium), keyed by primary key, to
+	// DebeziumTopics(TopicPrefix); TopicPrefix defaults to
+	// DefaultDebeziumPrefix.
+	Debezium bool
 }
 
 // Produce writes the generator's remaining events to the per-type topics,
@@ -45,9 +50,14 @@ func Produce(ctx context.Context, g *Generator, opts ProduceOptions) (int64, err
 		return 0, fmt.Errorf("produce: rate must be >= 0, not %v", opts.Rate)
 	}
 	prefix := opts.TopicPrefix
-	if prefix == "" {
+	switch {
+	case prefix != "":
+	case opts.Debezium:
+		prefix = DefaultDebeziumPrefix
+	default:
 		prefix = kafkaio.DefaultInputPrefix
 	}
+	dbz := &Debezium{Prefix: prefix}
 	chunk := 2000
 	if opts.Rate > 0 {
 		// About twenty chunks a second keeps the pace smooth.
@@ -76,6 +86,11 @@ func Produce(ctx context.Context, g *Generator, opts ProduceOptions) (int64, err
 			rec, ok := g.Next()
 			if !ok {
 				break
+			}
+			if opts.Debezium {
+				t, k, v := dbz.Record(rec)
+				msgs = append(msgs, kafka.Message{Topic: t, Key: k, Value: v})
+				continue
 			}
 			value := append([]byte(nil), rec.Line...)
 			if now != "" {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"flag"
@@ -34,7 +35,8 @@ func cmdGen(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	output := fs.String("output", "-", "JSONL file to write, or - for stdout (ignored with --brokers)")
 	brokers := fs.String("brokers", "", "produce to Kafka instead: HOST:PORT[,HOST:PORT...]")
 	rate := fs.Float64("rate", 0, "with --brokers: events per second (0 = as fast as possible)")
-	prefix := fs.String("topic-prefix", kafkaio.DefaultInputPrefix, "with --brokers: prefix of the topics orders, opportunities, activities, accounts")
+	prefix := fs.String("topic-prefix", "", "with --brokers: prefix of the topics orders, opportunities, activities, accounts (default "+kafkaio.DefaultInputPrefix+", with --format debezium "+gen.DefaultDebeziumPrefix+")")
+	format := fs.String("format", "native", "native: Pyramid's events; debezium: the same facts as Debezium change records of a CRM database, keyed by primary key (JSON lines of topic, key and value without --brokers; read them with the inputs: of docs/events.md)")
 	var kf kafkaFlags
 	kf.register(fs)
 	if err := parseFlags(fs, args); err != nil {
@@ -48,6 +50,10 @@ func cmdGen(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		BadRatio:       *badRatio,
 		DuplicateRatio: *dupRatio,
 	}
+	if *format != "native" && *format != "debezium" {
+		return fmt.Errorf("--format %q: must be native or debezium", *format)
+	}
+	debezium := *format == "debezium"
 	if *dupRatio == 0 {
 		opts.DuplicateRatio = -1
 	}
@@ -77,7 +83,7 @@ func cmdGen(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		if err != nil {
 			return err
 		}
-		popts := gen.ProduceOptions{Brokers: splitList(*brokers), TopicPrefix: *prefix, Rate: *rate, Transport: kafkaio.Transport(d)}
+		popts := gen.ProduceOptions{Brokers: splitList(*brokers), TopicPrefix: *prefix, Rate: *rate, Transport: kafkaio.Transport(d), Debezium: debezium}
 		return genProduce(ctx, g, popts, began, stderr)
 	}
 	var w io.Writer = stdout
@@ -88,7 +94,11 @@ func cmdGen(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		}
 		w = f
 	}
-	err = writeCancelable(ctx, g, w)
+	if debezium {
+		err = writeDebezium(ctx, g, *prefix, w)
+	} else {
+		err = writeCancelable(ctx, g, w)
+	}
 	if f != nil {
 		if cerr := f.Close(); err == nil {
 			err = cerr
@@ -117,6 +127,27 @@ func writeCancelable(ctx context.Context, g *gen.Generator, w io.Writer) error {
 	return nil
 }
 
+// writeDebezium writes the generator's events as Debezium change records,
+// one JSON line each: {"topic": ..., "key": ..., "value": ...}.
+func writeDebezium(ctx context.Context, g *gen.Generator, prefix string, w io.Writer) error {
+	d := &gen.Debezium{Prefix: prefix}
+	bw := bufio.NewWriterSize(w, 1<<16)
+	for n := 0; ; n++ {
+		if n%4096 == 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+		rec, ok := g.Next()
+		if !ok {
+			break
+		}
+		topic, key, value := d.Record(rec)
+		fmt.Fprintf(bw, "{\"topic\":%q,\"key\":%s,\"value\":%s}\n", topic, key, value)
+	}
+	return bw.Flush()
+}
+
 func genProduce(ctx context.Context, g *gen.Generator, opts gen.ProduceOptions, began time.Time, stderr io.Writer) error {
 	if isTerminal(stderr) {
 		opts.Progress = func(n int64) {
@@ -128,8 +159,12 @@ func genProduce(ctx context.Context, g *gen.Generator, opts gen.ProduceOptions, 
 		fmt.Fprint(stderr, "\r\033[K")
 	}
 	st := g.Stats()
+	prefix := opts.TopicPrefix
+	if prefix == "" {
+		prefix = map[bool]string{false: kafkaio.DefaultInputPrefix, true: gen.DefaultDebeziumPrefix}[opts.Debezium]
+	}
 	fmt.Fprintf(stderr, "gen: produced %d events (%d bad, %d duplicates) to %s* in %s\n",
-		n, st.Bad, st.Duplicates, opts.TopicPrefix, time.Since(began).Round(time.Millisecond))
+		n, st.Bad, st.Duplicates, prefix, time.Since(began).Round(time.Millisecond))
 	if errors.Is(err, context.Canceled) {
 		return nil // stopped by a signal: not a failure
 	}

@@ -4,18 +4,24 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
+	"gopkg.in/yaml.v3"
 
 	"github.com/pyramid-crm/pyramid/broker"
+	"github.com/pyramid-crm/pyramid/config"
 	"github.com/pyramid-crm/pyramid/consumer"
+	"github.com/pyramid-crm/pyramid/gen"
 	"github.com/pyramid-crm/pyramid/internal/kafkaapi"
 	"github.com/pyramid-crm/pyramid/internal/testenv"
 	"github.com/pyramid-crm/pyramid/kafkaio"
+	"github.com/pyramid-crm/pyramid/repartition"
 )
 
 // TestKafkaRequests records every request `pyramid gen --brokers` and
@@ -47,6 +53,7 @@ func TestKafkaRequests(t *testing.T) {
 				t.Fatal(err)
 			}
 			c, err := kfake.NewCluster(append([]kfake.Opt{kfake.NumBrokers(1), kfake.SeedTopics(2, kafkaio.InputTopics(kafkaio.DefaultInputPrefix)...),
+				kfake.SeedTopics(3, gen.DebeziumTopics(gen.DefaultDebeziumPrefix)...),
 				kfake.EnableSASL(), kfake.Superuser("SCRAM-SHA-512", "pyramid", "secret")}, em.Opts()...)...)
 			if err != nil {
 				t.Fatal(err)
@@ -77,10 +84,12 @@ func TestKafkaRequests(t *testing.T) {
 	}
 }
 
-// runPyramidOnce produces a small stream with `pyramid gen --brokers`, runs
-// `pyramid run` until every input offset is committed, the state,
-// dead-letter and alert topics have records and more is true, stops it
-// and returns its log.
+// runPyramidOnce produces a small stream with `pyramid gen --brokers`, and
+// another as Debezium records (--format debezium) declared in inputs:, runs
+// `pyramid run` until every input offset is committed (the native ones by
+// the pipeline, the declared ones by the repartitioner, and the
+// repartition topics' by the pipeline), the state, dead-letter and alert
+// topics have records and more is true, stops it and returns its log.
 func runPyramidOnce(t *testing.T, c *kfake.Cluster, more func() bool) string {
 	t.Helper()
 	brokers := strings.Join(c.ListenAddrs(), ",")
@@ -94,28 +103,45 @@ func runPyramidOnce(t *testing.T, c *kfake.Cluster, more func() bool) string {
 		"--start", start, "--bad-ratio", "0.05", "--seed", "5"}, &bytes.Buffer{}, &genErr); err != nil {
 		t.Fatalf("gen --brokers: %v\n%s", err, genErr.String())
 	}
-	inputs := 0
+	if err := cmdGen(ctx, []string{"--brokers", brokers, "--format", "debezium", "--accounts", "100", "--events", "1000", "--months", "12",
+		"--start", start, "--bad-ratio", "0.05", "--seed", "6"}, &bytes.Buffer{}, &genErr); err != nil {
+		t.Fatalf("gen --brokers --format debezium: %v\n%s", err, genErr.String())
+	}
+	cfg, err := yaml.Marshal(map[string]any{"inputs": gen.DebeziumInputs(gen.DefaultDebeziumPrefix)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfgPath := filepath.Join(t.TempDir(), "pyramid.yaml")
+	if err := os.WriteFile(cfgPath, cfg, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	inputs, declared := 0, 0
 	for _, tp := range kafkaio.InputTopics(kafkaio.DefaultInputPrefix) {
 		inputs += int(sumHWM(c, tp))
+	}
+	for _, tp := range gen.DebeziumTopics(gen.DefaultDebeziumPrefix) {
+		declared += int(sumHWM(c, tp))
 	}
 
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	var stderr testenv.Buffer
 	go func() {
-		done <- cmdRun(runCtx, []string{"--brokers", brokers, "--sink-dir", t.TempDir(), "--http", "",
+		done <- cmdRun(runCtx, []string{"--brokers", brokers, "--config", cfgPath, "--sink-dir", t.TempDir(), "--http", "",
 			"--flush-interval", "100ms", "--log-level", "info", "--log-format", "json"}, &bytes.Buffer{}, &stderr)
 	}()
 	for {
-		committed := int64(0)
-		if g := c.GroupInfo(consumer.DefaultGroup); g != nil {
-			for _, ps := range g.Commits {
-				for _, pc := range ps {
-					committed += pc.Offset
-				}
+		committed := groupCommits(c, consumer.DefaultGroup)
+		repartitioned := groupCommits(c, consumer.DefaultGroup+repartition.GroupSuffix)
+		// Once the repartitioner committed every declared input, the
+		// pipeline must also read the repartition topics to their ends.
+		want := int64(inputs)
+		if repartitioned >= int64(declared) {
+			for _, tp := range repartition.Topics(&config.Config{Inputs: gen.DebeziumInputs(gen.DefaultDebeziumPrefix)}) {
+				want += sumHWM(c, tp)
 			}
 		}
-		if committed >= int64(inputs) && sumHWM(c, kafkaio.State) > 0 &&
+		if committed >= want && repartitioned >= int64(declared) && sumHWM(c, kafkaio.State) > 0 &&
 			sumHWM(c, kafkaio.DeadLetters) > 0 && sumHWM(c, kafkaio.Alerts) > 0 && more() {
 			break
 		}
@@ -124,7 +150,7 @@ func runPyramidOnce(t *testing.T, c *kfake.Cluster, more func() bool) string {
 			t.Fatalf("pyramid run stopped early: %v\n%s", err, stderr.String())
 		case <-ctx.Done():
 			stop()
-			t.Fatalf("committed %d of %d offsets, state %d, dead letters %d, alerts %d records; stderr:\n%s", committed, inputs,
+			t.Fatalf("committed %d of %d offsets (declared inputs: %d of %d), state %d, dead letters %d, alerts %d records; stderr:\n%s", committed, inputs, repartitioned, declared,
 				sumHWM(c, kafkaio.State), sumHWM(c, kafkaio.DeadLetters), sumHWM(c, kafkaio.Alerts), stderr.String())
 		case <-time.After(50 * time.Millisecond):
 		}
@@ -134,6 +160,19 @@ func runPyramidOnce(t *testing.T, c *kfake.Cluster, more func() bool) string {
 		t.Fatalf("pyramid run: %v\n%s", err, stderr.String())
 	}
 	return stderr.String()
+}
+
+// groupCommits sums the offsets group committed.
+func groupCommits(c *kfake.Cluster, group string) int64 {
+	var n int64
+	if g := c.GroupInfo(group); g != nil {
+		for _, ps := range g.Commits {
+			for _, pc := range ps {
+				n += pc.Offset
+			}
+		}
+	}
+	return n
 }
 
 // sumHWM is the number of records ever written to topic.

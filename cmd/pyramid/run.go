@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -26,6 +27,7 @@ import (
 	"github.com/pyramid-crm/pyramid/kafkaio"
 	"github.com/pyramid-crm/pyramid/logging"
 	"github.com/pyramid-crm/pyramid/metrics"
+	"github.com/pyramid-crm/pyramid/repartition"
 	"github.com/pyramid-crm/pyramid/scoring"
 	"github.com/pyramid-crm/pyramid/sink"
 	"github.com/pyramid-crm/pyramid/sink/clickhouse"
@@ -71,7 +73,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	brokers := fs.String("brokers", os.Getenv("PYRAMID_BROKERS"), "Kafka bootstrap brokers HOST:PORT[,...] [PYRAMID_BROKERS]")
-	topics := fs.String("topics", envOr("PYRAMID_TOPICS", strings.Join(kafkaio.InputTopics(kafkaio.DefaultInputPrefix), ",")), "input topics [PYRAMID_TOPICS]")
+	topics := fs.String("topics", envOr("PYRAMID_TOPICS", strings.Join(kafkaio.InputTopics(kafkaio.DefaultInputPrefix), ",")), "native input topics; '' for none (declared inputs only) [PYRAMID_TOPICS]")
 	group := fs.String("group", envOr("PYRAMID_GROUP", consumer.DefaultGroup), "consumer group [PYRAMID_GROUP]")
 	var sf serviceFlags
 	sf.register(fs, "127.0.0.1:8080", "json")
@@ -94,7 +96,12 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	return svc.run(ctx, consumer.Options{Topics: splitList(*topics), Group: *group}, nil)
+	native := splitList(*topics)
+	if len(native) == 0 && len(svc.cfg.Inputs) == 0 {
+		fmt.Fprintln(stderr, "run: nothing to read: --topics is empty and the configuration declares no inputs:")
+		return errUsage
+	}
+	return svc.run(ctx, consumer.Options{Topics: native, Group: *group}, nil)
 }
 
 // service is the wired pipeline: sinks, pipeline, view and HTTP server.
@@ -115,9 +122,10 @@ type service struct {
 	secret   string // of the alert webhook
 
 	mu      sync.Mutex
-	sink    sink.Fanout        // what is open so far
-	pipe    *consumer.Pipeline // nil until the sinks are open
-	waiting error              // what start-up waits for while pipe is nil
+	sink    sink.Fanout                // what is open so far
+	pipe    *consumer.Pipeline         // nil until the sinks are open
+	rep     *repartition.Repartitioner // with declared inputs, once prepared
+	waiting error                      // what start-up waits for while pipe is nil
 }
 
 // startService loads the configuration and builds what needs no outside
@@ -213,7 +221,7 @@ func (s *service) close(ctx context.Context) {
 // for.
 func (s *service) ready() error {
 	s.mu.Lock()
-	p, waiting, sinks := s.pipe, s.waiting, s.sink
+	p, rep, waiting, sinks := s.pipe, s.rep, s.waiting, s.sink
 	s.mu.Unlock()
 	if p == nil {
 		return waiting
@@ -221,16 +229,23 @@ func (s *service) ready() error {
 	if err := p.Ready(); err != nil {
 		return err
 	}
+	if rep != nil {
+		if err := rep.Ready(); err != nil {
+			return err
+		}
+	}
 	return sinks.Healthy()
 }
 
 // run serves HTTP, opens the sinks, and runs the pipeline until ctx ends;
-// then it closes the sinks. The whole stop keeps within --shutdown-timeout
-// from the moment ctx ends: the pipeline's last flush, commit and group
-// leave take what they need of it (consumer.Options.ShutdownTimeout), and
-// the sinks close in the rest (the webhook's queue, dead letters
-// included). extra runs beside them under the same errgroup (the demo's
-// generator).
+// with declared inputs, the repartitioner too, whose topics it prepares
+// first (they are inputs of the pipeline); then it closes the sinks.
+// opts.Topics are the native input topics, none when empty. The whole
+// stop keeps within --shutdown-timeout from the moment ctx ends: the
+// pipeline's last flush, commit and group leave take what they need of it
+// (consumer.Options.ShutdownTimeout), and the sinks close in the rest (the
+// webhook's queue, dead letters included). extra runs beside them under
+// the same errgroup (the demo's generator).
 func (s *service) run(ctx context.Context, opts consumer.Options, extra func(context.Context) error) error {
 	token, err := secret("PYRAMID_API_TOKEN")
 	if err != nil {
@@ -278,6 +293,14 @@ func (s *service) run(ctx context.Context, opts consumer.Options, extra func(con
 		opts.FlushInterval = s.flags.flushEvery
 		opts.ReevalInterval = s.flags.reevalEvery
 		opts.ShutdownTimeout = s.flags.shutdownWait
+		if len(s.cfg.Inputs) > 0 {
+			rep, err := s.repartitioner(gctx, opts)
+			if err != nil {
+				return err
+			}
+			opts.Topics = append(slices.Clone(opts.Topics), repartition.Topics(s.cfg)...)
+			g.Go(func() error { return rep.Run(gctx) })
+		}
 		p, err := consumer.New(opts)
 		if err != nil {
 			return err
@@ -295,4 +318,25 @@ func (s *service) run(ctx context.Context, opts consumer.Options, extra func(con
 		err = nil
 	}
 	return err
+}
+
+// repartitioner builds the repartitioner of the declared inputs and
+// prepares its topics, with the pipeline's connection settings.
+func (s *service) repartitioner(ctx context.Context, opts consumer.Options) (*repartition.Repartitioner, error) {
+	s.wait(errors.New("starting: checking the declared inputs and creating the repartition topics"))
+	rep, err := repartition.New(repartition.Options{
+		Brokers: s.brokers, Config: s.cfg, Group: opts.Group, NativeTopics: opts.Topics,
+		Metrics: s.metrics, Logger: s.log, Dialer: opts.Dialer, Transport: opts.Transport,
+		ShutdownTimeout: opts.ShutdownTimeout,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if _, err := rep.Prepare(ctx); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	s.rep = rep
+	s.mu.Unlock()
+	return rep, nil
 }

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	"gopkg.in/yaml.v3"
 
 	"github.com/pyramid-crm/pyramid/alert"
 	"github.com/pyramid-crm/pyramid/broker"
@@ -322,4 +323,98 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// TestRunDeclaredInputsOnly runs `pyramid run --topics ”` with declared
+// inputs only: Debezium records (pyramid gen --format debezium) on topics
+// of 3 partitions are repartitioned onto topics Pyramid creates, scored,
+// and served.
+func TestRunDeclaredInputsOnly(t *testing.T) {
+	b := testenv.StartBroker(t, broker.Options{Partitions: 3, Topics: gen.DebeziumTopics(gen.DefaultDebeziumPrefix)})
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	start := time.Now().UTC().AddDate(0, -13, 0).Format(time.RFC3339)
+	var genErr bytes.Buffer
+	if err := cmdGen(ctx, []string{"--brokers", strings.Join(b.Addrs(), ","), "--format", "debezium", "--accounts", "20", "--events", "400",
+		"--months", "12", "--start", start, "--seed", "3"}, &bytes.Buffer{}, &genErr); err != nil {
+		t.Fatalf("gen: %v\n%s", err, genErr.String())
+	}
+	cfg, err := yaml.Marshal(map[string]any{"inputs": gen.DebeziumInputs(gen.DefaultDebeziumPrefix)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfgPath := filepath.Join(t.TempDir(), "pyramid.yaml")
+	if err := os.WriteFile(cfgPath, cfg, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	for _, k := range []string{"PYRAMID_BROKERS", "PYRAMID_SINK_DIR", "PYRAMID_CLICKHOUSE_DSN", "PYRAMID_HTTP", "PYRAMID_CONFIG", "PYRAMID_ALERT_WEBHOOK", "PYRAMID_TOPICS"} {
+		t.Setenv(k, "")
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	done := make(chan error, 1)
+	var stderr testenv.Buffer
+	go func() {
+		done <- cmdRun(runCtx, []string{"--brokers", strings.Join(b.Addrs(), ","), "--topics", "", "--config", cfgPath,
+			"--sink-dir", t.TempDir(), "--http", addr, "--flush-interval", "100ms", "--log-level", "warn"}, &bytes.Buffer{}, &stderr)
+	}()
+	var tiers struct {
+		Accounts int `json:"accounts"`
+	}
+	for {
+		select {
+		case err := <-done:
+			t.Fatalf("run stopped: %v\n%s", err, stderr.String())
+		case <-ctx.Done():
+			t.Fatalf("never ready with 20 accounts (last %+v); stderr:\n%s", tiers, stderr.String())
+		case <-time.After(200 * time.Millisecond):
+		}
+		resp, err := http.Get("http://" + addr + "/readyz")
+		if err != nil {
+			continue
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			continue
+		}
+		if resp, err = http.Get("http://" + addr + "/v1/tiers"); err != nil {
+			continue
+		}
+		err = json.NewDecoder(resp.Body).Decode(&tiers)
+		resp.Body.Close()
+		if err == nil && tiers.Accounts == 20 {
+			break
+		}
+	}
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !bytes.Contains(body, []byte(`pyramid_repartition_events_total{type="order"}`)) {
+		t.Errorf("/metrics has no repartitioned orders:\n%s", body)
+	}
+	stop()
+	if err := <-done; err != nil {
+		t.Fatalf("run: %v\n%s", err, stderr.String())
+	}
+}
+
+// `pyramid run --topics ”` without declared inputs has nothing to read.
+func TestRunNothingToRead(t *testing.T) {
+	for _, k := range []string{"PYRAMID_CONFIG", "PYRAMID_TOPICS"} {
+		t.Setenv(k, "")
+	}
+	var stderr bytes.Buffer
+	err := cmdRun(context.Background(), []string{"--brokers", "127.0.0.1:1", "--topics", "", "--sink-dir", t.TempDir()}, &bytes.Buffer{}, &stderr)
+	if !errors.Is(err, errUsage) || !strings.Contains(stderr.String(), "nothing to read") {
+		t.Fatalf("run = %v, stderr %q", err, stderr.String())
+	}
 }
