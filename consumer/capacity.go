@@ -15,6 +15,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/pyramid-crm/pyramid/internal/retry"
+	"github.com/pyramid-crm/pyramid/kafkaio"
 	"github.com/pyramid-crm/pyramid/scoring"
 )
 
@@ -160,20 +161,14 @@ func (b *capacityBoard) entry(part int) (capacityEntry, bool) {
 // tail reads the capacity topic from its start into b until ctx ends.
 func (b *capacityBoard) tail(ctx context.Context, p *Pipeline) {
 	o := &p.opts
-	ch := make(chan fetched, 4)
-	f := &fetcher{dialer: o.Dialer, brokers: o.Brokers, topic: o.CapacityTopic, partition: 0,
-		maxWait: o.FetchMaxWait, maxBytes: 4 << 20, log: p.log, out: ch}
-	go f.run(ctx, kafka.FirstOffset)
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case fr := <-ch:
-			for i := range fr.msgs {
-				b.apply(p.log, &fr.msgs[i])
-			}
+	f := &kafkaio.Fetcher{Dialer: o.Dialer, Brokers: o.Brokers, Topic: o.CapacityTopic, Partition: 0,
+		MaxWait: o.FetchMaxWait, MaxBytes: 4 << 20, Log: p.log}
+	f.Run(ctx, kafka.FirstOffset, func(fr kafkaio.Fetched) bool {
+		for i := range fr.Msgs {
+			b.apply(p.log, &fr.Msgs[i])
 		}
-	}
+		return ctx.Err() == nil
+	})
 }
 
 // capacityRanking is what the board says a partition may rank with.
@@ -248,13 +243,13 @@ func (c *capacityPublisher) run(ctx context.Context, p *Pipeline, stage *retry.S
 		}
 		c.mu.Lock()
 		parts := slices.Sorted(maps.Keys(c.pending))
-		recs := make([]rec, 0, len(parts))
+		recs := make([]kafkaio.Record, 0, len(parts))
 		for _, n := range parts {
-			recs = append(recs, rec{key: []byte(strconv.Itoa(n)), value: c.pending[n]})
+			recs = append(recs, kafkaio.Record{Key: []byte(strconv.Itoa(n)), Value: c.pending[n]})
 		}
 		c.pending = map[int][]byte{}
 		c.mu.Unlock()
-		if err := produce(ctx, stage, p.kafka, p.opts.CapacityTopic, 0, recs, defaultMaxMessageBytes); err != nil && ctx.Err() == nil {
+		if err := kafkaio.Produce(ctx, stage, p.kafka, p.opts.CapacityTopic, 0, recs, defaultMaxMessageBytes); err != nil && ctx.Err() == nil {
 			p.log.Error("publishing capacity candidates failed; partitions publish again at their next re-evaluation", "partitions", parts, "err", err)
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/pyramid-crm/pyramid/internal/testenv"
+	"github.com/pyramid-crm/pyramid/kafkaio"
 	"github.com/pyramid-crm/pyramid/sink"
 )
 
@@ -17,7 +18,7 @@ var errCrashed = errors.New("crashed (test)")
 
 // crasher plays a process that dies at one point of a flush. It stands
 // where the pipeline meets the outside: it wraps the pipeline's Kafka
-// writes (kafkaWriter) and its sink. The at-th call of point does what it
+// writes (kafkaio.Writer) and its sink. The at-th call of point does what it
 // names and the process dies: that call and every later write, produce and
 // commit fail without effect, and the pipeline's context is cancelled (with
 // a ShutdownTimeout of 1 ns nothing more gets out). Points:
@@ -28,7 +29,7 @@ var errCrashed = errors.New("crashed (test)")
 //	changelog        a changelog produce, once it is acknowledged
 //	commit           an offset commit, once it is done
 type crasher struct {
-	kafkaWriter
+	kafkaio.Writer
 	sink.Sink
 	point     string
 	at        int32
@@ -48,7 +49,7 @@ func startCrashing(tb testing.TB, opts Options, c *crasher) *running {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	c.kafkaWriter, p.kafka = p.kafka, c
+	c.Writer, p.kafka = p.kafka, c
 	c.dead = make(chan struct{})
 	crashed, crash := context.WithCancel(context.Background())
 	tb.Cleanup(crash)
@@ -85,18 +86,18 @@ func (c *crasher) Write(ctx context.Context, b *sink.Batch) error {
 	return err
 }
 
-func (c *crasher) Produce(ctx context.Context, topic string, partition int, recs []rec) error {
+func (c *crasher) Produce(ctx context.Context, topic string, partition int, recs []kafkaio.Record) error {
 	if c.down.Load() {
 		return errCrashed
 	}
 	// The partition markers written at restore and hand-over are not a
 	// flush's records.
-	flush := topic == c.changelog && !(len(recs) == 1 && string(recs[0].key) == markerKey)
+	flush := topic == c.changelog && !(len(recs) == 1 && string(recs[0].Key) == markerKey)
 	if flush && c.hit("changelog-half") {
-		c.kafkaWriter.Produce(ctx, topic, partition, recs[:len(recs)/2])
+		c.Writer.Produce(ctx, topic, partition, recs[:len(recs)/2])
 		return c.die()
 	}
-	err := c.kafkaWriter.Produce(ctx, topic, partition, recs)
+	err := c.Writer.Produce(ctx, topic, partition, recs)
 	if err == nil && flush && c.hit("changelog") {
 		return c.die()
 	}
@@ -107,7 +108,7 @@ func (c *crasher) Commit(gen *kafka.Generation, offsets map[string]map[int]int64
 	if c.down.Load() {
 		return errCrashed
 	}
-	err := c.kafkaWriter.Commit(gen, offsets)
+	err := c.Writer.Commit(gen, offsets)
 	if err == nil && c.hit("commit") {
 		return c.die()
 	}

@@ -26,15 +26,16 @@
 //   - clock.go: the evaluation clock, wall clock or backfill.
 //   - flush.go: sealing a flush into a job, writing it (sink, changelog,
 //     offsets), and the one goroutine that writes the sink.
-//   - kafka.go: every Kafka request but fetching: the changelog read at
-//     restore, and kafkaWriter, the produces and commits of the flush.
+//   - kafka.go: the changelog read at restore. Fetching, and the flush's
+//     produces and commits (through kafkaio.Writer, which tests wrap), are
+//     kafkaio's.
 //   - freeze.go: keeping every state record within the state topic's
 //     max.message.bytes, read at start (topicconfig.go): frozen accounts.
 //   - lag.go: the lag gauges, refreshed on their own schedule.
 //   - capacity.go, ranking.go: capped tiers ranked across partitions
 //     through the capacity topic, and a worker's part in the ranking.
-//   - fetch.go, commit.go, topics.go, versions.go, balancer.go, gauges.go,
-//     options.go: a fetcher per input, merged offset commits, the topic
+//   - commit.go, topics.go, versions.go, balancer.go, gauges.go,
+//     options.go: merged offset commits, the topic
 //     layout, the brokers' API versions, the co-partitioning balancer, the
 //     per-tier gauges, the options.
 //

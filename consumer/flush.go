@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/pyramid-crm/pyramid/kafkaio"
 	"github.com/pyramid-crm/pyramid/sink"
 )
 
@@ -21,9 +22,10 @@ import (
 type job struct {
 	reason string
 	batch  sink.Batch
-	dlq    []rec
-	recs   []rec
-	buf    []byte // the arena of recs' keys and values
+	dlq    []kafkaio.Record
+	recs   []kafkaio.Record
+	buf    []byte   // the arena of recs' keys and values
+	spans  [][3]int // where each rec's key [0, 1) and value [1, 2) lie in buf while it grows
 	commit map[string]map[int]int64
 	times  []int64
 	events int
@@ -125,19 +127,20 @@ func (w *worker) sealJob(reason string) {
 	// account's key and ~300 bytes of state.
 	j.batch.Snapshots = slices.Grow(j.batch.Snapshots[:0], len(changed))
 	j.buf = slices.Grow(j.buf[:0], 340*len(changed))
-	j.recs = slices.Grow(j.recs[:0], len(changed))
+	j.spans = slices.Grow(j.spans[:0], len(changed))
 	hdr := make([]int64, len(w.pos))
 	for _, a := range changed {
 		j.batch.Snapshots = append(j.batch.Snapshots, w.st.eng.Snapshot(a, w.snapshotClock(a)))
 		start := len(j.buf)
 		var mid int
 		j.buf, mid = w.st.appendRecord(j.buf, a, w.pos, hdr)
-		j.recs = append(j.recs, rec{off: start, mid: mid, end: len(j.buf)})
+		j.spans = append(j.spans, [3]int{start, mid, len(j.buf)})
 	}
 	// Keys and values point into the arena only now that it stopped growing.
-	for i := range j.recs {
-		r := &j.recs[i]
-		r.key, r.value = j.buf[r.off:r.mid:r.mid], j.buf[r.mid:r.end:r.end]
+	clear(j.recs)
+	j.recs = j.recs[:0]
+	for _, sp := range j.spans {
+		j.recs = append(j.recs, kafkaio.Record{Key: j.buf[sp[0]:sp[1]:sp[1]], Value: j.buf[sp[1]:sp[2]:sp[2]]})
 	}
 	j.commit = map[string]map[int]int64{}
 	for i, t := range w.topics {
@@ -169,7 +172,7 @@ func (w *worker) write(j *job) error {
 
 	// 1. Dead letters and the sink.
 	if len(j.dlq) > 0 {
-		if err := produce(ctx, p.dlqStage, p.kafka, o.DLQ, w.part%p.layout.dlqPartitions, j.dlq, p.layout.dlqMax); err != nil {
+		if err := kafkaio.Produce(ctx, p.dlqStage, p.kafka, o.DLQ, w.part%p.layout.dlqPartitions, j.dlq, p.layout.dlqMax); err != nil {
 			return w.flushErr("dead-letter topic", err)
 		}
 	}
@@ -182,7 +185,7 @@ func (w *worker) write(j *job) error {
 
 	// 2. The changelog.
 	if len(j.recs) > 0 {
-		if err := produce(ctx, p.changelogStage, p.kafka, o.Changelog, w.part, j.recs, p.layout.stateMax); err != nil {
+		if err := kafkaio.Produce(ctx, p.changelogStage, p.kafka, o.Changelog, w.part, j.recs, p.layout.stateMax); err != nil {
 			return w.flushErr("state topic", err)
 		}
 		o.Metrics.ChangelogWrites.Add(float64(len(j.recs)))

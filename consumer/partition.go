@@ -3,27 +3,18 @@ package consumer
 import (
 	"context"
 	"fmt"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/segmentio/kafka-go"
 
 	"github.com/pyramid-crm/pyramid/event"
+	"github.com/pyramid-crm/pyramid/kafkaio"
 	"github.com/pyramid-crm/pyramid/scoring"
 )
 
 // notAssigned marks an input topic whose partition this member does not own.
 const notAssigned = -100
-
-// Dead letters whose key and value take more than the dead-letter topic's
-// max.message.bytes less deadLetterHeaders keep only their first
-// truncatedDeadLetter bytes.
-const (
-	deadLetterHeaders   = batchOverhead + 16<<10 // the headers saying why, with room to spare
-	truncatedDeadLetter = 64 << 10
-)
 
 // worker processes one partition number for one generation, as goka's
 // PartitionProcessor does: it restores the partition's state, runs a
@@ -51,7 +42,7 @@ type worker struct {
 	// What the next seal takes: the tier changes and alerts, the dead
 	// letters, the Kafka append times of the events, and how many events.
 	out     scoring.Output
-	dlq     []rec
+	dlq     []kafkaio.Record
 	times   []int64
 	pending int
 }
@@ -151,8 +142,17 @@ func (w *worker) run(ctx, gctx context.Context, starts []int64) error {
 	}
 }
 
+// fetched is one fetch response of one input topic-partition.
+type fetched struct {
+	topic int // index into Options.Topics
+	msgs  []kafka.Message
+	hwm   int64
+}
+
 // fetch starts a fetcher per assigned input topic and returns what they
-// fetch, and a function that stops them and waits until they did.
+// fetch, and a function that stops them and waits until they did. The
+// channel is small, so a worker blocked on a slow sink stops the fetching:
+// memory stays bounded by its capacity × FetchMaxBytes.
 func (w *worker) fetch(ctx context.Context, starts []int64) (<-chan fetched, func()) {
 	o := &w.p.opts
 	ch := make(chan fetched, len(w.topics))
@@ -162,13 +162,20 @@ func (w *worker) fetch(ctx context.Context, starts []int64) (<-chan fetched, fun
 		if starts[ti] == notAssigned {
 			continue
 		}
-		f := &fetcher{dialer: o.Dialer, brokers: o.Brokers, topic: t, index: ti, partition: w.part,
-			maxWait: o.FetchMaxWait, maxBytes: o.FetchMaxBytes, log: w.p.log, out: ch}
+		f := &kafkaio.Fetcher{Dialer: o.Dialer, Brokers: o.Brokers, Topic: t, Partition: w.part,
+			MaxWait: o.FetchMaxWait, MaxBytes: o.FetchMaxBytes, Log: w.p.log}
 		wg.Add(1)
-		go func(start int64) {
+		go func(ti int, start int64) {
 			defer wg.Done()
-			f.run(ctx, start)
-		}(starts[ti])
+			f.Run(ctx, start, func(r kafkaio.Fetched) bool {
+				select {
+				case ch <- fetched{topic: ti, msgs: r.Msgs, hwm: r.HWM}:
+					return true
+				case <-ctx.Done():
+					return false
+				}
+			})
+		}(ti, starts[ti])
 	}
 	return ch, func() {
 		cancel()
@@ -207,7 +214,7 @@ func (w *worker) restore(ctx context.Context, starts []int64) error {
 	// Not cut short by the generation's end: the hand-over that follows
 	// marks the partition clean again, as this owner will have emitted
 	// nothing, and only a marker written in full can say so.
-	if err := produce(w.p.stop, w.p.changelogStage, w.p.kafka, o.Changelog, w.part, []rec{w.st.markerRecord(false)}, w.p.layout.stateMax); err != nil {
+	if err := kafkaio.Produce(w.p.stop, w.p.changelogStage, w.p.kafka, o.Changelog, w.part, []kafkaio.Record{w.st.markerRecord(false)}, w.p.layout.stateMax); err != nil {
 		return fmt.Errorf("partition %d: marking the state topic partition in use: %w", w.part, err)
 	}
 	w.gauges.added()
@@ -218,7 +225,7 @@ func (w *worker) restore(ctx context.Context, starts []int64) error {
 // everything the partition emitted is in the changelog, so its next owner
 // needs to skip no versions. A failure only costs that skip.
 func (w *worker) markClean() {
-	if err := produce(w.p.stop, w.p.changelogStage, w.p.kafka, w.p.opts.Changelog, w.part, []rec{w.st.markerRecord(true)}, w.p.layout.stateMax); err != nil {
+	if err := kafkaio.Produce(w.p.stop, w.p.changelogStage, w.p.kafka, w.p.opts.Changelog, w.part, []kafkaio.Record{w.st.markerRecord(true)}, w.p.layout.stateMax); err != nil {
 		w.p.log.Warn("could not mark the partition handed over cleanly; its next owner will skip versions", "partition", w.part, "err", err)
 	}
 }
@@ -330,26 +337,7 @@ func (w *worker) apply(ti int, q *queued) error {
 // reject queues a dead letter: the original key and value, and headers
 // saying why, with what reason, and where the event came from.
 func (w *worker) reject(m *kafka.Message, ti int, ev *event.Event, err error) {
-	reason := event.ReasonOf(err)
-	if reason == "" {
-		reason = event.ReasonInvalidField
-	}
-	msg := strings.Join(strings.Fields(err.Error()), " ")
 	w.p.counters.event(ev.Type, resRejected)
-	w.p.opts.Metrics.DLQ.WithLabelValues(reason).Inc()
-	r := rec{key: m.Key, value: m.Value, headers: []kafka.Header{
-		{Key: "pyramid-error", Value: []byte(msg)},
-		{Key: "pyramid-reason", Value: []byte(reason)},
-		{Key: "pyramid-source", Value: []byte(w.topics[ti] + "/" + strconv.Itoa(w.part) + "/" + strconv.FormatInt(m.Offset, 10))},
-	}}
-	// An oversized event would not fit the dead-letter topic: keep its
-	// beginning, say so, and point at the source.
-	if len(r.value)+len(r.key) > w.p.layout.dlqMax-deadLetterHeaders {
-		r.headers = append(r.headers, kafka.Header{Key: "pyramid-truncated", Value: []byte(strconv.Itoa(len(r.value)))})
-		r.value = r.value[:min(len(r.value), truncatedDeadLetter)]
-		if len(r.key) > truncatedDeadLetter {
-			r.key = r.key[:truncatedDeadLetter]
-		}
-	}
-	w.dlq = append(w.dlq, r)
+	w.p.opts.Metrics.DLQ.WithLabelValues(kafkaio.Reason(err)).Inc()
+	w.dlq = append(w.dlq, kafkaio.DeadLetter(m.Key, m.Value, err, kafkaio.AppendSource(nil, w.topics[ti], w.part, m.Offset), w.p.layout.dlqMax))
 }

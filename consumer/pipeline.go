@@ -13,6 +13,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/pyramid-crm/pyramid/internal/retry"
+	"github.com/pyramid-crm/pyramid/kafkaio"
 	"github.com/pyramid-crm/pyramid/scoring"
 )
 
@@ -28,8 +29,8 @@ type Pipeline struct {
 	opts   Options
 	log    *slog.Logger
 	params *scoring.Params
-	client *kafka.Client // metadata and topic creation
-	kafka  kafkaWriter   // the flush path's produces and commits
+	client *kafka.Client  // metadata and topic creation
+	kafka  kafkaio.Writer // the flush path's produces and commits
 	layout topicLayout
 	// The flush path's writes to Kafka retry through these stages
 	// (sink="changelog" and sink="dlq").
@@ -69,7 +70,7 @@ func New(opts Options) (*Pipeline, error) {
 		// Until Run reads the topics: the limits Pyramid creates them with.
 		layout: topicLayout{stateMax: StateMaxMessageBytes, dlqMax: DLQMaxMessageBytes}}
 	p.client = &kafka.Client{Addr: kafka.TCP(o.Brokers...), Transport: o.Transport, Timeout: 10 * time.Second}
-	p.kafka = kafkaClient{p.client}
+	p.kafka = kafkaio.Client{Client: p.client}
 	// The pace of the old hand-rolled loop: 100 ms doubling to 2 s, ±25%.
 	kafkaRetry := retry.Options{Initial: 100 * time.Millisecond, Multiplier: 2, Max: 2 * time.Second, Jitter: 0.25}
 	p.changelogStage = retry.New(ChangelogStage, kafkaRetry, o.Metrics, o.Logger)
@@ -139,7 +140,7 @@ func (p *Pipeline) Run(parent context.Context) error {
 	// does not accept or a wrong topic layout.
 	var lay topicLayout
 	versionsOK := false
-	bo := reconnectBackOff()
+	bo := kafkaio.ReconnectBackOff()
 	for attempt := 0; ; attempt++ {
 		var err error
 		if !versionsOK {
@@ -165,7 +166,7 @@ func (p *Pipeline) Run(parent context.Context) error {
 		if attempt%5 == 0 {
 			p.log.Warn("cannot reach Kafka; retrying", "brokers", o.Brokers, "err", err)
 		}
-		if !sleep(ctx, bo.NextBackOff()) {
+		if !kafkaio.Sleep(ctx, bo.NextBackOff()) {
 			return nil
 		}
 	}

@@ -194,7 +194,7 @@ func TestPoison(t *testing.T) {
 		case header(d, "pyramid-error") == "" || strings.Contains(header(d, "pyramid-error"), "\n"):
 			t.Errorf("event %s: pyramid-error %q is not one line", src[i], header(d, "pyramid-error"))
 		case m.bad == event.ReasonTooLarge:
-			if len(d.Value) != truncatedDeadLetter || header(d, "pyramid-truncated") != strconv.Itoa(len(m.value)) {
+			if len(d.Value) != kafkaio.TruncatedDeadLetter || header(d, "pyramid-truncated") != strconv.Itoa(len(m.value)) {
 				t.Errorf("too large event %s: dead letter of %d bytes, truncated header %q", src[i], len(d.Value), header(d, "pyramid-truncated"))
 			}
 		case string(d.Value) != string(m.value) || string(d.Key) != m.key:

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/pyramid-crm/pyramid/kafkaio"
 	"github.com/pyramid-crm/pyramid/scoring"
 )
 
@@ -352,6 +353,6 @@ func parseMarker(b []byte) (*marker, error) {
 }
 
 // markerRecord returns the record of a marker for the partition.
-func (s *state) markerRecord(clean bool) rec {
-	return rec{key: []byte(markerKey), value: appendMarker(nil, &marker{clean: clean, skipped: s.skipped})}
+func (s *state) markerRecord(clean bool) kafkaio.Record {
+	return kafkaio.Record{Key: []byte(markerKey), Value: appendMarker(nil, &marker{clean: clean, skipped: s.skipped})}
 }

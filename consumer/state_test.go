@@ -154,7 +154,7 @@ func TestStateVersionsAfterCrash(t *testing.T) {
 
 	// A clean hand-over skips nothing, and records from this owner carry
 	// its base.
-	c := restored(t, map[string][]byte{k2: v2, markerKey: r.markerRecord(true).value})
+	c := restored(t, map[string][]byte{k2: v2, markerKey: r.markerRecord(true).Value})
 	if !c.clean() {
 		t.Fatal("a clean marker is not clean")
 	}
@@ -168,7 +168,7 @@ func TestStateVersionsAfterCrash(t *testing.T) {
 
 	// A second crash, the account's newest record still the old one (its
 	// record from the first crash's owner never written): it skips both.
-	d := restored(t, map[string][]byte{k: v, markerKey: dirty.value})
+	d := restored(t, map[string][]byte{k: v, markerKey: dirty.Value})
 	if d.clean() {
 		t.Fatal("an in-use marker is clean")
 	}
@@ -177,7 +177,7 @@ func TestStateVersionsAfterCrash(t *testing.T) {
 		t.Errorf("after two crashes: version %d, want 1+12+7", got)
 	}
 	// The record of the first crash's owner skips only the second skip.
-	e := restored(t, map[string][]byte{k2: v2, markerKey: dirty.value})
+	e := restored(t, map[string][]byte{k2: v2, markerKey: dirty.Value})
 	e.restoreVersions(false, 5)
 	if got := e.eng.Account("acc-1").Version; got != 13+7 {
 		t.Errorf("after two crashes from the newer record: version %d, want 13+7", got)

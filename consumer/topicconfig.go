@@ -8,6 +8,8 @@ import (
 	"strconv"
 
 	"github.com/segmentio/kafka-go"
+
+	"github.com/pyramid-crm/pyramid/kafkaio"
 )
 
 // The largest records Pyramid writes to its state and dead-letter topics.
@@ -30,14 +32,13 @@ const (
 	DLQMaxMessageBytes = 2 << 20
 	// defaultMaxMessageBytes is Kafka's default message.max.bytes, assumed
 	// when a topic's limit cannot be read.
-	defaultMaxMessageBytes = 1048588
+	defaultMaxMessageBytes = kafkaio.DefaultMaxMessageBytes
 	// minStateMessageBytes is the least state topic limit Pyramid runs
 	// with: below it ordinary accounts would freeze.
 	minStateMessageBytes = 64 << 10
 	// batchOverhead is what a record batch of one record adds to its key,
-	// value and headers: the batch header (61 bytes) and the record's
-	// framing, rounded up.
-	batchOverhead = 256
+	// value and headers (kafkaio.BatchOverhead).
+	batchOverhead = kafkaio.BatchOverhead
 )
 
 // maxMessageBytesConfig is the topic configuration Pyramid sets and reads.

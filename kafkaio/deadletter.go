@@ -18,30 +18,32 @@ const (
 	HeaderTruncated = "pyramid-truncated" // the original value's size, when cut
 )
 
-// Dead letters larger than maxDeadLetter bytes keep only their first
-// truncatedDeadLetter bytes: the dead-letter topic takes 1 MB records.
+// Dead letters whose key and value take more than the dead-letter topic's
+// max.message.bytes less DeadLetterHeaders keep only their first
+// TruncatedDeadLetter bytes.
 const (
-	maxDeadLetter       = 900 << 10
-	truncatedDeadLetter = 64 << 10
+	DeadLetterHeaders   = BatchOverhead + 16<<10 // the headers saying why, with room to spare
+	TruncatedDeadLetter = 64 << 10
 )
 
 // DeadLetter returns the dead-letter record of a record that could not be
 // applied: its key and value, the reason and message of err, and where it
-// came from (topic, partition, offset). An event too large for the topic
+// came from, source: topic/partition/offset (AppendSource). A record too
+// large for the dead-letter topic, whose max.message.bytes is topicMax,
 // keeps its beginning and says its size.
-func DeadLetter(key, value []byte, err error, topic string, partition int, offset int64) Record {
+func DeadLetter(key, value []byte, err error, source []byte, topicMax int) Record {
 	reason := Reason(err)
 	msg := strings.Join(strings.Fields(err.Error()), " ")
 	r := Record{Key: key, Value: value, Headers: []kafka.Header{
 		{Key: HeaderError, Value: []byte(msg)},
 		{Key: HeaderReason, Value: []byte(reason)},
-		{Key: HeaderSource, Value: AppendSource(nil, topic, partition, offset)},
+		{Key: HeaderSource, Value: source},
 	}}
-	if len(r.Value)+len(r.Key) > maxDeadLetter {
+	if len(r.Value)+len(r.Key) > topicMax-DeadLetterHeaders {
 		r.Headers = append(r.Headers, kafka.Header{Key: HeaderTruncated, Value: []byte(strconv.Itoa(len(r.Value)))})
-		r.Value = r.Value[:min(len(r.Value), truncatedDeadLetter)]
-		if len(r.Key) > truncatedDeadLetter {
-			r.Key = r.Key[:truncatedDeadLetter]
+		r.Value = r.Value[:min(len(r.Value), TruncatedDeadLetter)]
+		if len(r.Key) > TruncatedDeadLetter {
+			r.Key = r.Key[:TruncatedDeadLetter]
 		}
 	}
 	return r

@@ -12,9 +12,21 @@ import (
 	"github.com/pyramid-crm/pyramid/internal/retry"
 )
 
-// MaxProduceBytes keeps each produce request under the broker's default
-// message.max.bytes (1 MiB).
+// MaxProduceBytes bounds the records of one produce request, which go in
+// one record batch.
 const MaxProduceBytes = 768 << 10
+
+// Limits of record batches. A broker refuses a batch larger than the
+// topic's max.message.bytes.
+const (
+	// BatchOverhead is what a record batch of one record adds to its key,
+	// value and headers: the batch header (61 bytes) and the record's
+	// framing, rounded up.
+	BatchOverhead = 256
+	// DefaultMaxMessageBytes is Kafka's default message.max.bytes, assumed
+	// for a topic whose limit is not known.
+	DefaultMaxMessageBytes = 1048588
+)
 
 // Record is a record to produce.
 type Record struct {
@@ -102,14 +114,16 @@ func (v *bytesView) Close() error { return nil }
 // Produce writes records to one partition through w, in requests of
 // bounded size, each retried by stage while its error can heal and ctx
 // lasts. Requests go one after the other, so the records are appended in
-// their order.
-func Produce(ctx context.Context, stage *retry.Stage, w Writer, topic string, partition int, recs []Record) error {
-	part := strconv.Itoa(partition)
+// their order. topicMax is the topic's max.message.bytes, which bounds a
+// request's batch; a record larger than a request's share goes alone.
+func Produce(ctx context.Context, stage *retry.Stage, w Writer, topic string, partition int, recs []Record, topicMax int) error {
+	part := topic + "/" + strconv.Itoa(partition)
+	limit := min(MaxProduceBytes, topicMax-BatchOverhead)
 	for len(recs) > 0 {
 		n, size := 0, 0
 		for n < len(recs) {
 			s := recs[n].Size()
-			if n > 0 && size+s > MaxProduceBytes {
+			if n > 0 && size+s > limit {
 				break
 			}
 			size += s

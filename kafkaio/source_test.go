@@ -38,7 +38,7 @@ func TestSourceHeadersRoundTrip(t *testing.T) {
 
 func TestDeadLetter(t *testing.T) {
 	err := &event.Error{Reason: event.ReasonUnknownStage, Msg: "stage \"x\"\n is not configured"}
-	r := DeadLetter([]byte("k"), []byte("v"), err, "t", 2, 7)
+	r := DeadLetter([]byte("k"), []byte("v"), err, AppendSource(nil, "t", 2, 7), DefaultMaxMessageBytes)
 	want := map[string]string{HeaderError: `stage "x" is not configured`, HeaderReason: event.ReasonUnknownStage, HeaderSource: "t/2/7"}
 	for _, h := range r.Headers {
 		if want[h.Key] != string(h.Value) {
@@ -49,11 +49,11 @@ func TestDeadLetter(t *testing.T) {
 	if len(want) > 0 {
 		t.Errorf("missing headers %v", want)
 	}
-	if r := DeadLetter(nil, nil, errors.New("x"), "t", 0, 0); string(r.Headers[1].Value) != event.ReasonInvalidField {
+	if r := DeadLetter(nil, nil, errors.New("x"), nil, DefaultMaxMessageBytes); string(r.Headers[1].Value) != event.ReasonInvalidField {
 		t.Errorf("a plain error's reason: %q", r.Headers[1].Value)
 	}
-	big := DeadLetter([]byte("k"), []byte(strings.Repeat("x", 1<<20)), err, "t", 0, 0)
-	if len(big.Value) != truncatedDeadLetter || big.Headers[3].Key != HeaderTruncated || string(big.Headers[3].Value) != "1048576" {
+	big := DeadLetter([]byte("k"), []byte(strings.Repeat("x", 1<<20)), err, nil, DefaultMaxMessageBytes)
+	if len(big.Value) != TruncatedDeadLetter || big.Headers[3].Key != HeaderTruncated || string(big.Headers[3].Value) != "1048576" {
 		t.Errorf("an oversized dead letter keeps %d bytes, headers %v", len(big.Value), big.Headers[3:])
 	}
 }

@@ -203,7 +203,7 @@ func (t *task) fill(b *batch, msgs []kafka.Message) {
 		evs, err := t.mapper.Map(rec, t.evs[:0])
 		t.evs = evs
 		if err != nil {
-			b.dlq = append(b.dlq, kafkaio.DeadLetter(m.Key, m.Value, err, t.topic, t.part, m.Offset))
+			b.dlq = append(b.dlq, kafkaio.DeadLetter(m.Key, m.Value, err, kafkaio.AppendSource(nil, t.topic, t.part, m.Offset), kafkaio.DefaultMaxMessageBytes))
 			if b.reasons == nil {
 				b.reasons = map[string]int{}
 			}
@@ -253,14 +253,14 @@ func (t *task) write(ctx context.Context, round []*batch) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			t.errs[q] = kafkaio.Produce(ctx, r.stage, r.kafka, t.outTopic, q, recs)
+			t.errs[q] = kafkaio.Produce(ctx, r.stage, r.kafka, t.outTopic, q, recs, kafkaio.DefaultMaxMessageBytes)
 		}()
 	}
 	if len(t.dlq) > 0 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			t.errs[len(parts)] = kafkaio.Produce(ctx, r.stage, r.kafka, r.opts.DLQ, t.part%r.lay.dlqPartitions, t.dlq)
+			t.errs[len(parts)] = kafkaio.Produce(ctx, r.stage, r.kafka, r.opts.DLQ, t.part%r.lay.dlqPartitions, t.dlq, kafkaio.DefaultMaxMessageBytes)
 		}()
 	}
 	wg.Wait()
