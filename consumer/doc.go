@@ -22,6 +22,8 @@
 //   - state.go: state, the partition's accounts: engine, restore from and
 //     encoding into the changelog, offsets already applied, changed accounts.
 //   - validate.go: the checks a message passes before it joins the merge.
+//   - positions.go: the source positions of repartitioned events each
+//     account applied, which drop the copies a repartitioner crash writes.
 //   - merge.go: merger, the event-time merge of the partition's topics.
 //   - clock.go: the evaluation clock, wall clock or backfill.
 //   - flush.go: sealing a flush into a job, writing it (sink, changelog,
@@ -59,6 +61,14 @@
 // event at or below an account's recorded offset is skipped, so nothing is
 // applied twice. Rows written to the sink twice carry the same
 // (account_id, version) and collapse there.
+//
+// The repartition topics (package repartition) are inputs like the others,
+// but their events can arrive twice at different offsets: the
+// repartitioner commits a declared input after writing its events, and a
+// crash between the two writes them again. Their records carry their
+// source position, and the changelog record of an account also holds the
+// highest source position it applied per source topic-partition (header
+// version 3; see positions.go), so such a copy is skipped too.
 //
 // # Dead letters
 //

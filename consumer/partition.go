@@ -122,6 +122,7 @@ func (w *worker) run(ctx, gctx context.Context, starts []int64) error {
 		case <-reevalT.C:
 			w.reevaluate(false)
 			w.rank(true)
+			w.st.src.sweep()
 		case <-mergeT.C:
 			w.rank(false)
 			// A starved topic may have waited long enough.
@@ -295,8 +296,23 @@ func (w *worker) apply(ti int, q *queued) error {
 	w.times = append(w.times, appended)
 	wall := w.p.opts.Now().UnixNano()
 	ev := &q.ev
+	// A repartitioned event written again after a crash of the
+	// repartitioner is dropped by its source position (positions.go).
+	var src kafkaio.Source
+	var stp srcTP
+	fromSource := ev.AccountID != "" && w.st.src.position(ti, &src, m.Headers)
+	if fromSource {
+		var copied bool
+		if stp, copied = w.st.src.copied(ev.AccountID, &src); copied {
+			c.event(ev.Type, resDuplicate)
+			return nil
+		}
+	}
 	if q.err != nil {
 		w.reject(m, ti, ev, q.err)
+		if fromSource {
+			w.st.src.handled(w.st.eng.Account(ev.AccountID), ev.AccountID, stp, &src)
+		}
 		return nil
 	}
 	topicTime := w.clk.topicTime[ti]
@@ -313,6 +329,9 @@ func (w *worker) apply(ti int, q *queued) error {
 	if err := w.frozenErr(ev.AccountID); err != nil {
 		w.clk.topicTime[ti] = topicTime
 		w.reject(m, ti, ev, err)
+		if fromSource {
+			w.st.src.handled(w.st.eng.Account(ev.AccountID), ev.AccountID, stp, &src)
+		}
 		return nil
 	}
 	c0, a0 := len(w.out.Changes), len(w.out.Alerts)
@@ -320,14 +339,23 @@ func (w *worker) apply(ti int, q *queued) error {
 	switch res {
 	case scoring.Duplicate:
 		c.event(ev.Type, resDuplicate)
+		if fromSource {
+			w.st.src.handled(a, ev.AccountID, stp, &src)
+		}
 		return nil
 	case scoring.Rejected: // a limit or the figure bound; nothing changed
 		w.clk.topicTime[ti] = topicTime
 		w.reject(m, ti, ev, w.out.Err)
 		w.out.Err = nil
+		if fromSource {
+			w.st.src.handled(a, ev.AccountID, stp, &src)
+		}
 		return nil
 	}
 	c.event(ev.Type, resApplied)
+	if fromSource {
+		w.st.src.applied(a.ID, stp, &src)
+	}
 	w.st.changed(a)
 	w.checkSize(a)
 	w.gauges.collect(&w.out, c0, a0)
