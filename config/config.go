@@ -62,7 +62,11 @@ type Config struct {
 	CoverageCapacity map[string]Capacity `yaml:"coverage_capacity"`
 	// Inputs declares foreign topics and how they map onto events.
 	Inputs []Input `yaml:"inputs,omitempty"`
-	Limits Limits  `yaml:"limits"`
+	// Partitioner is the hash the producers of the native topics pick an
+	// account's partition with; the repartition topics of the inputs use
+	// the same, so that an account's events meet in one partition number.
+	Partitioner string `yaml:"partitioner"`
+	Limits      Limits `yaml:"limits"`
 }
 
 // Limits bound what one account's state may hold, so that no producer can
@@ -132,6 +136,7 @@ func Default() *Config {
 		FXRates:          map[string]float64{},
 		Limits:           Limits{MaxOpenOpportunities: 1000},
 		CoverageCapacity: defaultCapacity(),
+		Partitioner:      PartitionerMurmur2,
 	}
 }
 
@@ -453,6 +458,9 @@ func (c *Config) Validate() error {
 		bad("alert_link_template", "must contain {account_id}")
 	}
 	c.validateInputs(bad)
+	if c.Partitioner != PartitionerMurmur2 && c.Partitioner != PartitionerCRC32 {
+		bad("partitioner", "%q must be %s (the Java client's default) or %s (librdkafka's default)", c.Partitioner, PartitionerMurmur2, PartitionerCRC32)
+	}
 	c.validateCoverage(bad)
 	c.validateMaxAccounts(bad)
 	return errors.Join(errs...)

@@ -7,6 +7,12 @@ import (
 	"strings"
 )
 
+// Partitioners: how a producer picks a record's partition from its key.
+const (
+	PartitionerMurmur2 = "murmur2" // the Java client's default; librdkafka's murmur2_random
+	PartitionerCRC32   = "crc32"   // librdkafka's default, consistent_random (kcat, confluent-kafka-go and -python)
+)
+
 // Input formats.
 const (
 	FormatJSON     = "json"     // one JSON object per record, fields at paths

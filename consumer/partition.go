@@ -27,13 +27,14 @@ type worker struct {
 	topics []string
 	dec    *event.Decoder
 
-	st     *state          // the accounts (state.go)
-	in     *merger         // the inputs, merged (merge.go)
-	clk    clock           // the evaluation clock (clock.go)
-	fl     flushing        // the job being written (flush.go)
-	gauges partitionGauges // the partition's share of the tier gauges
-	rk     ranking         // its part in the capacity ranking (ranking.go)
-	lagPos *positions      // published for the lag gauges (lag.go)
+	hash   *kafkaio.Partitioner // native events' partitioner with declared inputs, else nil (copartition.go)
+	st     *state               // the accounts (state.go)
+	in     *merger              // the inputs, merged (merge.go)
+	clk    clock                // the evaluation clock (clock.go)
+	fl     flushing             // the job being written (flush.go)
+	gauges partitionGauges      // the partition's share of the tier gauges
+	rk     ranking              // its part in the capacity ranking (ranking.go)
+	lagPos *positions           // published for the lag gauges (lag.go)
 
 	wall   int64   // the wall clock as of the fetch response being queued
 	pos    []int64 // last offset applied, per topic
@@ -52,6 +53,7 @@ func newWorker(p *Pipeline, commit *committer, part int) *worker {
 	n := len(o.Topics)
 	return &worker{
 		p: p, commit: commit, part: part, topics: o.Topics, dec: event.NewDecoder(o.Config),
+		hash:   newCopartition(o, p.layout.partitions),
 		st:     newState(p.params, o.Topics, o.Changelog, part, newSizeGuard(p.layout.stateMax, maxStage(o.Config), o.Topics)),
 		in:     newMerger(n, o.MergeWait, time.Now),
 		clk:    clock{topicTime: make([]int64, n)},
@@ -258,6 +260,9 @@ func (w *worker) process(f fetched) error {
 // message owns.
 func (w *worker) decode(q *queued) {
 	if q.err = validate(w.dec, q.m, &q.ev, w.wall); q.err == nil {
+		q.err = w.checkPartition(q.m)
+	}
+	if q.err == nil {
 		q.at = q.ev.OccurredAt
 	}
 }

@@ -26,10 +26,9 @@ const (
 	// Cloud's standard clusters), and a restore reads such a record in one
 	// fetch (a broker returns an oversized first batch whole).
 	StateMaxMessageBytes = 4 << 20
-	// DLQMaxMessageBytes (2 MiB) is the dead-letter topic's limit: any
-	// message an input topic takes at Kafka's default limit fits whole,
-	// with the headers that say why it was refused.
-	DLQMaxMessageBytes = 2 << 20
+	// DLQMaxMessageBytes (2 MiB) is the dead-letter topic's limit
+	// (kafkaio.DeadLettersMaxMessageBytes).
+	DLQMaxMessageBytes = kafkaio.DeadLettersMaxMessageBytes
 	// defaultMaxMessageBytes is Kafka's default message.max.bytes, assumed
 	// when a topic's limit cannot be read.
 	defaultMaxMessageBytes = kafkaio.DefaultMaxMessageBytes
@@ -42,7 +41,7 @@ const (
 )
 
 // maxMessageBytesConfig is the topic configuration Pyramid sets and reads.
-const maxMessageBytesConfig = "max.message.bytes"
+const maxMessageBytesConfig = kafkaio.MaxMessageBytesConfig
 
 // topicLimits reads max.message.bytes of topics. A topic whose limit cannot
 // be read (no DescribeConfigs permission, say) gets Kafka's default, the

@@ -44,8 +44,13 @@ func runChild() int {
 		return 1
 	}
 	defer s.Close(context.Background())
-	opts := pipelineOptions(strings.Split(os.Getenv(childBrokersEnv), ","), topics, os.Getenv(childGroupEnv), s)
-	if err := consumer.Run(ctx, opts); err != nil {
+	addrs, group := strings.Split(os.Getenv(childBrokersEnv), ","), os.Getenv(childGroupEnv)
+	if os.Getenv(childInputsEnv) != "" {
+		err = runChildInputs(ctx, addrs, group, s)
+	} else {
+		err = consumer.Run(ctx, pipelineOptions(addrs, topics, group, s))
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "child:", err)
 		return 1
 	}

@@ -31,6 +31,15 @@
 //     while events flow; no offset is committed while it is down, the
 //     sink's health reports the outage, and the pipeline catches up
 //     afterwards with nothing lost.
+//   - TestRepartitionedMatchesReplay: the CRM history of package inputs'
+//     fixtures, as native events and as Debezium wrote it (three converter
+//     configurations, source topics of 1, 3 and 7 partitions keyed by
+//     primary key), repartitioned and scored as `pyramid run` wires it,
+//     equals the replay of the native history.
+//   - TestRepartitionCrashRestart: with declared inputs only, the process
+//     running the repartitioner and the pipeline is killed while Debezium
+//     records flow; the copies a kill leaves in the repartition topics are
+//     dropped by their source position, and nothing is missing.
 //   - BenchmarkPipelineClickHouse: events per second end to end with
 //     ClickHouse as the sink.
 //

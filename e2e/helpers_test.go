@@ -191,8 +191,15 @@ func (w *workload) golden(tb testing.TB) *golden {
 // goldenOf is the golden of the events of jsonl (see workload.golden).
 func goldenOf(tb testing.TB, jsonl []byte) *golden {
 	tb.Helper()
+	return goldenWith(tb, config.Default(), jsonl, testNow)
+}
+
+// goldenWith is the golden of the events of jsonl, replayed under cfg
+// with --as-of asOf.
+func goldenWith(tb testing.TB, cfg *config.Config, jsonl []byte, asOf time.Time) *golden {
+	tb.Helper()
 	var errs bytes.Buffer
-	sum, res, err := replay.Run(replay.Options{Input: bytes.NewReader(jsonl), AsOf: testNow, Errors: &errs})
+	sum, res, err := replay.Run(replay.Options{Config: cfg, Input: bytes.NewReader(jsonl), AsOf: asOf, Errors: &errs})
 	if err != nil {
 		tb.Fatalf("replay: %v", err)
 	}
@@ -201,7 +208,6 @@ func goldenOf(tb testing.TB, jsonl []byte) *golden {
 	for _, id := range res.Engine.IDs() {
 		g.snaps[id] = res.Engine.Snapshot(res.Engine.Account(id), res.AsOf)
 	}
-	cfg := config.Default()
 	dec := event.NewDecoder(cfg)
 	eng := scoring.NewEngine(scoring.NewParams(cfg))
 	var out scoring.Output

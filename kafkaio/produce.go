@@ -26,6 +26,13 @@ const (
 	// DefaultMaxMessageBytes is Kafka's default message.max.bytes, assumed
 	// for a topic whose limit is not known.
 	DefaultMaxMessageBytes = 1048588
+	// DeadLettersMaxMessageBytes (2 MiB) is the max.message.bytes Pyramid
+	// creates its dead-letter topic with: any message an input topic takes
+	// at Kafka's default limit fits whole, with the headers that say why
+	// it was refused.
+	DeadLettersMaxMessageBytes = 2 << 20
+	// MaxMessageBytesConfig is the topic configuration of that limit.
+	MaxMessageBytesConfig = "max.message.bytes"
 )
 
 // Record is a record to produce.

@@ -32,7 +32,7 @@
 //
 // # Partitioning
 //
-// An account's events go to the partition Options.Balancer picks for its
-// account_id: by default murmur2, the hash of the Java client's default
-// partitioner, which native producers must use too (docs/events.md).
+// An account's events go to the partition the configuration's partitioner:
+// picks for its account_id (murmur2 by default, the Java client's), which
+// the producers of the native topics must use too (docs/events.md).
 package repartition

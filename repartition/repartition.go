@@ -44,11 +44,6 @@ type Options struct {
 	StateTopic   string // default "pyramid.state"; sizes the repartition topics when no native topic does
 	DLQ          string // dead-letter topic; default "pyramid.dlq"
 
-	// Balancer picks the partition of an account's events: it must be the
-	// partitioner of the native topics' producers. Default: murmur2, the
-	// Java client's default (kafka.Murmur2Balancer).
-	Balancer kafka.Balancer
-
 	Metrics *metrics.Metrics // default: unregistered metrics
 	Logger  *slog.Logger     // default slog.Default()
 
@@ -90,9 +85,6 @@ func (o *Options) withDefaults() (Options, error) {
 	}
 	if c.DLQ == "" {
 		c.DLQ = "pyramid.dlq"
-	}
-	if c.Balancer == nil {
-		c.Balancer = &kafka.Murmur2Balancer{}
 	}
 	if c.Metrics == nil {
 		c.Metrics = metrics.New(nil)
@@ -138,9 +130,11 @@ type Repartitioner struct {
 	stage  *retry.Stage
 	mapper *inputs.Mapper // compiled once to check the config; tasks clone it
 
-	prepareMu    sync.Mutex
-	lay          *layout
-	partitionIDs []int // 0 ... lay.partitions-1, for Options.Balancer
+	prepareMu sync.Mutex
+	lay       *layout
+	// hash picks an account's repartition partition: the configuration's
+	// partitioner, which the native topics' producers use too.
+	hash *kafkaio.Partitioner
 
 	stop context.Context // ends ShutdownTimeout after Run's context
 
@@ -204,10 +198,7 @@ func (r *Repartitioner) Prepare(ctx context.Context) (int, error) {
 		lay, err := checkTopics(ctx, r.client, &r.opts, r.mapper)
 		if err == nil {
 			r.lay = &lay
-			r.partitionIDs = make([]int, lay.partitions)
-			for i := range r.partitionIDs {
-				r.partitionIDs[i] = i
-			}
+			r.hash = kafkaio.NewPartitioner(r.opts.Config.Partitioner, lay.partitions)
 			return lay.partitions, nil
 		}
 		var le *LayoutError

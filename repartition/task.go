@@ -193,7 +193,7 @@ func (t *task) fill(b *batch, msgs []kafka.Message) {
 	b.records, b.events = len(msgs), 0
 	clear(b.reasons)
 	committed := max(t.committed.Load(), 0)
-	bal, parts := t.r.opts.Balancer, t.r.partitionIDs
+	hash := t.r.hash
 	for i := range msgs {
 		m := &msgs[i]
 		rec := inputs.Record{Topic: t.topic, Partition: t.part, Offset: m.Offset, Key: m.Key, Value: m.Value}
@@ -215,7 +215,7 @@ func (t *task) fill(b *batch, msgs []kafka.Message) {
 			s := len(b.arena)
 			b.arena = append(b.arena, e.AccountID...)
 			key := b.arena[s:len(b.arena):len(b.arena)]
-			q := bal.Balance(kafka.Message{Key: key}, parts...)
+			q := hash.Partition(key)
 			h := len(b.headers)
 			b.headers, b.arena = kafkaio.AppendSourceHeaders(b.headers, b.arena, t.topic, t.part, m.Offset, k, committed)
 			b.parts[q] = append(b.parts[q], kafkaio.Record{Key: key, Value: e.JSON, Headers: b.headers[h:len(b.headers):len(b.headers)], Time: m.Time})

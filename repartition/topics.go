@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/pyramid-crm/pyramid/config"
 	"github.com/pyramid-crm/pyramid/event"
 	"github.com/pyramid-crm/pyramid/inputs"
+	"github.com/pyramid-crm/pyramid/kafkaio"
 )
 
 // TopicPrefix starts the name of every repartition topic:
@@ -124,7 +126,11 @@ func checkTopics(ctx context.Context, cl *kafka.Client, o *Options, m *inputs.Ma
 	var create []kafka.TopicConfig
 	for _, t := range append(slices.Clone(internal), o.DLQ) {
 		if _, ok := counts[t]; !ok {
-			create = append(create, kafka.TopicConfig{Topic: t, NumPartitions: lay.partitions, ReplicationFactor: rf})
+			tc := kafka.TopicConfig{Topic: t, NumPartitions: lay.partitions, ReplicationFactor: rf}
+			if t == o.DLQ { // as the pipeline creates it
+				tc.ConfigEntries = []kafka.ConfigEntry{{ConfigName: kafkaio.MaxMessageBytesConfig, ConfigValue: strconv.Itoa(kafkaio.DeadLettersMaxMessageBytes)}}
+			}
+			create = append(create, tc)
 		}
 	}
 	if len(create) > 0 {
