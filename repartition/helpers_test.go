@@ -50,7 +50,7 @@ func testOptions(addrs []string, cfg *config.Config) Options {
 		level = slog.LevelDebug
 	}
 	return Options{
-		Brokers: addrs, Config: cfg, NativeTopics: []string{nativeTopic},
+		Brokers: addrs, Config: cfg, Group: "pyramid", NativeTopics: []string{nativeTopic},
 		Metrics:           metrics.New(nil),
 		Logger:            slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})),
 		HeartbeatInterval: 100 * time.Millisecond,

@@ -35,14 +35,14 @@ const Stage = "repartition"
 type Options struct {
 	Brokers []string
 	Config  *config.Config // its inputs: are what is repartitioned; required
-	// Group is the pipeline's consumer group; the repartitioner's own is
-	// Group + GroupSuffix. Default "pyramid".
+	// Group is the pipeline's consumer group (required); the
+	// repartitioner's own is Group + GroupSuffix.
 	Group string
 	// NativeTopics are the pipeline's native input topics; the repartition
 	// topics get their partition count (see checkTopics).
 	NativeTopics []string
-	StateTopic   string // default "pyramid.state"; sizes the repartition topics when no native topic does
-	DLQ          string // dead-letter topic; default "pyramid.dlq"
+	StateTopic   string // default kafkaio.State; sizes the repartition topics when no native topic does
+	DLQ          string // dead-letter topic; default kafkaio.DeadLetters
 
 	Metrics *metrics.Metrics // default: unregistered metrics
 	Logger  *slog.Logger     // default slog.Default()
@@ -78,13 +78,13 @@ func (o *Options) withDefaults() (Options, error) {
 		return c, errors.New("repartition: no declared inputs to repartition")
 	}
 	if c.Group == "" {
-		c.Group = "pyramid"
+		return c, errors.New("repartition: no consumer group: give the pipeline's")
 	}
 	if c.StateTopic == "" {
-		c.StateTopic = "pyramid.state"
+		c.StateTopic = kafkaio.State
 	}
 	if c.DLQ == "" {
-		c.DLQ = "pyramid.dlq"
+		c.DLQ = kafkaio.DeadLetters
 	}
 	if c.Metrics == nil {
 		c.Metrics = metrics.New(nil)
@@ -97,7 +97,7 @@ func (o *Options) withDefaults() (Options, error) {
 		c.Dialer = &kafka.Dialer{Timeout: 10 * time.Second, DualStack: true, ClientID: "pyramid"}
 	}
 	if c.Transport == nil {
-		c.Transport = &kafka.Transport{TLS: c.Dialer.TLS, SASL: c.Dialer.SASLMechanism, ClientID: c.Dialer.ClientID, MetadataTTL: time.Second}
+		c.Transport = kafkaio.Transport(c.Dialer)
 	}
 	if c.FetchMaxWait <= 0 {
 		c.FetchMaxWait = 250 * time.Millisecond

@@ -324,8 +324,12 @@ func (s *service) run(ctx context.Context, opts consumer.Options, extra func(con
 // prepares its topics, with the pipeline's connection settings.
 func (s *service) repartitioner(ctx context.Context, opts consumer.Options) (*repartition.Repartitioner, error) {
 	s.wait(errors.New("starting: checking the declared inputs and creating the repartition topics"))
+	group := opts.Group
+	if group == "" {
+		group = consumer.DefaultGroup
+	}
 	rep, err := repartition.New(repartition.Options{
-		Brokers: s.brokers, Config: s.cfg, Group: opts.Group, NativeTopics: opts.Topics,
+		Brokers: s.brokers, Config: s.cfg, Group: group, NativeTopics: opts.Topics,
 		Metrics: s.metrics, Logger: s.log, Dialer: opts.Dialer, Transport: opts.Transport,
 		ShutdownTimeout: opts.ShutdownTimeout,
 	})
