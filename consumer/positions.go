@@ -40,11 +40,27 @@ type sourcePositions struct {
 
 	names []string         // source topics seen, by id
 	ids   map[string]int32 // and their ids
-	acc   map[string][]srcPos
-	floor map[srcTP]int64 // the highest committed offset read per source partition
+	acc   map[string]*accountPositions
+	tps   map[srcTP]*tpState
+	// last is the source partition of the last event asked about: events
+	// come in runs from one, and this spares the lookups.
+	last struct {
+		name []byte
+		tp   srcTP
+		st   *tpState
+	}
 }
 
 type srcTP struct{ topic, partition int32 }
+
+// tpState is what the partition knows of one source partition: its floor,
+// the highest committed offset read (-1: none yet), and the highest
+// position any account recorded from it. An event above that position is
+// no account's copy: the common case costs no account lookup.
+type tpState struct {
+	floor   int64
+	highest srcPos
+}
 
 // srcPos is the highest source position applied to an account from one
 // source topic-partition.
@@ -54,8 +70,18 @@ type srcPos struct {
 	index int32
 }
 
+// above reports whether (off, index) is past p.
+func (p *srcPos) above(off int64, index int32) bool {
+	return off > p.off || off == p.off && index > p.index
+}
+
+// accountPositions are an account's positions, at most one per source
+// partition; a pointer in the map, so that recording one is one lookup.
+type accountPositions struct{ ps []srcPos }
+
 func newSourcePositions(topics []string) *sourcePositions {
-	s := &sourcePositions{repart: make([]bool, len(topics)), ids: map[string]int32{}, acc: map[string][]srcPos{}, floor: map[srcTP]int64{}}
+	s := &sourcePositions{repart: make([]bool, len(topics)), ids: map[string]int32{},
+		acc: map[string]*accountPositions{}, tps: map[srcTP]*tpState{}}
 	for i, t := range topics {
 		s.repart[i] = strings.HasPrefix(t, repartition.TopicPrefix)
 	}
@@ -85,21 +111,45 @@ func (s *sourcePositions) id(name []byte) int32 {
 	return id
 }
 
+// state returns the state of source partition tp, creating it.
+func (s *sourcePositions) state(tp srcTP) *tpState {
+	st := s.tps[tp]
+	if st == nil {
+		st = &tpState{floor: -1, highest: srcPos{tp: tp, off: -1, index: -1}}
+		s.tps[tp] = st
+	}
+	return st
+}
+
+// lookup returns the source partition of src and its state.
+func (s *sourcePositions) lookup(src *kafkaio.Source) (srcTP, *tpState) {
+	l := &s.last
+	if l.st != nil && int(l.tp.partition) == src.Partition && string(l.name) == string(src.Topic) {
+		return l.tp, l.st
+	}
+	tp := srcTP{s.id(src.Topic), int32(src.Partition)}
+	l.tp, l.st = tp, s.state(tp)
+	l.name = append(l.name[:0], src.Topic...)
+	return tp, l.st
+}
+
 // copied reports whether the event at src, for account id, is a copy of
 // one the partition has applied (or read, below a floor), and learns the
 // floor src carries. Events are asked in log order per input topic.
 func (s *sourcePositions) copied(id string, src *kafkaio.Source) (srcTP, bool) {
-	tp := srcTP{s.id(src.Topic), int32(src.Partition)}
-	fl, known := s.floor[tp]
-	if !known || src.Committed > fl {
-		s.floor[tp], fl = src.Committed, src.Committed
-	}
-	if src.Offset < fl {
+	tp, st := s.lookup(src)
+	st.floor = max(st.floor, src.Committed)
+	if src.Offset < st.floor {
 		return tp, true
 	}
-	for _, p := range s.acc[id] {
-		if p.tp == tp {
-			return tp, src.Offset < p.off || src.Offset == p.off && int32(src.Index) <= p.index
+	if st.highest.above(src.Offset, int32(src.Index)) {
+		return tp, false // past every position recorded
+	}
+	if ap := s.acc[id]; ap != nil {
+		for _, p := range ap.ps {
+			if p.tp == tp {
+				return tp, !p.above(src.Offset, int32(src.Index))
+			}
 		}
 	}
 	return tp, false
@@ -108,15 +158,32 @@ func (s *sourcePositions) copied(id string, src *kafkaio.Source) (srcTP, bool) {
 // applied records that the event at src was applied to account id, which
 // must be a string the account owns (not one aliasing a message).
 func (s *sourcePositions) applied(id string, tp srcTP, src *kafkaio.Source) {
-	ps := s.acc[id]
-	for i := range ps {
-		if ps[i].tp == tp {
-			ps[i].off, ps[i].index = src.Offset, int32(src.Index)
-			s.acc[id] = s.prune(ps)
+	pos := srcPos{tp: tp, off: src.Offset, index: int32(src.Index)}
+	if st := s.state(tp); st.highest.above(pos.off, pos.index) {
+		st.highest = pos
+	}
+	ap := s.acc[id]
+	if ap == nil {
+		ap = &accountPositions{}
+		s.acc[id] = ap
+	}
+	for i := range ap.ps {
+		if ap.ps[i].tp == tp {
+			ap.ps[i] = pos
 			return
 		}
 	}
-	s.acc[id] = s.prune(append(ps, srcPos{tp: tp, off: src.Offset, index: int32(src.Index)}))
+	ap.ps = append(ap.ps, pos)
+}
+
+// restored takes the positions of an account restored from its record.
+func (s *sourcePositions) restored(id string, ps []srcPos) {
+	for _, p := range ps {
+		if st := s.state(p.tp); st.highest.above(p.off, p.index) {
+			st.highest = p
+		}
+	}
+	s.acc[id] = &accountPositions{ps: ps}
 }
 
 // handled records the position of a repartitioned event the partition
@@ -139,7 +206,7 @@ func (s *sourcePositions) handled(a *scoring.Account, id string, tp srcTP, src *
 func (s *sourcePositions) prune(ps []srcPos) []srcPos {
 	out := ps[:0]
 	for _, p := range ps {
-		if fl, ok := s.floor[p.tp]; !ok || p.off >= fl {
+		if st := s.tps[p.tp]; st == nil || p.off >= st.floor {
 			out = append(out, p)
 		}
 	}
@@ -150,36 +217,34 @@ func (s *sourcePositions) prune(ps []srcPos) []srcPos {
 // sweep prunes every account's positions, forgetting accounts left with
 // none.
 func (s *sourcePositions) sweep() {
-	for id, ps := range s.acc {
-		if ps = s.prune(ps); len(ps) == 0 {
+	for id, ap := range s.acc {
+		if ap.ps = s.prune(ap.ps); len(ap.ps) == 0 {
 			delete(s.acc, id)
-		} else {
-			s.acc[id] = ps
 		}
 	}
 }
 
 // of returns the positions account id keeps, pruned.
 func (s *sourcePositions) of(id string) []srcPos {
-	ps, ok := s.acc[id]
-	if !ok {
+	ap := s.acc[id]
+	if ap == nil {
 		return nil
 	}
-	if ps = s.prune(ps); len(ps) == 0 {
+	if ap.ps = s.prune(ap.ps); len(ap.ps) == 0 {
 		delete(s.acc, id)
 		return nil
 	}
-	s.acc[id] = ps
-	return ps
+	return ap.ps
 }
 
 // encodedSize bounds what account id's positions add to its state record
 // (appendPositions); 0 without any.
 func (s *sourcePositions) encodedSize(id string) int {
-	ps := s.acc[id]
-	if len(ps) == 0 {
+	ap := s.acc[id]
+	if ap == nil || len(ap.ps) == 0 {
 		return 0
 	}
+	ps := ap.ps
 	n := 2 * binary.MaxVarintLen32
 	var local [8]int32
 	ids := local[:0]

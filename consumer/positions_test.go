@@ -144,7 +144,7 @@ func produceRepartitioned(tb testing.TB, addrs []string, topic string, recs []re
 	cl := &kafka.Client{Addr: kafka.TCP(addrs...), Timeout: 10 * time.Second}
 	byPart := map[int][]kafka.Record{}
 	for _, r := range recs {
-		hs, _ := kafkaio.AppendSourceHeaders(nil, nil, string(r.src.Topic), r.src.Partition, r.src.Offset, r.src.Index, r.src.Committed)
+		hs, _ := kafkaio.AppendSourceHeader(nil, nil, string(r.src.Topic), r.src.Partition, r.src.Offset, r.src.Index, r.src.Committed)
 		byPart[r.partition] = append(byPart[r.partition], kafka.Record{Key: kafka.NewBytes([]byte(r.account)), Value: kafka.NewBytes([]byte(r.value)), Headers: hs})
 	}
 	for p, batch := range byPart {

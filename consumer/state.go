@@ -82,7 +82,7 @@ func (s *state) restore(latest map[string][]byte, each func(*scoring.Account)) e
 		s.eng.Put(a)
 		s.bases[a] = base
 		if len(srcs) > 0 {
-			s.src.acc[a.ID] = srcs
+			s.src.restored(a.ID, srcs)
 		}
 		s.size.restored(a, len(key)+len(val))
 		s.floor[a.ID] = pos

@@ -10,20 +10,17 @@ import (
 // A record Pyramid repartitions (a declared input's record mapped onto an
 // event and re-keyed by account) carries where it came from, so that the
 // consumer can drop a second copy written after a crash between the write
-// and the commit of the source offset:
+// and the commit of the source offset. One header holds it, as few bytes
+// and allocations per record as it can be:
 //
-//	pyramid-source            topic/partition/offset of the source record
-//	pyramid-source-index      which of the record's events it is (0, 1, ...)
-//	pyramid-source-committed  the source partition's offset the repartitioner
-//	                          had committed when it wrote the record
+//	pyramid-source: topic/partition/offset/index/committed
 //
-// Every record of the source partition below the committed offset was
-// acknowledged before that commit, so in each repartition partition every
-// copy of such a record comes before the first record carrying the commit.
-const (
-	HeaderSourceIndex     = "pyramid-source-index"
-	HeaderSourceCommitted = "pyramid-source-committed"
-)
+// topic/partition/offset name the source record, as in a dead letter;
+// index is which of the record's events it is (0, 1, ...); committed is the
+// source partition's offset the repartitioner had committed when it wrote
+// the record. Every record of the source partition below that offset was
+// acknowledged before the commit, so in each repartition partition every
+// copy of such a record comes before the first record carrying it.
 
 // Source is the position of a repartitioned record's origin.
 type Source struct {
@@ -34,63 +31,44 @@ type Source struct {
 	Committed int64 // the repartitioner's committed offset of the source partition
 }
 
-// AppendSourceHeaders appends the three source headers to hs, their values
-// to arena, and returns both. The header values alias arena's array as it
-// is after the call; callers size arena so that it does not move, or keep
-// every version alive (the old arrays stay valid).
-func AppendSourceHeaders(hs []kafka.Header, arena []byte, topic string, partition int, offset int64, index int, committed int64) ([]kafka.Header, []byte) {
+// AppendSourceHeader appends the source header to hs, its value to arena,
+// and returns both. The header value aliases arena's array as it is after
+// the call; callers size arena so that it does not move, or keep every
+// version alive (the old arrays stay valid).
+func AppendSourceHeader(hs []kafka.Header, arena []byte, topic string, partition int, offset int64, index int, committed int64) ([]kafka.Header, []byte) {
 	s := len(arena)
 	arena = AppendSource(arena, topic, partition, offset)
-	m := len(arena)
+	arena = append(arena, '/')
 	arena = strconv.AppendInt(arena, int64(index), 10)
-	e := len(arena)
+	arena = append(arena, '/')
 	arena = strconv.AppendInt(arena, committed, 10)
-	return append(hs,
-		kafka.Header{Key: HeaderSource, Value: arena[s:m:m]},
-		kafka.Header{Key: HeaderSourceIndex, Value: arena[m:e:e]},
-		kafka.Header{Key: HeaderSourceCommitted, Value: arena[e:len(arena):len(arena)]},
-	), arena
+	return append(hs, kafka.Header{Key: HeaderSource, Value: arena[s:len(arena):len(arena)]}), arena
 }
 
-// ParseSource reads the source headers of a repartitioned record; ok is
-// false when it has none or they are malformed.
+// ParseSource reads the source header of a repartitioned record; ok is
+// false when it has none or it is malformed (a dead letter's, with three
+// fields, included).
 func ParseSource(hs []kafka.Header) (s Source, ok bool) {
-	var have int
 	for _, h := range hs {
-		switch h.Key {
-		case HeaderSource:
-			i := bytes.LastIndexByte(h.Value, '/')
-			if i <= 0 {
-				return s, false
-			}
-			j := bytes.LastIndexByte(h.Value[:i], '/')
+		if h.Key != HeaderSource {
+			continue
+		}
+		v := h.Value
+		var n [4]int64
+		for i := 3; i >= 0; i-- {
+			j := bytes.LastIndexByte(v, '/')
 			if j <= 0 {
 				return s, false
 			}
-			p, err1 := atoi(h.Value[j+1 : i])
-			off, err2 := atoi(h.Value[i+1:])
-			if !err1 || !err2 {
+			if n[i], ok = atoi(v[j+1:]); !ok {
 				return s, false
 			}
-			s.Topic, s.Partition, s.Offset = h.Value[:j], int(p), off
-			have |= 1
-		case HeaderSourceIndex:
-			n, ok := atoi(h.Value)
-			if !ok {
-				return s, false
-			}
-			s.Index = int(n)
-			have |= 2
-		case HeaderSourceCommitted:
-			n, ok := atoi(h.Value)
-			if !ok {
-				return s, false
-			}
-			s.Committed = n
-			have |= 4
+			v = v[:j]
 		}
+		s.Topic, s.Partition, s.Offset, s.Index, s.Committed = v, int(n[0]), n[1], int(n[2]), n[3]
+		return s, true
 	}
-	return s, have == 7
+	return s, false
 }
 
 // atoi parses a non-negative decimal without allocating.

@@ -316,10 +316,29 @@ func (r *Repartitioner) Run(parent context.Context) error {
 // until the generation ends or ctx is cancelled. It returns a fatal error,
 // if any.
 func (r *Repartitioner) generation(ctx context.Context, gen *kafka.Generation) error {
+	// The lanes of every repartition topic the assigned inputs map to,
+	// one per partition; they stop when the generation ends or the
+	// shutdown deadline passes, as the tasks' writes do.
+	lctx, lcancel := context.WithCancel(r.stop)
+	defer lcancel()
+	lanes := map[string][]*lane{}
+	var lwg sync.WaitGroup
+	defer lwg.Wait()
+	defer lcancel()
 	var tasks []*task
 	for _, t := range slices.Sorted(maps.Keys(gen.Assignments)) {
+		typ, _ := r.mapper.Type(t)
+		out := Topic(typ)
+		if lanes[out] == nil && len(gen.Assignments[t]) > 0 {
+			for q := range r.lay.partitions {
+				l := newLane(out, q)
+				lanes[out] = append(lanes[out], l)
+				lwg.Add(1)
+				go func() { defer lwg.Done(); l.run(lctx, r) }()
+			}
+		}
 		for _, pa := range gen.Assignments[t] {
-			tasks = append(tasks, newTask(r, t, pa.ID, pa.Offset))
+			tasks = append(tasks, newTask(r, t, pa.ID, pa.Offset, lanes))
 		}
 	}
 	r.log.Info("generation started", "generation", gen.ID, "member", gen.MemberID, "source_partitions", len(tasks))
@@ -364,6 +383,10 @@ func (r *Repartitioner) generation(ctx context.Context, gen *kafka.Generation) e
 	// this member.
 	committed := make(chan struct{})
 	gen.Start(func(gctx context.Context) {
+		// The generation's end cuts the lanes' writes short, as it does
+		// the tasks' own; shutdown lets them finish until the deadline.
+		stopLanes := context.AfterFunc(gctx, lcancel)
+		defer stopLanes()
 		r.commitLoop(ctx, gctx, gen, tasks, tasksDone)
 		close(committed)
 		hold(gctx, nil)

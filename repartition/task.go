@@ -36,13 +36,15 @@ type task struct {
 
 	// acked is the offset after the last source record whose events (and
 	// dead letters) Kafka acknowledged; committed the last offset
-	// committed, which records carry as pyramid-source-committed. -1: none.
+	// committed, which records carry in pyramid-source. -1: none.
 	acked, committed atomic.Int64
 	hwm              atomic.Int64 // the partition's high-water mark, -1 until known
 
 	merged [][]kafkaio.Record // a round's records per partition, when it has several batches
 	dlq    []kafkaio.Record
 	errs   []error
+	lanes  []*lane   // of outTopic, by partition: the generation's
+	reqs   []laneReq // the requests handed to them, by partition
 }
 
 // batch is one fetch response mapped: records to write per repartition
@@ -52,17 +54,22 @@ type batch struct {
 	parts   [][]kafkaio.Record
 	dlq     []kafkaio.Record
 	arena   []byte         // keys and header values
-	headers []kafka.Header // the records' headers, three each
+	headers []kafka.Header // the records' headers, one each
 	records int            // source records
 	events  int
 	reasons map[string]int // dead letters by reason
 }
 
-func newTask(r *Repartitioner, topic string, part int, start int64) *task {
+func newTask(r *Repartitioner, topic string, part int, start int64, lanes map[string][]*lane) *task {
 	m, _ := inputs.New(r.opts.Config) // compiled once already in New: cannot fail
 	typ, _ := m.Type(topic)
 	t := &task{r: r, topic: topic, part: part, start: start, outTopic: Topic(typ), met: r.perTopic[topic], mapper: m,
-		merged: make([][]kafkaio.Record, r.lay.partitions), errs: make([]error, r.lay.partitions+1)}
+		merged: make([][]kafkaio.Record, r.lay.partitions), errs: make([]error, r.lay.partitions+1),
+		reqs: make([]laneReq, r.lay.partitions)}
+	t.lanes = lanes[t.outTopic]
+	for q := range t.reqs {
+		t.reqs[q].done = make(chan error, 1)
+	}
 	t.acked.Store(-1)
 	t.committed.Store(-1)
 	if start >= 0 {
@@ -217,7 +224,7 @@ func (t *task) fill(b *batch, msgs []kafka.Message) {
 			key := b.arena[s:len(b.arena):len(b.arena)]
 			q := hash.Partition(key)
 			h := len(b.headers)
-			b.headers, b.arena = kafkaio.AppendSourceHeaders(b.headers, b.arena, t.topic, t.part, m.Offset, k, committed)
+			b.headers, b.arena = kafkaio.AppendSourceHeader(b.headers, b.arena, t.topic, t.part, m.Offset, k, committed)
 			b.parts[q] = append(b.parts[q], kafkaio.Record{Key: key, Value: e.JSON, Headers: b.headers[h:len(b.headers):len(b.headers)], Time: m.Time})
 		}
 		b.events += len(evs)
@@ -225,9 +232,9 @@ func (t *task) fill(b *batch, msgs []kafka.Message) {
 	b.next = msgs[len(msgs)-1].Offset + 1
 }
 
-// write writes a round: every partition's records at once, each partition
-// in its own requests in order, and the dead letters; it returns when all
-// are acknowledged, or the first refusal.
+// write writes a round: each partition's records through its lane, and
+// the dead letters; it returns when all are acknowledged, or the first
+// refusal.
 func (t *task) write(ctx context.Context, round []*batch) error {
 	parts := round[0].parts
 	t.dlq = t.dlq[:0]
@@ -244,24 +251,30 @@ func (t *task) write(ctx context.Context, round []*batch) error {
 		parts = t.merged
 	}
 	r := t.r
-	var wg sync.WaitGroup
 	clear(t.errs)
+	n := 0
 	for q, recs := range parts {
-		if len(recs) == 0 {
-			continue
+		if len(recs) > 0 {
+			t.reqs[q].recs = recs
+			t.lanes[q].submit(&t.reqs[q])
+			n++
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			t.errs[q] = kafkaio.Produce(ctx, r.stage, r.kafka, t.outTopic, q, recs, kafkaio.DefaultMaxMessageBytes)
-		}()
 	}
+	var wg sync.WaitGroup
 	if len(t.dlq) > 0 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			t.errs[len(parts)] = kafkaio.Produce(ctx, r.stage, r.kafka, r.opts.DLQ, t.part%r.lay.dlqPartitions, t.dlq, kafkaio.DefaultMaxMessageBytes)
 		}()
+	}
+	// Every lane answers, also when its context ends, and reads the
+	// records until it does: wait for all before the batches are reused.
+	for q, recs := range parts {
+		if len(recs) > 0 {
+			t.errs[q] = <-t.reqs[q].done
+			t.reqs[q].recs = nil
+		}
 	}
 	wg.Wait()
 	if len(round) > 1 {

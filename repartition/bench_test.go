@@ -1,0 +1,192 @@
+package repartition_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"runtime/pprof"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/pyramid-crm/pyramid/config"
+	"github.com/pyramid-crm/pyramid/consumer"
+	"github.com/pyramid-crm/pyramid/gen"
+	"github.com/pyramid-crm/pyramid/internal/testenv"
+	"github.com/pyramid-crm/pyramid/kafkaio"
+	"github.com/pyramid-crm/pyramid/repartition"
+	"github.com/pyramid-crm/pyramid/sink"
+)
+
+// BenchmarkRepartition streams one generated history through the
+// pipeline twice, in the same run, and reports both end-to-end rates:
+//
+//   - native: the events on the four native topics (12 partitions,
+//     keyed by account_id), read by the pipeline;
+//   - repartitioned: the same events as Debezium wrote them (gen.Debezium:
+//     the JSON converter without schemas, decimals as text) on four
+//     source topics of 12 partitions keyed by primary key, declared as
+//     inputs: read, mapped and re-keyed by the repartitioner onto
+//     pyramid.repartition.<type>, then read by the pipeline.
+//
+// Both write the file sink (fsync) and the changelog as `pyramid run`
+// does. A rate is the history's events over the time from the start
+// until every offset is committed: the pipeline's on the native topics;
+// the repartitioner's on the source topics, and the pipeline's on the
+// repartition topics. PYRAMID_BENCH_EVENTS (default 1,000,000, for a
+// tenth as many accounts) sizes the history; PYRAMID_BENCH_CPUPROFILE
+// profiles the repartitioned run.
+//
+// Run it once: go test ./repartition -run '^$' -bench Repartition -benchtime 1x
+func BenchmarkRepartition(b *testing.B) {
+	events := 1_000_000
+	if v := os.Getenv("PYRAMID_BENCH_EVENTS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 {
+			b.Fatalf("PYRAMID_BENCH_EVENTS=%q", v)
+		}
+		events = n
+	}
+	opts := gen.Options{Accounts: max(events/10, 10), Events: events, Seed: 11,
+		Start: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC), Months: 12}
+	for range b.N {
+		native := benchRun(b, opts, false)
+		repartitioned := benchRun(b, opts, true)
+		b.ReportMetric(native, "native_events/s")
+		b.ReportMetric(repartitioned, "repartitioned_events/s")
+		b.ReportMetric(repartitioned/native, "ratio")
+		line, _ := json.Marshal(map[string]any{
+			"benchmark": "repartition", "events": events, "accounts": opts.Accounts, "partitions": benchPartitions,
+			"native_events_per_s": int(native), "repartitioned_events_per_s": int(repartitioned),
+			"ratio": float64(int(repartitioned/native*1000)) / 1000,
+		})
+		fmt.Println(string(line))
+	}
+}
+
+const benchPartitions = 12
+
+// benchRun produces the history (as Debezium records when debezium is
+// set) into a fresh broker, then runs the pipeline (and the repartitioner)
+// until everything is committed, and returns events per second.
+func benchRun(b *testing.B, opts gen.Options, debezium bool) float64 {
+	b.StopTimer()
+	native := kafkaio.InputTopics(kafkaio.DefaultInputPrefix)
+	sources := gen.DebeziumTopics(gen.DefaultDebeziumPrefix)
+	c := testenv.Kafka(b, kfake.NumBrokers(1), kfake.SeedTopics(benchPartitions, append(append([]string{}, native...), sources...)...))
+	addrs := c.ListenAddrs()
+	g, err := gen.New(opts)
+	if err != nil {
+		b.Fatal(err)
+	}
+	t0 := time.Now()
+	if _, err := gen.Produce(context.Background(), g, gen.ProduceOptions{Brokers: addrs, Debezium: debezium}); err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("produced %d events (debezium %v) in %v", opts.Events, debezium, time.Since(t0).Round(time.Millisecond))
+
+	cfg := config.Default()
+	if debezium {
+		cfg.Inputs = gen.DebeziumInputs(gen.DefaultDebeziumPrefix)
+	}
+	fs, err := sink.NewFiles(b.TempDir(), nil, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer fs.Close(context.Background())
+	popts := consumer.Options{Brokers: addrs, Topics: native, Group: "bench", Config: cfg, Sink: fs}
+	ropts := repartition.Options{Brokers: addrs, Config: cfg, Group: "bench", NativeTopics: native}
+	if path := os.Getenv("PYRAMID_BENCH_CPUPROFILE"); path != "" && debezium {
+		f, err := os.Create(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		pprof.StartCPUProfile(f)
+		defer func() { pprof.StopCPUProfile(); f.Close() }()
+	}
+	b.StartTimer()
+	cpu0 := testenv.CPUTime()
+	t1 := time.Now()
+	ctx, cancel := context.WithCancel(context.Background())
+	eg, ectx := errgroup.WithContext(ctx)
+	if debezium {
+		rep, err := repartition.New(ropts)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := rep.Prepare(ectx); err != nil {
+			b.Fatal(err)
+		}
+		popts.Topics = append(popts.Topics, repartition.Topics(cfg)...)
+		eg.Go(func() error { return rep.Run(ectx) })
+	}
+	p, err := consumer.New(popts)
+	if err != nil {
+		b.Fatal(err)
+	}
+	eg.Go(func() error { return p.Run(ectx) })
+	if debezium {
+		waitAllCommitted(b, addrs, "bench"+repartition.GroupSuffix, sources)
+		b.Logf("repartitioned in %v", time.Since(t1).Round(time.Millisecond))
+		waitAllCommitted(b, addrs, "bench", repartition.Topics(cfg))
+	} else {
+		waitAllCommitted(b, addrs, "bench", native)
+	}
+	elapsed := time.Since(t1)
+	b.StopTimer()
+	cancel()
+	if err := eg.Wait(); err != nil {
+		b.Fatal(err)
+	}
+	rate := float64(opts.Events) / elapsed.Seconds()
+	cores := (testenv.CPUTime() - cpu0).Seconds() / elapsed.Seconds()
+	b.Logf("debezium %v: %d events end to end in %v: %.0f events/s, %.2f cores busy", debezium, opts.Events, elapsed.Round(time.Millisecond), rate, cores)
+	return rate
+}
+
+// waitAllCommitted waits until group has committed the end of every
+// partition of topics that holds records.
+func waitAllCommitted(tb testing.TB, addrs []string, group string, topics []string) {
+	tb.Helper()
+	cl := &kafka.Client{Addr: kafka.TCP(addrs...), Timeout: 10 * time.Second}
+	req := &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{}}
+	fetch := &kafka.OffsetFetchRequest{GroupID: group, Topics: map[string][]int{}}
+	for _, t := range topics {
+		for p := range benchPartitions {
+			req.Topics[t] = append(req.Topics[t], kafka.LastOffsetOf(p))
+			fetch.Topics[t] = append(fetch.Topics[t], p)
+		}
+	}
+	resp, err := cl.ListOffsets(context.Background(), req)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Minute)
+	for {
+		got, err := cl.OffsetFetch(context.Background(), fetch)
+		if err == nil && got.Error == nil {
+			done := true
+			for t, ps := range resp.Topics {
+				for _, p := range ps {
+					for _, c := range got.Topics[t] {
+						if c.Partition == p.Partition && p.LastOffset > 0 && c.CommittedOffset < p.LastOffset {
+							done = false
+						}
+					}
+				}
+			}
+			if done {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("%s did not commit everything within 30 minutes", group)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
