@@ -22,8 +22,10 @@
 //   - state.go: state, the partition's accounts: engine, restore from and
 //     encoding into the changelog, offsets already applied, changed accounts.
 //   - validate.go: the checks a message passes before it joins the merge.
-//   - positions.go: the source positions of repartitioned events each
-//     account applied, which drop the copies a repartitioner crash writes.
+//   - positions.go: the highest source position read per source partition
+//     of the repartitioned events, which drops the copies a repartitioner
+//     crash writes; copartition.go: native events in the partition the
+//     configured partitioner gives their account, when inputs are declared.
 //   - merge.go: merger, the event-time merge of the partition's topics.
 //   - clock.go: the evaluation clock, wall clock or backfill.
 //   - flush.go: sealing a flush into a job, writing it (sink, changelog,
@@ -66,9 +68,9 @@
 // but their events can arrive twice at different offsets: the
 // repartitioner commits a declared input after writing its events, and a
 // crash between the two writes them again. Their records carry their
-// source position, and the changelog record of an account also holds the
-// highest source position it applied per source topic-partition (header
-// version 3; see positions.go), so such a copy is skipped too.
+// source position; the partition keeps the highest read per source
+// partition, in a record of the changelog written after the accounts'
+// records of every flush, and skips any event at or below it.
 //
 // # Dead letters
 //

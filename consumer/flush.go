@@ -20,15 +20,16 @@ import (
 // pending events the worker stops reading, so a slow sink stops the
 // fetchers and memory stays bounded.
 type job struct {
-	reason string
-	batch  sink.Batch
-	dlq    []kafkaio.Record
-	recs   []kafkaio.Record
-	buf    []byte   // the arena of recs' keys and values
-	spans  [][3]int // where each rec's key [0, 1) and value [1, 2) lie in buf while it grows
-	commit map[string]map[int]int64
-	times  []int64
-	events int
+	reason  string
+	batch   sink.Batch
+	dlq     []kafkaio.Record
+	recs    []kafkaio.Record
+	sources kafkaio.Record // the source positions record, when they moved
+	buf     []byte         // the arena of recs' keys and values
+	spans   [][3]int       // where each rec's key [0, 1) and value [1, 2) lie in buf while it grows
+	commit  map[string]map[int]int64
+	times   []int64
+	events  int
 }
 
 // flushing is a worker's side of the flush: the job being written and
@@ -119,6 +120,7 @@ func (w *worker) sealJob(reason string) {
 	}
 	j := w.fl.spare
 	j.reason, j.events = reason, w.pending
+	j.sources, _ = w.st.src.record()
 	j.batch.Changes, w.out.Changes = w.out.Changes, j.batch.Changes[:0]
 	j.batch.Alerts, w.out.Alerts = w.out.Alerts, j.batch.Alerts[:0]
 	j.dlq, w.dlq = w.dlq, j.dlq[:0]
@@ -183,12 +185,19 @@ func (w *worker) write(j *job) error {
 	}
 	durable := time.Now()
 
-	// 2. The changelog.
+	// 2. The changelog: the accounts' records, then the source positions
+	// read (positions.go), which must not claim more than the accounts
+	// hold.
 	if len(j.recs) > 0 {
 		if err := kafkaio.Produce(ctx, p.changelogStage, p.kafka, o.Changelog, w.part, j.recs, p.layout.stateMax); err != nil {
 			return w.flushErr("state topic", err)
 		}
 		o.Metrics.ChangelogWrites.Add(float64(len(j.recs)))
+	}
+	if j.sources.Key != nil {
+		if err := kafkaio.Produce(ctx, p.changelogStage, p.kafka, o.Changelog, w.part, []kafkaio.Record{j.sources}, p.layout.stateMax); err != nil {
+			return w.flushErr("state topic", err)
+		}
 	}
 	tChangelog := time.Now()
 

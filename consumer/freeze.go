@@ -38,9 +38,6 @@ type sizeGuard struct {
 	// the changelog header at its longest (headerBound).
 	header   int
 	maxStage int
-	// positions bounds what the source positions an account keeps add to
-	// its record (positions.go); nil: none.
-	positions func(id string) int
 	// exact holds restored accounts that scoring.SizeBound may
 	// underestimate (ids longer than today's limit); frozen the frozen
 	// accounts, with their record size.
@@ -54,13 +51,8 @@ type sizeGuard struct {
 // integer grown to its longest varint, with room to spare.
 func growth(maxStage int) int {
 	opp := 2 + event.MaxIDLen + 5 + maxStage + 40
-	return 2*(opp+15+28+2*(2+event.MaxNameLen)+2+event.MaxIDLen+300) + positionGrowth
+	return 2 * (opp + 15 + 28 + 2*(2+event.MaxNameLen) + 2 + event.MaxIDLen + 300)
 }
-
-// positionGrowth bounds what one repartitioned event adds to its
-// account's source positions: a source topic named for the first time
-// (249 bytes at most) and its entry (positions.go).
-const positionGrowth = 5 + 249 + 25
 
 func newSizeGuard(stateMax, maxStage int, topics []string) sizeGuard {
 	mx := stateMax - batchOverhead
@@ -72,7 +64,7 @@ func newSizeGuard(stateMax, maxStage int, topics []string) sizeGuard {
 // size returns a's record size, or an upper bound of it when that is
 // well within room: exact sizes cost a walk through the whole state.
 func (g *sizeGuard) size(a *scoring.Account) int {
-	fixed := len(a.ID) + g.header + g.positionsOf(a)
+	fixed := len(a.ID) + g.header
 	inexact := false
 	if len(g.exact) > 0 {
 		_, inexact = g.exact[a]
@@ -83,14 +75,6 @@ func (g *sizeGuard) size(a *scoring.Account) int {
 		}
 	}
 	return fixed + scoring.EncodedSize(a)
-}
-
-// positionsOf bounds the bytes of a's source positions in its record.
-func (g *sizeGuard) positionsOf(a *scoring.Account) int {
-	if g.positions == nil {
-		return 0
-	}
-	return g.positions(a.ID)
 }
 
 // unwritable reports whether a's record no longer fits the topic at all.
@@ -104,7 +88,7 @@ func (g *sizeGuard) unwritable(a *scoring.Account) bool {
 
 // restored checks an account restored from a record of size bytes.
 func (g *sizeGuard) restored(a *scoring.Account, size int) {
-	if size > len(a.ID)+g.header+g.positionsOf(a)+scoring.SizeBound(a, g.maxStage) {
+	if size > len(a.ID)+g.header+scoring.SizeBound(a, g.maxStage) {
 		g.exact[a] = struct{}{}
 	}
 }

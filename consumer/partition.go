@@ -36,9 +36,10 @@ type worker struct {
 	rk     ranking              // its part in the capacity ranking (ranking.go)
 	lagPos *positions           // published for the lag gauges (lag.go)
 
-	wall   int64   // the wall clock as of the fetch response being queued
-	pos    []int64 // last offset applied, per topic
-	sealed []int64 // pos as of the last seal
+	wall   int64          // the wall clock as of the fetch response being queued
+	src    kafkaio.Source // scratch: the source position of the message being applied
+	pos    []int64        // last offset applied, per topic
+	sealed []int64        // pos as of the last seal
 
 	// What the next seal takes: the tier changes and alerts, the dead
 	// letters, the Kafka append times of the events, and how many events.
@@ -124,7 +125,6 @@ func (w *worker) run(ctx, gctx context.Context, starts []int64) error {
 		case <-reevalT.C:
 			w.reevaluate(false)
 			w.rank(true)
-			w.st.src.sweep()
 		case <-mergeT.C:
 			w.rank(false)
 			// A starved topic may have waited long enough.
@@ -303,21 +303,12 @@ func (w *worker) apply(ti int, q *queued) error {
 	ev := &q.ev
 	// A repartitioned event written again after a crash of the
 	// repartitioner is dropped by its source position (positions.go).
-	var src kafkaio.Source
-	var stp srcTP
-	fromSource := ev.AccountID != "" && w.st.src.position(ti, &src, m.Headers)
-	if fromSource {
-		var copied bool
-		if stp, copied = w.st.src.copied(ev.AccountID, &src); copied {
-			c.event(ev.Type, resDuplicate)
-			return nil
-		}
+	if w.st.src.position(ti, &w.src, m.Headers) && w.st.src.copied(&w.src) {
+		c.event(ev.Type, resDuplicate)
+		return nil
 	}
 	if q.err != nil {
 		w.reject(m, ti, ev, q.err)
-		if fromSource {
-			w.st.src.handled(w.st.eng.Account(ev.AccountID), ev.AccountID, stp, &src)
-		}
 		return nil
 	}
 	topicTime := w.clk.topicTime[ti]
@@ -334,9 +325,6 @@ func (w *worker) apply(ti int, q *queued) error {
 	if err := w.frozenErr(ev.AccountID); err != nil {
 		w.clk.topicTime[ti] = topicTime
 		w.reject(m, ti, ev, err)
-		if fromSource {
-			w.st.src.handled(w.st.eng.Account(ev.AccountID), ev.AccountID, stp, &src)
-		}
 		return nil
 	}
 	c0, a0 := len(w.out.Changes), len(w.out.Alerts)
@@ -344,23 +332,14 @@ func (w *worker) apply(ti int, q *queued) error {
 	switch res {
 	case scoring.Duplicate:
 		c.event(ev.Type, resDuplicate)
-		if fromSource {
-			w.st.src.handled(a, ev.AccountID, stp, &src)
-		}
 		return nil
 	case scoring.Rejected: // a limit or the figure bound; nothing changed
 		w.clk.topicTime[ti] = topicTime
 		w.reject(m, ti, ev, w.out.Err)
 		w.out.Err = nil
-		if fromSource {
-			w.st.src.handled(a, ev.AccountID, stp, &src)
-		}
 		return nil
 	}
 	c.event(ev.Type, resApplied)
-	if fromSource {
-		w.st.src.applied(a.ID, stp, &src)
-	}
 	w.st.changed(a)
 	w.checkSize(a)
 	w.gauges.collect(&w.out, c0, a0)

@@ -41,8 +41,8 @@ type state struct {
 	bases   map[*scoring.Account]uint64
 	size    sizeGuard // the records' size against the topic's limit (freeze.go)
 
-	// src keeps the source positions of the repartitioned events each
-	// account includes (positions.go).
+	// src keeps the highest source position read per source partition of
+	// the repartitioned events (positions.go).
 	src *sourcePositions
 }
 
@@ -50,7 +50,6 @@ func newState(params *scoring.Params, topics []string, changelog string, part in
 	s := &state{part: part, topics: topics, changelog: changelog, eng: scoring.NewEngine(params),
 		floor: map[string][]int64{}, maxFloor: make([]int64, len(topics)), dirty: map[*scoring.Account]struct{}{}, size: size,
 		src: newSourcePositions(topics)}
-	s.size.positions = s.src.encodedSize
 	for i := range s.maxFloor {
 		s.maxFloor[i] = -1
 	}
@@ -72,7 +71,13 @@ func (s *state) restore(latest map[string][]byte, each func(*scoring.Account)) e
 			s.marker = m
 			continue
 		}
-		pos, base, srcs, a, err := parseRecord(val, s.topics, s.src)
+		if key == sourcesKey {
+			if err := s.src.restore(val); err != nil {
+				return fmt.Errorf("state topic %s partition %d, source positions: %w", s.changelog, s.part, err)
+			}
+			continue
+		}
+		pos, base, a, err := parseRecord(val, s.topics)
 		if err != nil {
 			return fmt.Errorf("state topic %s partition %d, account %q: %w", s.changelog, s.part, key, err)
 		}
@@ -81,9 +86,6 @@ func (s *state) restore(latest map[string][]byte, each func(*scoring.Account)) e
 		}
 		s.eng.Put(a)
 		s.bases[a] = base
-		if len(srcs) > 0 {
-			s.src.restored(a.ID, srcs)
-		}
 		s.size.restored(a, len(key)+len(val))
 		s.floor[a.ID] = pos
 		for i, x := range pos {
@@ -189,8 +191,7 @@ func (s *state) take() []*scoring.Account {
 // appendRecord appends a's changelog record to buf: its key (the account
 // id), ending at mid, then its value, whose header names per input topic
 // the last offset a's state includes: pos, or a's restored floor where that
-// is higher; and the source positions of the repartitioned events it
-// includes. hdr is scratch space as long as pos.
+// is higher. hdr is scratch space as long as pos.
 func (s *state) appendRecord(buf []byte, a *scoring.Account, pos, hdr []int64) (out []byte, mid int) {
 	copy(hdr, pos)
 	if fl := s.floor[a.ID]; fl != nil {
@@ -200,11 +201,7 @@ func (s *state) appendRecord(buf []byte, a *scoring.Account, pos, hdr []int64) (
 	}
 	buf = append(buf, a.ID...)
 	mid = len(buf)
-	if srcs := s.src.of(a.ID); len(srcs) > 0 {
-		buf = s.appendHeaderPositions(buf, hdr, srcs)
-	} else {
-		buf = appendHeader(buf, s.topics, hdr, s.skipped)
-	}
+	buf = appendHeader(buf, s.topics, hdr, s.skipped)
 	return scoring.MarshalAccount(buf, a), mid
 }
 
@@ -213,22 +210,17 @@ func (s *state) appendRecord(buf []byte, a *scoring.Account, pos, hdr []int64) (
 // record's partition number) whose effect the state includes, followed by
 // scoring.MarshalAccount's bytes:
 //
-//	'C' 2 or 3                   magic and header version
+//	'C' 2                        magic and header version
 //	base                         uvarint: versions skipped by the writer (see state.restoreVersions)
 //	n                            uvarint: number of topics
 //	n × (topic, offset)          topic as uvarint length + bytes, offset as varint (-1: none)
-//	source positions             version 3 only: see positions.appendPositions
 //	account state                scoring.MarshalAccount
 //
-// Header version 1 has no base (0). Version 3 adds the source positions of
-// repartitioned events, and is written only for accounts that keep some,
-// so that state without declared inputs stays readable by releases that
-// know version 2.
+// Header version 1 has no base (0).
 const (
 	headerMagic    = 'C'
 	headerVersion1 = 1
 	headerVersion2 = 2
-	headerVersion3 = 3
 )
 
 func appendHeader(dst []byte, topics []string, pos []int64, base uint64) []byte {
@@ -261,45 +253,33 @@ func appendOffsets(dst []byte, topics []string, pos []int64) []byte {
 var errCorruptHeader = errors.New("corrupt state record header")
 
 // parseRecord splits a changelog value into the offsets it covers, indexed
-// like topics (-1 for topics it does not name), its base, the source
-// positions it keeps (version 3; read into src's topic ids, src nil: read
-// and dropped) and the account.
-func parseRecord(b []byte, topics []string, src *sourcePositions) ([]int64, uint64, []srcPos, *scoring.Account, error) {
+// like topics (-1 for topics it does not name), its base and the account.
+func parseRecord(b []byte, topics []string) ([]int64, uint64, *scoring.Account, error) {
 	if len(b) < 2 || b[0] != headerMagic {
-		return nil, 0, nil, nil, errors.New("not a Pyramid state record")
+		return nil, 0, nil, errors.New("not a Pyramid state record")
 	}
-	version := b[1]
 	var base uint64
-	switch version {
+	switch b[1] {
 	case headerVersion1:
 		b = b[2:]
-	case headerVersion2, headerVersion3:
+	case headerVersion2:
 		var k int
 		if base, k = binary.Uvarint(b[2:]); k <= 0 {
-			return nil, 0, nil, nil, errCorruptHeader
+			return nil, 0, nil, errCorruptHeader
 		}
 		b = b[2+k:]
 	default:
-		return nil, 0, nil, nil, fmt.Errorf("state record header version %d is newer than this Pyramid understands", b[1])
+		return nil, 0, nil, fmt.Errorf("state record header version %d is newer than this Pyramid understands", b[1])
 	}
 	pos, b, err := parseOffsets(b, topics)
 	if err != nil {
-		return nil, 0, nil, nil, err
-	}
-	var srcs []srcPos
-	if version == headerVersion3 {
-		if src == nil {
-			src = newSourcePositions(nil)
-		}
-		if srcs, b, err = src.parsePositions(b); err != nil {
-			return nil, 0, nil, nil, err
-		}
+		return nil, 0, nil, err
 	}
 	a, err := scoring.UnmarshalAccount(b)
 	if err != nil {
-		return nil, 0, nil, nil, err
+		return nil, 0, nil, err
 	}
-	return pos, base, srcs, a, nil
+	return pos, base, a, nil
 }
 
 // parseOffsets reads what appendOffsets wrote, indexed like topics (-1 for

@@ -191,7 +191,7 @@ func TestStateReadsHeaderVersion1(t *testing.T) {
 	a := account(t, s, "acc-1")
 	v1 := append([]byte{headerMagic, headerVersion1}, appendOffsets(nil, s.topics, []int64{4, -1})...)
 	v1 = scoring.MarshalAccount(v1, a)
-	pos, base, _, got, err := parseRecord(v1, s.topics, nil)
+	pos, base, got, err := parseRecord(v1, s.topics)
 	if err != nil || base != 0 || !slices.Equal(pos, []int64{4, -1}) || got.ID != "acc-1" || got.Version != 1 {
 		t.Fatalf("parseRecord(v1) = %v, %d, %+v, %v", pos, base, got, err)
 	}

@@ -13,35 +13,28 @@ import (
 // and the commit of the source offset. One header holds it, as few bytes
 // and allocations per record as it can be:
 //
-//	pyramid-source: topic/partition/offset/index/committed
+//	pyramid-source: topic/partition/offset/index
 //
 // topic/partition/offset name the source record, as in a dead letter;
-// index is which of the record's events it is (0, 1, ...); committed is the
-// source partition's offset the repartitioner had committed when it wrote
-// the record. Every record of the source partition below that offset was
-// acknowledged before the commit, so in each repartition partition every
-// copy of such a record comes before the first record carrying it.
+// index is which of the record's events it is (0, 1, ...).
 
 // Source is the position of a repartitioned record's origin.
 type Source struct {
 	Topic     []byte // aliases the header; valid while the message is
 	Partition int
 	Offset    int64
-	Index     int   // the event's number within its source record
-	Committed int64 // the repartitioner's committed offset of the source partition
+	Index     int // the event's number within its source record
 }
 
 // AppendSourceHeader appends the source header to hs, its value to arena,
 // and returns both. The header value aliases arena's array as it is after
 // the call; callers size arena so that it does not move, or keep every
 // version alive (the old arrays stay valid).
-func AppendSourceHeader(hs []kafka.Header, arena []byte, topic string, partition int, offset int64, index int, committed int64) ([]kafka.Header, []byte) {
+func AppendSourceHeader(hs []kafka.Header, arena []byte, topic string, partition int, offset int64, index int) ([]kafka.Header, []byte) {
 	s := len(arena)
 	arena = AppendSource(arena, topic, partition, offset)
 	arena = append(arena, '/')
 	arena = strconv.AppendInt(arena, int64(index), 10)
-	arena = append(arena, '/')
-	arena = strconv.AppendInt(arena, committed, 10)
 	return append(hs, kafka.Header{Key: HeaderSource, Value: arena[s:len(arena):len(arena)]}), arena
 }
 
@@ -54,8 +47,8 @@ func ParseSource(hs []kafka.Header) (s Source, ok bool) {
 			continue
 		}
 		v := h.Value
-		var n [4]int64
-		for i := 3; i >= 0; i-- {
+		var n [3]int64
+		for i := 2; i >= 0; i-- {
 			j := bytes.LastIndexByte(v, '/')
 			if j <= 0 {
 				return s, false
@@ -65,7 +58,7 @@ func ParseSource(hs []kafka.Header) (s Source, ok bool) {
 			}
 			v = v[:j]
 		}
-		s.Topic, s.Partition, s.Offset, s.Index, s.Committed = v, int(n[0]), n[1], int(n[2]), n[3]
+		s.Topic, s.Partition, s.Offset, s.Index = v, int(n[0]), n[1], int(n[2])
 		return s, true
 	}
 	return s, false

@@ -19,10 +19,12 @@
 // event (and dead letter) of the records before it was acknowledged with
 // acks=all. A crash between the two writes those records again when the
 // next owner re-reads them; every repartitioned record carries its source
-// position (kafkaio.Source), and the pipeline drops a copy whose position
-// an account has already applied. The same holds across rebalances: an
-// owner stops writing before the group moves its partitions, and what it
-// wrote without committing is written again and dropped downstream.
+// position (kafkaio.Source), and since each source partition's events are
+// written in order, the pipeline drops an event at or below the highest
+// position it read from that source partition. The same holds across
+// rebalances: an owner stops writing before the group moves its
+// partitions, and what it wrote without committing is written again and
+// dropped downstream.
 //
 // # Bad records
 //

@@ -311,11 +311,11 @@ func expected(tb testing.TB, cfg *config.Config, recs []positioned, partitions i
 }
 
 // downstream reads the repartition topics as the pipeline does: in each
-// partition, in log order, an event whose source position an account has
-// already applied (per source topic-partition, the highest offset and
-// index) is dropped. It checks every record's partition and key, and
-// returns the events applied, per account and source topic-partition, and
-// how many copies were dropped.
+// partition, in log order, an event at or below the highest source
+// position read from its source topic-partition (offset, then index) is
+// dropped. It checks every record's partition and key, and returns the
+// events applied, per account and source topic-partition, and how many
+// copies were dropped.
 func downstream(tb testing.TB, addrs []string, partitions int) (applied map[string][]mappedEvent, dropped int) {
 	tb.Helper()
 	applied = map[string][]mappedEvent{}
@@ -345,13 +345,14 @@ func downstream(tb testing.TB, addrs []string, partitions int) (applied map[stri
 				tb.Fatalf("account %s is in partition %d, murmur2 says %d", m.Key, m.Partition, want)
 			}
 			tp := fmt.Sprintf("%s/%d", s.Topic, s.Partition)
-			k := string(m.Key) + " " + tp
+			k := fmt.Sprintf("%s/%d %s", m.Topic, m.Partition, tp) // the dedup is per partition
 			if h, ok := high[k]; ok && (s.Offset < h.off || s.Offset == h.off && s.Index <= h.idx) {
 				dropped++
 				continue
 			}
 			high[k] = pos{s.Offset, s.Index}
-			applied[k] = append(applied[k], mappedEvent{src: fmt.Sprintf("%s/%d", tp, s.Offset), index: s.Index,
+			ka := string(m.Key) + " " + tp
+			applied[ka] = append(applied[ka], mappedEvent{src: fmt.Sprintf("%s/%d", tp, s.Offset), index: s.Index,
 				account: string(m.Key), json: string(m.Value), partition: m.Partition})
 		}
 	}

@@ -36,7 +36,7 @@ type task struct {
 
 	// acked is the offset after the last source record whose events (and
 	// dead letters) Kafka acknowledged; committed the last offset
-	// committed, which records carry in pyramid-source. -1: none.
+	// committed. -1: none.
 	acked, committed atomic.Int64
 	hwm              atomic.Int64 // the partition's high-water mark, -1 until known
 
@@ -177,8 +177,10 @@ func (t *task) run(ctx, gctx context.Context) error {
 			}
 		}
 		if err := t.write(pctx, round); err != nil {
-			if pctx.Err() != nil {
-				return nil // the generation ended, or the shutdown deadline passed
+			// The generation ended, or the shutdown deadline passed: for
+			// this task, or for the lanes first.
+			if pctx.Err() != nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+				return nil
 			}
 			return err
 		}
@@ -199,7 +201,6 @@ func (t *task) fill(b *batch, msgs []kafka.Message) {
 	b.dlq, b.arena, b.headers = b.dlq[:0], b.arena[:0], b.headers[:0]
 	b.records, b.events = len(msgs), 0
 	clear(b.reasons)
-	committed := max(t.committed.Load(), 0)
 	hash := t.r.hash
 	for i := range msgs {
 		m := &msgs[i]
@@ -224,7 +225,7 @@ func (t *task) fill(b *batch, msgs []kafka.Message) {
 			key := b.arena[s:len(b.arena):len(b.arena)]
 			q := hash.Partition(key)
 			h := len(b.headers)
-			b.headers, b.arena = kafkaio.AppendSourceHeader(b.headers, b.arena, t.topic, t.part, m.Offset, k, committed)
+			b.headers, b.arena = kafkaio.AppendSourceHeader(b.headers, b.arena, t.topic, t.part, m.Offset, k)
 			b.parts[q] = append(b.parts[q], kafkaio.Record{Key: key, Value: e.JSON, Headers: b.headers[h:len(b.headers):len(b.headers)], Time: m.Time})
 		}
 		b.events += len(evs)

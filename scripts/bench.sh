@@ -5,9 +5,13 @@
 #  2. end to end with the file sink: kfake broker -> pipeline -> changelog +
 #     fsynced JSONL, against the bare kafka-go consume rate of the same
 #     messages measured in the same run;
-#  3. end to end with ClickHouse as the sink (when clickhouse-server is
+#  3. end to end, native against repartitioned: the same generated history
+#     as native events and as Debezium records of declared inputs
+#     (repartitioned by account, then scored), both with the file sink,
+#     one after the other in the same run;
+#  4. end to end with ClickHouse as the sink (when clickhouse-server is
 #     installed or PYRAMID_TEST_CLICKHOUSE_DSN is set);
-#  4. BI dashboards: the six dashboard queries against a history of 1, 10
+#  5. BI dashboards: the six dashboard queries against a history of 1, 10
 #     and 30 million snapshot rows (100,000 accounts), median of 7 runs each
 #     (same condition; PYRAMID_BENCH_BI_HISTORY=1 also times the old
 #     history-scanning views, PYRAMID_BENCH_BI_OPTIMIZE=1 the queries after
@@ -25,6 +29,10 @@ GOMAXPROCS=1 go test ./replay/ -run '^$' -bench '^BenchmarkReplay$' -benchtime 1
 echo
 echo "== end to end, file sink ($count runs) =="
 go test ./consumer/ -run '^$' -bench '^BenchmarkPipeline$' -benchtime 1x -count "$count" -timeout 60m | tee "$out/files.txt"
+
+echo
+echo "== end to end, native and repartitioned (declared Debezium inputs), file sink ($count runs) =="
+go test ./repartition/ -run '^$' -bench '^BenchmarkRepartition$' -benchtime 1x -count "$count" -timeout 60m | tee "$out/repartition.txt"
 
 started=""
 cleanup() { [ -n "$started" ] && bash scripts/clickhouse.sh stop "$started" >/dev/null 2>&1 || true; }
@@ -85,6 +93,14 @@ if runs:
     print(f"| ratio | {med('ratio'):.3f} ({n}; runs: {each}) | >= 0.3 |")
     print(f"| latency append -> durable | p50 {med('latency_p50_ms'):,.0f} ms, p99 {med('latency_p99_ms'):,.0f} ms ({n}) | |")
     print(f"| peak RSS | {max(x['peak_rss_mb'] for x in runs):,.0f} MB (largest) | |")
+rp = [x for x in jsonlines(os.path.join(d, "repartition.txt")) if x.get("benchmark") == "repartition"]
+if rp:
+    med = lambda k: statistics.median(x[k] for x in rp)
+    n = f"median of {len(rp)}"
+    print(f"| end to end, native events, file sink | {med('native_events_per_s'):,.0f} events/s ({n}) | |")
+    print(f"| end to end, the same as Debezium records of declared inputs, repartitioned | {med('repartitioned_events_per_s'):,.0f} events/s ({n}) | |")
+    each = ", ".join(f"{x['ratio']:.3f}" for x in rp)
+    print(f"| repartitioned / native | {med('ratio'):.3f} ({n}; runs: {each}) | >= 0.5 |")
 c = jsonline(os.path.join(d, "clickhouse.txt"))
 if c:
     print("| end to end, ClickHouse sink | " + ", ".join(f"{k} {v:,.0f}" if isinstance(v, (int, float)) else f"{k} {v}" for k, v in c.items() if k not in ("benchmark",)) + " | >= 100,000 events/s |")
