@@ -19,6 +19,7 @@ import (
 	"github.com/pyramid-crm/pyramid/event"
 	"github.com/pyramid-crm/pyramid/gen"
 	"github.com/pyramid-crm/pyramid/kafkaio"
+	"github.com/pyramid-crm/pyramid/repartition"
 	"github.com/pyramid-crm/pyramid/replay"
 	"github.com/pyramid-crm/pyramid/sink"
 )
@@ -31,10 +32,10 @@ import (
 // with its final status. Without it, every high-potential account would
 // flap between neglected and touched on each historical event.
 func TestBackfillMatchesReplay(t *testing.T) {
-	t.Run("one topic", func(t *testing.T) { testBackfill(t, false, false) })
+	t.Run("one topic", func(t *testing.T) { testBackfill(t, false, false, false) })
 	// The four per-type topics are read independently; the worker merges
 	// them by occurred_at, so the result is the same.
-	t.Run("four topics", func(t *testing.T) { testBackfill(t, true, false) })
+	t.Run("four topics", func(t *testing.T) { testBackfill(t, true, false, false) })
 	// The same stream behind junk at the head of every partition of one
 	// topic: occurred_at in 2199 and two days ahead of the wall clock,
 	// undecodable messages, events without a key or keyed by another
@@ -42,7 +43,48 @@ func TestBackfillMatchesReplay(t *testing.T) {
 	// so they hold back no topic and move no clock: every account's
 	// snapshot, tier history and alerts are still byte for byte the
 	// replay's of the clean stream, which the subtest above streams too.
-	t.Run("four topics, junk at the head of one", func(t *testing.T) { testBackfill(t, true, true) })
+	t.Run("four topics, junk at the head of one", func(t *testing.T) { testBackfill(t, true, true, false) })
+	// The same history repartitioned from a declared input while the
+	// pipeline runs: it reaches the repartition topic a few hundred
+	// events at a time, so the pipeline is always caught up with the
+	// topic itself; what the repartitioner had still to read at the
+	// source, which every record carries, keeps the backfill clock on.
+	// Judged at the wall clock as it trickled in, the history would lose
+	// every tier change.
+	t.Run("repartitioned while running", func(t *testing.T) { testBackfill(t, false, false, true) })
+}
+
+// trickleRepartitioned writes msgs to topic as the repartitioner would
+// have written them from a source topic of as many partitions, each
+// account's events in the partition of its key, with their source
+// positions: a few hundred at a time, each request's records carrying
+// the backlog its source partition still has after them.
+func trickleRepartitioned(tb testing.TB, addrs []string, topic string, msgs []kafka.Message, partitions int) {
+	tb.Helper()
+	const source, chunk = "crmdb.public.events", 300
+	left := make([]int64, partitions) // per source partition, records not written yet
+	parts := make([]int, len(msgs))
+	for i, m := range msgs {
+		parts[i] = partitionOf(string(m.Key), partitions)
+		left[parts[i]]++
+	}
+	next := make([]int64, partitions)
+	for len(msgs) > 0 {
+		n := min(chunk, len(msgs))
+		for _, p := range parts[:n] {
+			left[p]--
+		}
+		recs := make([]repartitioned, n)
+		for i, m := range msgs[:n] {
+			p := parts[i]
+			x := src(source, p, next[p], 0)
+			x.Backlog = left[p]
+			next[p]++
+			recs[i] = repartitioned{partition: p, account: string(m.Key), value: string(m.Value), src: x}
+		}
+		produceRepartitioned(tb, addrs, topic, recs)
+		msgs, parts = msgs[n:], parts[n:]
+	}
 }
 
 // junkAtHead returns the hostile messages testBackfill puts at the head
@@ -69,7 +111,7 @@ func junkAtHead(topic, account string, wall time.Time, partitions int) (msgs []k
 	return msgs, reasons
 }
 
-func testBackfill(t *testing.T, perType, junk bool) {
+func testBackfill(t *testing.T, perType, junk, repartitioned bool) {
 	const topic = "crm.events"
 	g, err := gen.New(gen.Options{Accounts: 1000, Events: 40000, Seed: 11, Start: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC), Months: 13})
 	if err != nil {
@@ -96,35 +138,49 @@ func testBackfill(t *testing.T, perType, junk bool) {
 	if perType {
 		topics = kafkaio.InputTopics(kafkaio.DefaultInputPrefix)
 	}
+	if repartitioned {
+		topics = []string{repartition.TopicPrefix + "events"}
+	}
 	c := newCluster(t, 4, topics)
 	addrs := c.ListenAddrs()
+	opts := func(s sink.Sink) Options {
+		opts := testOptions(addrs, s)
+		opts.Topics = topics
+		opts.Now = func() time.Time { return wall }
+		opts.BackfillLag = 0 // the default
+		opts.ReevalInterval = time.Hour
+		// Equality with replay needs the merge to wait for every topic's
+		// first fetch; the default 200 ms is too short under the race
+		// detector.
+		opts.MergeWait = 5 * time.Second
+		return opts
+	}
+	dir := t.TempDir()
+	files, err := sink.NewFiles(dir, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r *running
+	if repartitioned {
+		r = start(t, opts(files))
+		waitUntil(t, "the pipeline is ready", func() bool { return r.p.Ready() == nil })
+		trickleRepartitioned(t, addrs, topics[0], msgs, 4)
+	}
 	var junkReasons []string
 	if junk {
 		var jm []kafka.Message
 		jm, junkReasons = junkAtHead(kafkaio.InputTopicFor(kafkaio.DefaultInputPrefix, event.Activity.String()), string(msgs[0].Key), wall, 4)
 		produceMessages(t, addrs, jm)
 	}
-	w := &kafka.Writer{Addr: kafka.TCP(addrs...), Balancer: &kafka.Murmur2Balancer{},
-		BatchTimeout: time.Millisecond, BatchSize: 1000, RequiredAcks: kafka.RequireAll}
-	if err := w.WriteMessages(context.Background(), msgs...); err != nil {
-		t.Fatal(err)
+	if !repartitioned {
+		w := &kafka.Writer{Addr: kafka.TCP(addrs...), Balancer: &kafka.Murmur2Balancer{},
+			BatchTimeout: time.Millisecond, BatchSize: 1000, RequiredAcks: kafka.RequireAll}
+		if err := w.WriteMessages(context.Background(), msgs...); err != nil {
+			t.Fatal(err)
+		}
+		w.Close()
+		r = start(t, opts(files))
 	}
-	w.Close()
-
-	dir := t.TempDir()
-	files, err := sink.NewFiles(dir, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts := testOptions(addrs, files)
-	opts.Topics = topics
-	opts.Now = func() time.Time { return wall }
-	opts.BackfillLag = 0 // the default
-	opts.ReevalInterval = time.Hour
-	// Equality with replay needs the merge to wait for every topic's first
-	// fetch; the default 200 ms is too short under the race detector.
-	opts.MergeWait = 5 * time.Second
-	r := start(t, opts)
 	ends := map[string]map[int]int64{}
 	cl := &kafka.Client{Addr: kafka.TCP(addrs...)}
 	for _, tp := range topics {

@@ -33,7 +33,9 @@ const backfillBacklog = 1000
 // date would call every account neglected between two of its historical
 // touches, on the strength of events not read yet. Topics are read
 // independently, so one topic can be read to today while another is still
-// in last year; the slowest unread topic decides. When the backfill ends,
+// in last year; the slowest unread topic decides. A repartition topic's
+// unread input includes what its source partitions still hold (see
+// sourcePositions). When the backfill ends,
 // drain re-evaluates every account at the wall clock.
 func (w *worker) backfilling(wall int64, ti int, off int64) bool {
 	lag := w.p.opts.BackfillLag
@@ -51,7 +53,9 @@ func (w *worker) backfilling(wall int64, ti int, off int64) bool {
 			behind, backlog = true, backlog+backfillBacklog // not fetched yet
 			continue
 		}
-		if unread := hwm - 1 - read; unread > 0 {
+		// A repartition topic's records still unread at their source
+		// count as its own (see sourcePositions).
+		if unread := max(hwm-1-read, 0) + w.st.src.upstream[i]; unread > 0 {
 			backlog += unread
 			behind = behind || wall-c.topicTime[i] > int64(lag)
 		}

@@ -54,12 +54,13 @@ func (w *worker) flush(reason string) error {
 	return w.seal(reason)
 }
 
-// caughtUp flushes a partition that has applied all of its input, at most
+// caughtUp flushes a partition that has applied all of its input (and is
+// not backfilling what its repartition topics still get), at most
 // once per slot of Options.CaughtUpFlush; it is asked whenever that may
 // have become true.
 func (w *worker) caughtUp() error {
 	every := w.p.opts.CaughtUpFlush
-	if w.fl.busy || w.pending == 0 || every < 0 || !w.fl.sealedAt.Before(time.Now().Truncate(every)) || !w.in.drained() {
+	if w.fl.busy || w.pending == 0 || every < 0 || !w.fl.sealedAt.Before(time.Now().Truncate(every)) || !w.in.drained() || w.clk.backfill {
 		return nil
 	}
 	return w.seal("caught_up")

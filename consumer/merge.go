@@ -32,6 +32,21 @@ type topicQueue struct {
 
 func (q *topicQueue) len() int { return len(q.items) - q.head }
 
+// compact moves the messages not handed out yet to the front once they
+// are at most half of the array, and lets go of those handed out: a
+// topic whose queue never empties (it is always ahead of another that
+// runs dry) would otherwise grow its array, and keep every fetch response
+// it read alive, for as long as the backlog lasts. Each message is moved
+// at most once per message handed out before it.
+func (q *topicQueue) compact() {
+	if q.head == 0 || q.head < len(q.items)/2 {
+		return
+	}
+	n := copy(q.items, q.items[q.head:])
+	clear(q.items[n:])
+	q.items, q.head = q.items[:n], 0
+}
+
 // merger merges the input topics of one partition number in event-time
 // order, as Kafka Streams merges co-partitioned inputs by timestamp: each
 // topic stays in log order, and among the topics' heads the oldest goes
@@ -54,6 +69,11 @@ type merger struct {
 	// hwm is each topic's high-water mark as of its last fetch (-1 until
 	// the first answers); read is the last offset queued.
 	hwm, read []int64
+	// upstream, when set, is each topic's input still unread before it:
+	// for a repartition topic, what its source partitions still hold
+	// (sourcePositions.upstream). A topic with nothing queued but some
+	// upstream is starved too.
+	upstream  []int64
 	waitSince time.Time // when the merge started waiting for a starved topic
 }
 
@@ -75,6 +95,7 @@ func (g *merger) add(f fetched, decode func(*queued)) {
 	// Fetches can answer out of order with the start-up announcement.
 	g.hwm[ti] = max(g.hwm[ti], f.hwm)
 	tq := &g.queue[ti]
+	tq.compact()
 	for i := range f.msgs {
 		m := &f.msgs[i]
 		if m.Offset <= g.read[ti] {
@@ -139,7 +160,7 @@ func (g *merger) drained() bool {
 // starved reports whether some input has nothing queued but more to read.
 func (g *merger) starved() bool {
 	for i := range g.queue {
-		if g.queue[i].len() == 0 && (g.hwm[i] < 0 || g.read[i] < g.hwm[i]-1) {
+		if g.queue[i].len() == 0 && (g.hwm[i] < 0 || g.read[i] < g.hwm[i]-1 || g.upstream != nil && g.upstream[i] > 0) {
 			return true
 		}
 	}

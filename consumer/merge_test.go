@@ -99,6 +99,29 @@ func TestMergeWaitsForAStarvedTopic(t *testing.T) {
 	}
 }
 
+// A repartition topic read to its end whose source partitions still hold
+// records (upstream) is starved too: the merge waits for it as for a
+// topic with records unread on the broker.
+func TestMergeWaitsForUpstream(t *testing.T) {
+	g, now := testMerger(2)
+	g.upstream = make([]int64, 2)
+	g.add(fetchOf(0, 0, 1, "50"), decodeAt)
+	g.add(fetchOf(1, 0, 0), decodeAt) // empty on the broker
+	g.upstream[1] = 300
+	if got := drainAll(g, false); len(got) != 0 {
+		t.Fatalf("handed out %v while topic 1's source had records unread", got)
+	}
+	g.add(fetchOf(1, 0, 1, "40"), decodeAt)
+	if got, want := fmt.Sprint(drainAll(g, false)), "[1:40]"; got != want {
+		t.Fatalf("merged %s, want %s", got, want)
+	}
+	g.upstream[1] = 0 // read to its end at the source too
+	*now = now.Add(time.Millisecond)
+	if got, want := fmt.Sprint(drainAll(g, false)), "[0:50]"; got != want {
+		t.Errorf("with nothing left upstream: %s, want %s", got, want)
+	}
+}
+
 // Force and a full queue do not wait for a starved topic.
 func TestMergeGoesOnWhenForcedOrFull(t *testing.T) {
 	g, _ := testMerger(2)
@@ -128,5 +151,42 @@ func TestMergeSkipsRefetchedMessages(t *testing.T) {
 	}
 	if g.queued != 0 || !g.drained() {
 		t.Errorf("%d still queued, drained %v", g.queued, g.drained())
+	}
+}
+
+// A topic whose queue never empties, because the merge keeps waiting on
+// another that runs dry, holds an array the size of what is queued, not
+// of everything it ever read, and no longer refers to the messages it
+// handed out (they keep their fetch responses alive).
+func TestMergeQueueStaysBounded(t *testing.T) {
+	g, _ := testMerger(2)
+	const rounds, per = 1000, 100
+	times := func(from int) []string {
+		ats := make([]string, per)
+		for i := range ats {
+			ats[i] = strconv.Itoa(from + i)
+		}
+		return ats
+	}
+	for r := range rounds {
+		// Topic 0 runs half a response ahead of topic 1: the merge hands
+		// out all of topic 1's, then waits for more of it with half of
+		// topic 0's response still queued.
+		off := int64(r * per)
+		g.add(fetchOf(0, off, off+per+1, times(r*per+per/2)...), decodeAt)
+		g.add(fetchOf(1, off, off+per+1, times(r*per)...), decodeAt)
+		drainAll(g, false)
+		if got := g.queue[0].len(); got != per/2 {
+			t.Fatalf("round %d: topic 0 has %d messages queued, want %d", r, got, per/2)
+		}
+	}
+	q := &g.queue[0]
+	if c := cap(q.items); c > 4*per {
+		t.Fatalf("topic 0's queue array has room for %d messages with %d queued: it grows with everything read", c, q.len())
+	}
+	for _, it := range q.items[len(q.items):cap(q.items)] {
+		if it.m != nil {
+			t.Fatal("a message handed out is still referenced by the queue")
+		}
 	}
 }

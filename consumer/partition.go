@@ -52,7 +52,7 @@ type worker struct {
 func newWorker(p *Pipeline, commit *committer, part int) *worker {
 	o := &p.opts
 	n := len(o.Topics)
-	return &worker{
+	w := &worker{
 		p: p, commit: commit, part: part, topics: o.Topics, dec: event.NewDecoder(o.Config),
 		hash:   newCopartition(o, p.layout.partitions),
 		st:     newState(p.params, o.Topics, o.Changelog, part, newSizeGuard(p.layout.stateMax, maxStage(o.Config), o.Topics)),
@@ -62,6 +62,8 @@ func newWorker(p *Pipeline, commit *committer, part int) *worker {
 		gauges: partitionGauges{c: p.counters, neglected: map[string]scoring.Tier{}},
 		pos:    make([]int64, n), sealed: make([]int64, n),
 	}
+	w.in.upstream = w.st.src.upstream
+	return w
 }
 
 // run restores the partition's state, then processes its events until the
@@ -127,6 +129,7 @@ func (w *worker) run(ctx, gctx context.Context, starts []int64) error {
 			w.rank(true)
 		case <-mergeT.C:
 			w.rank(false)
+			w.st.src.expire(w.p.opts.Now().UnixNano())
 			// A starved topic may have waited long enough.
 			if w.in.queued > 0 {
 				err = w.drain(false)
@@ -303,7 +306,7 @@ func (w *worker) apply(ti int, q *queued) error {
 	ev := &q.ev
 	// A repartitioned event written again after a crash of the
 	// repartitioner is dropped by its source position (positions.go).
-	if w.st.src.position(ti, &w.src, m.Headers) && w.st.src.copied(&w.src) {
+	if w.st.src.position(ti, &w.src, m.Headers) && w.st.src.copied(ti, &w.src, wall) {
 		c.event(ev.Type, resDuplicate)
 		return nil
 	}

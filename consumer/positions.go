@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/segmentio/kafka-go"
 
@@ -38,6 +39,17 @@ import (
 // last commit, so the positions restored cover everything before it, and
 // everything after it is read again, in order, before its copies.
 // They are bounded by the source partitions of the declared inputs.
+//
+// Each record also says how many records of its source partition were
+// still unread when the repartitioner fetched it (kafkaio.Source.Backlog).
+// The latest such backlog of every source partition, summed per
+// repartition topic, is input the partition has not read yet although it
+// has read its repartition topics to their end: a history being
+// repartitioned is backfilled at the events' own clocks as a native one
+// is (see backfilling), not judged at the wall clock as it trickles in. A
+// source partition that sends nothing for upstreamQuiet no longer counts:
+// a backlog whose records all map to nothing, or a repartitioner gone for
+// good, cannot hold the partition in a backfill.
 type sourcePositions struct {
 	repart []bool // per input topic: a repartition topic, whose records carry source positions
 
@@ -45,6 +57,11 @@ type sourcePositions struct {
 	ids   map[string]int32 // and their ids
 	tps   map[srcTP]*srcPos
 	dirty bool // positions moved since the last record
+	// upstream is, per input topic, the backlog of its source partitions
+	// as their latest records gave it; behind lists the source
+	// partitions counted in it.
+	upstream []int64
+	behind   []*srcPos
 	// last is the source partition of the last event: events come in runs
 	// from one, and this spares the lookups.
 	last struct {
@@ -55,15 +72,25 @@ type sourcePositions struct {
 
 type srcTP struct{ topic, partition int32 }
 
-// srcPos is the highest position read from one source topic-partition.
+// srcPos is the highest position read from one source topic-partition,
+// and its backlog as the latest of its records gave it.
 type srcPos struct {
 	tp    srcTP
 	off   int64
 	index int32
+
+	ti      int   // the input topic it was read from
+	backlog int64 // counted in upstream[ti]
+	at      int64 // when it was read (wall clock, ns)
 }
 
+// upstreamQuiet is how long a source partition's backlog counts after its
+// last record was read.
+const upstreamQuiet = time.Minute
+
 func newSourcePositions(topics []string) *sourcePositions {
-	s := &sourcePositions{repart: make([]bool, len(topics)), ids: map[string]int32{}, tps: map[srcTP]*srcPos{}}
+	s := &sourcePositions{repart: make([]bool, len(topics)), ids: map[string]int32{}, tps: map[srcTP]*srcPos{},
+		upstream: make([]int64, len(topics))}
 	for i, t := range topics {
 		s.repart[i] = strings.HasPrefix(t, repartition.TopicPrefix)
 	}
@@ -103,22 +130,56 @@ func (s *sourcePositions) highest(tp srcTP) *srcPos {
 	return p
 }
 
-// copied reports whether the event at src is a copy of one the partition
-// has read, and otherwise records it as the highest of its source
-// partition. Events are asked in log order per input topic.
-func (s *sourcePositions) copied(src *kafkaio.Source) bool {
+// copied reports whether the event at src, read from input topic ti at
+// wall, is a copy of one the partition has read, and otherwise records it
+// as the highest of its source partition. Either way its backlog becomes
+// its source partition's. Events are asked in log order per input topic.
+func (s *sourcePositions) copied(ti int, src *kafkaio.Source, wall int64) bool {
 	l := &s.last
 	if l.pos == nil || int(l.pos.tp.partition) != src.Partition || string(l.name) != string(src.Topic) {
 		l.pos = s.highest(srcTP{s.id(src.Topic), int32(src.Partition)})
 		l.name = append(l.name[:0], src.Topic...)
 	}
 	p, idx := l.pos, int32(src.Index)
+	s.setBacklog(p, ti, src.Backlog)
+	p.at = wall
 	if src.Offset < p.off || src.Offset == p.off && idx <= p.index {
 		return true
 	}
 	p.off, p.index = src.Offset, idx
 	s.dirty = true
 	return false
+}
+
+// setBacklog makes b, read from input topic ti, p's backlog.
+func (s *sourcePositions) setBacklog(p *srcPos, ti int, b int64) {
+	if p.backlog == b && p.ti == ti {
+		return
+	}
+	if p.backlog > 0 {
+		s.upstream[p.ti] -= p.backlog
+	} else {
+		s.behind = append(s.behind, p)
+	}
+	p.ti, p.backlog = ti, b
+	if b > 0 {
+		s.upstream[ti] += b
+	} else {
+		s.behind = slices.DeleteFunc(s.behind, func(q *srcPos) bool { return q == p })
+	}
+}
+
+// expire stops counting the backlog of source partitions that sent
+// nothing for upstreamQuiet before wall.
+func (s *sourcePositions) expire(wall int64) {
+	for i := 0; i < len(s.behind); {
+		p := s.behind[i]
+		if wall-p.at <= int64(upstreamQuiet) {
+			i++
+			continue
+		}
+		s.setBacklog(p, p.ti, 0) // removes p from behind
+	}
 }
 
 // sourcesKey keys the partition's record of source positions in the state

@@ -45,10 +45,50 @@ func TestSourcePositions(t *testing.T) {
 		{src("t", 0, 11, 0), false},
 		{src("t", 1, 5, 0), true},
 	} {
-		if got := s.copied(c.x); got != c.copied {
+		if got := s.copied(0, c.x, 0); got != c.copied {
 			t.Errorf("%s/%d/%d#%d: copied = %v, want %v", c.x.Topic, c.x.Partition, c.x.Offset, c.x.Index, got, c.copied)
 		}
 	}
+}
+
+// Each source partition's backlog is the one its latest record gave, copy
+// or not, counted in the repartition topic it was read from, until it
+// sends nothing for upstreamQuiet.
+func TestSourceBacklog(t *testing.T) {
+	s := newSourcePositions([]string{repartition.TopicPrefix + "order", repartition.TopicPrefix + "activity"})
+	const sec = int64(time.Second)
+	read := func(ti int, x *kafkaio.Source, backlog int64, wall int64) {
+		t.Helper()
+		x.Backlog = backlog
+		s.copied(ti, x, wall)
+	}
+	check := func(what string, order, activity int64) {
+		t.Helper()
+		if s.upstream[0] != order || s.upstream[1] != activity {
+			t.Errorf("%s: upstream %v, want [%d %d]", what, s.upstream, order, activity)
+		}
+	}
+	read(0, src("o", 0, 10, 0), 5000, 0)
+	read(0, src("o", 1, 3, 0), 200, 0)
+	read(1, src("a", 0, 7, 0), 40, 0)
+	check("three source partitions", 5200, 40)
+	read(0, src("o", 0, 11, 0), 4000, sec)
+	check("a newer record of one", 4200, 40)
+	read(0, src("o", 0, 5, 0), 3000, 2*sec) // a copy, written again later
+	check("a copy", 3200, 40)
+	read(1, src("a", 0, 8, 0), 0, 2*sec)
+	check("one caught up", 3200, 0)
+	s.expire(int64(upstreamQuiet))
+	check("nothing quiet yet", 3200, 0)
+	s.expire(int64(upstreamQuiet) + sec/2)
+	check("o/1 quiet for longer than upstreamQuiet", 3000, 0)
+	s.expire(int64(upstreamQuiet) + 3*sec)
+	check("all quiet", 0, 0)
+	if len(s.behind) != 0 {
+		t.Errorf("%d source partitions still listed as behind", len(s.behind))
+	}
+	read(0, src("o", 0, 12, 0), 100, 10*sec)
+	check("o/0 again", 100, 0)
 }
 
 // The sources record gives the highest positions back, and is written only
@@ -57,7 +97,7 @@ func TestSourcesRecord(t *testing.T) {
 	topics := []string{repartition.TopicPrefix + "order"}
 	s := newState(scoring.NewParams(config.Default()), topics, "t.state", 0, newSizeGuard(StateMaxMessageBytes, 20, topics))
 	for _, x := range []*kafkaio.Source{src("crmdb.public.orders", 4, 77, 1), src("crmdb.public.opportunities", 0, 5, 0), src("crmdb.public.orders", 1, 3, 0)} {
-		if s.src.copied(x) {
+		if s.src.copied(0, x, 0) {
 			t.Fatal("a first position is a copy")
 		}
 	}
@@ -88,7 +128,7 @@ func TestSourcesRecord(t *testing.T) {
 		{src("crmdb.public.orders", 1, 2, 0), true},
 		{src("crmdb.public.accounts", 0, 0, 0), false},
 	} {
-		if got := r.src.copied(c.x); got != c.copied {
+		if got := r.src.copied(0, c.x, 0); got != c.copied {
 			t.Errorf("restored: %s/%d/%d#%d copied = %v, want %v", c.x.Topic, c.x.Partition, c.x.Offset, c.x.Index, got, c.copied)
 		}
 	}
@@ -110,7 +150,7 @@ func produceRepartitioned(tb testing.TB, addrs []string, topic string, recs []re
 	cl := &kafka.Client{Addr: kafka.TCP(addrs...), Timeout: 10 * time.Second}
 	byPart := map[int][]kafka.Record{}
 	for _, r := range recs {
-		hs, _ := kafkaio.AppendSourceHeader(nil, nil, string(r.src.Topic), r.src.Partition, r.src.Offset, r.src.Index)
+		hs, _ := kafkaio.AppendSourceHeader(nil, nil, string(r.src.Topic), r.src.Partition, r.src.Offset, r.src.Index, r.src.Backlog)
 		byPart[r.partition] = append(byPart[r.partition], kafka.Record{Key: kafka.NewBytes([]byte(r.account)), Value: kafka.NewBytes([]byte(r.value)), Headers: hs})
 	}
 	for p, batch := range byPart {

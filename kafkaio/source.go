@@ -13,28 +13,37 @@ import (
 // and the commit of the source offset. One header holds it, as few bytes
 // and allocations per record as it can be:
 //
-//	pyramid-source: topic/partition/offset/index
+//	pyramid-source: topic/partition/offset/index/backlog
 //
 // topic/partition/offset name the source record, as in a dead letter;
-// index is which of the record's events it is (0, 1, ...).
+// index is which of the record's events it is (0, 1, ...); backlog is how
+// many records of the source partition were still unread when the
+// repartitioner had fetched the response holding this one: the consumer
+// counts them as its own input still to come, so that it judges a history
+// being repartitioned at the events' own clocks, as it judges a native
+// backlog (see consumer's backfilling), even though it keeps up with the
+// repartition topics themselves.
 
 // Source is the position of a repartitioned record's origin.
 type Source struct {
 	Topic     []byte // aliases the header; valid while the message is
 	Partition int
 	Offset    int64
-	Index     int // the event's number within its source record
+	Index     int   // the event's number within its source record
+	Backlog   int64 // source records unread after the fetch response holding it
 }
 
 // AppendSourceHeader appends the source header to hs, its value to arena,
 // and returns both. The header value aliases arena's array as it is after
 // the call; callers size arena so that it does not move, or keep every
 // version alive (the old arrays stay valid).
-func AppendSourceHeader(hs []kafka.Header, arena []byte, topic string, partition int, offset int64, index int) ([]kafka.Header, []byte) {
+func AppendSourceHeader(hs []kafka.Header, arena []byte, topic string, partition int, offset int64, index int, backlog int64) ([]kafka.Header, []byte) {
 	s := len(arena)
 	arena = AppendSource(arena, topic, partition, offset)
 	arena = append(arena, '/')
 	arena = strconv.AppendInt(arena, int64(index), 10)
+	arena = append(arena, '/')
+	arena = strconv.AppendInt(arena, max(backlog, 0), 10)
 	return append(hs, kafka.Header{Key: HeaderSource, Value: arena[s:len(arena):len(arena)]}), arena
 }
 
@@ -47,8 +56,8 @@ func ParseSource(hs []kafka.Header) (s Source, ok bool) {
 			continue
 		}
 		v := h.Value
-		var n [3]int64
-		for i := 2; i >= 0; i-- {
+		var n [4]int64
+		for i := 3; i >= 0; i-- {
 			j := bytes.LastIndexByte(v, '/')
 			if j <= 0 {
 				return s, false
@@ -58,7 +67,7 @@ func ParseSource(hs []kafka.Header) (s Source, ok bool) {
 			}
 			v = v[:j]
 		}
-		s.Topic, s.Partition, s.Offset, s.Index = v, int(n[0]), n[1], int(n[2])
+		s.Topic, s.Partition, s.Offset, s.Index, s.Backlog = v, int(n[0]), n[1], int(n[2]), n[3]
 		return s, true
 	}
 	return s, false

@@ -11,19 +11,19 @@ import (
 )
 
 func TestSourceHeaderRoundTrip(t *testing.T) {
-	hs, arena := AppendSourceHeader(nil, nil, "crmdb.public.orders", 3, 1234, 1)
-	hs, _ = AppendSourceHeader(hs, arena, "a.b", 0, 0, 0)
-	if got := string(hs[0].Value); hs[0].Key != HeaderSource || got != "crmdb.public.orders/3/1234/1" {
+	hs, arena := AppendSourceHeader(nil, nil, "crmdb.public.orders", 3, 1234, 1, 5000)
+	hs, _ = AppendSourceHeader(hs, arena, "a.b", 0, 0, 0, -1)
+	if got := string(hs[0].Value); hs[0].Key != HeaderSource || got != "crmdb.public.orders/3/1234/1/5000" {
 		t.Errorf("header %s: %q", hs[0].Key, got)
 	}
 	s, ok := ParseSource(hs[:1])
-	if !ok || string(s.Topic) != "crmdb.public.orders" || s.Partition != 3 || s.Offset != 1234 || s.Index != 1 {
+	if !ok || string(s.Topic) != "crmdb.public.orders" || s.Partition != 3 || s.Offset != 1234 || s.Index != 1 || s.Backlog != 5000 {
 		t.Fatalf("ParseSource = %+v, %v", s, ok)
 	}
-	if s, ok := ParseSource(hs[1:]); !ok || string(s.Topic) != "a.b" || s.Offset != 0 {
+	if s, ok := ParseSource(hs[1:]); !ok || string(s.Topic) != "a.b" || s.Offset != 0 || s.Backlog != 0 {
 		t.Errorf("second record: %+v, %v", s, ok)
 	}
-	for _, bad := range []string{"", "t/1/2", "t/1/2/x", "/1/2/3", "t/1/-2/3"} {
+	for _, bad := range []string{"", "t/1/2", "t/1/2/3", "t/1/2/3/x", "/1/2/3/4", "t/1/-2/3/4", "t/1/2/3/-4"} {
 		if s, ok := ParseSource([]kafka.Header{{Key: HeaderSource, Value: []byte(bad)}}); ok {
 			t.Errorf("ParseSource(%q) = %+v, want not ok", bad, s)
 		}

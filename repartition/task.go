@@ -143,7 +143,7 @@ func (t *task) run(ctx, gctx context.Context) error {
 			case <-wctx.Done():
 				return
 			}
-			t.fill(b, fr.Msgs)
+			t.fill(b, fr.Msgs, fr.HWM)
 			select {
 			case mapped <- b:
 			case <-wctx.Done():
@@ -191,8 +191,12 @@ func (t *task) run(ctx, gctx context.Context) error {
 	}
 }
 
-// fill maps msgs into b.
-func (t *task) fill(b *batch, msgs []kafka.Message) {
+// fill maps msgs, a fetch response of the partition whose high-water
+// mark was hwm, into b. Every record carries the source backlog after the
+// response (kafkaio.Source): not after its own record, so that records
+// at the end of the response that map to no event (tombstones, dead
+// letters) cannot leave the consumer believing more is to come.
+func (t *task) fill(b *batch, msgs []kafka.Message, hwm int64) {
 	for q := range b.parts {
 		clear(b.parts[q])
 		b.parts[q] = b.parts[q][:0]
@@ -202,6 +206,7 @@ func (t *task) fill(b *batch, msgs []kafka.Message) {
 	b.records, b.events = len(msgs), 0
 	clear(b.reasons)
 	hash := t.r.hash
+	backlog := max(hwm-(msgs[len(msgs)-1].Offset+1), 0)
 	for i := range msgs {
 		m := &msgs[i]
 		rec := inputs.Record{Topic: t.topic, Partition: t.part, Offset: m.Offset, Key: m.Key, Value: m.Value}
@@ -225,7 +230,7 @@ func (t *task) fill(b *batch, msgs []kafka.Message) {
 			key := b.arena[s:len(b.arena):len(b.arena)]
 			q := hash.Partition(key)
 			h := len(b.headers)
-			b.headers, b.arena = kafkaio.AppendSourceHeader(b.headers, b.arena, t.topic, t.part, m.Offset, k)
+			b.headers, b.arena = kafkaio.AppendSourceHeader(b.headers, b.arena, t.topic, t.part, m.Offset, k, backlog)
 			b.parts[q] = append(b.parts[q], kafkaio.Record{Key: key, Value: e.JSON, Headers: b.headers[h:len(b.headers):len(b.headers)], Time: m.Time})
 		}
 		b.events += len(evs)
