@@ -241,9 +241,7 @@ func TestRepartitionCrashRestart(t *testing.T) {
 	gold := w.golden(t)
 	counts := map[string]int32{"orders": 5, "opportunities": 3, "activities": 7, "accounts": 1}
 	opts := []kfake.Opt{kfake.NumBrokers(1), kfake.GroupMinSessionTimeout(100 * time.Millisecond)}
-	var sources []string
 	for table, n := range counts {
-		sources = append(sources, gen.DefaultDebeziumPrefix+table)
 		opts = append(opts, kfake.SeedTopics(n, gen.DefaultDebeziumPrefix+table))
 	}
 	b := testenv.Kafka(t, opts...)

@@ -245,7 +245,7 @@ func TestSinkCompactsCurrentState(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close(ctx)
-	if err := c.Write(ctx, &sink.Batch{Snapshots: []scoring.Snapshot{snap("acc-00", 4, scoring.Tier(1+4%4), "rep")}}); err != nil {
+	if err := c.Write(ctx, &sink.Batch{Snapshots: []scoring.Snapshot{snap("acc-00", 4, scoring.Tier(1), "rep")}}); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(30 * time.Second)
