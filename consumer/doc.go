@@ -24,7 +24,9 @@
 //   - validate.go: the checks a message passes before it joins the merge.
 //   - positions.go: the highest source position read per source partition
 //     of the repartitioned events, which drops the copies a repartitioner
-//     crash writes; copartition.go: native events in the partition the
+//     crash writes, and what each source partition still holds, which
+//     keeps a history arriving through the repartitioner on the backfill
+//     clock; copartition.go: native events in the partition the
 //     configured partitioner gives their account, when inputs are declared.
 //   - merge.go: merger, the event-time merge of the partition's topics.
 //   - clock.go: the evaluation clock, wall clock or backfill.
