@@ -59,7 +59,9 @@ func (b *builder) emit(vals []value, suffix string, md mode) ([]Event, error) {
 	if err := b.m.dec.DecodeTo(buf, &b.m.ev); err != nil {
 		return b.out, b.decorate(err)
 	}
-	b.out = append(b.out, newEvent(buf, b.m.ev.AccountID))
+	e := newEvent(buf, b.m.ev.AccountID)
+	e.OccurredAt = b.m.ev.OccurredAt
+	b.out = append(b.out, e)
 	return b.out, nil
 }
 

@@ -40,8 +40,9 @@ type Record struct {
 // Event is one mapped event: a native event document and the account it
 // belongs to, the key to re-partition it by.
 type Event struct {
-	AccountID string
-	JSON      []byte
+	AccountID  string
+	JSON       []byte
+	OccurredAt int64 // Unix nanoseconds, as event.Event has it
 }
 
 // Mapper maps the records of every declared input. It is not safe for

@@ -533,7 +533,10 @@ func TestEventIDs(t *testing.T) {
 	mo := newMapper(t, orderInput)
 	evs, err := mo.Map(inputs.Record{Topic: "o", Value: orderChange("u", orderRow("a", "1"), orderRow("a", "2"), "9")}, nil)
 	if err != nil || len(evs) != 2 || string(evs[0].JSON[:46]) == string(evs[1].JSON[:46]) {
-		t.Errorf("update events: %v %s", err, evs)
+		t.Errorf("update events: %v %d", err, len(evs))
+		for _, e := range evs {
+			t.Logf("%s", e.JSON)
+		}
 	}
 
 	// Plain JSON: the record key and a declared field...

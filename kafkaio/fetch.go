@@ -15,6 +15,10 @@ import (
 type Fetched struct {
 	Msgs []kafka.Message
 	HWM  int64 // the partition's high-water mark as the response gave it
+	// Start is, in the first delivery of a connection, the offset reading
+	// starts from (kafka.FirstOffset and offsets before the log's start
+	// resolved); -1 in the others.
+	Start int64
 }
 
 // Fetcher reads one topic-partition from an offset and hands whole fetch
@@ -89,7 +93,7 @@ func (f *Fetcher) session(ctx context.Context, conn *kafka.Conn, offset int64, d
 	case offset == kafka.LastOffset:
 		offset = last
 	}
-	if !deliver(Fetched{HWM: last}) {
+	if !deliver(Fetched{HWM: last, Start: offset}) {
 		return offset, true, nil
 	}
 	prev := 0 // messages in the previous response: the next one's likely size
@@ -114,7 +118,7 @@ func (f *Fetcher) session(ctx context.Context, conn *kafka.Conn, offset int64, d
 		prev = len(msgs)
 		err := batch.Close()
 		if len(msgs) > 0 {
-			if !deliver(Fetched{Msgs: msgs, HWM: hwm}) {
+			if !deliver(Fetched{Msgs: msgs, HWM: hwm, Start: -1}) {
 				return offset, true, nil
 			}
 			offset = msgs[len(msgs)-1].Offset + 1

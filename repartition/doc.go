@@ -26,6 +26,14 @@
 // partitions, and what it wrote without committing is written again and
 // dropped downstream.
 //
+// The tasks' records meet in lanes (lane.go), one per repartition
+// partition, which write them in event-time order across the source
+// partitions of an input, each source partition's in its order: one
+// account's events come from many source partitions, and the pipeline
+// applies a topic in log order. Every record also says how many records
+// its source partition still held (the pipeline backfills at the events'
+// own clocks while any is left).
+//
 // # Bad records
 //
 // A record that cannot be mapped is dead-lettered to pyramid.dlq with the

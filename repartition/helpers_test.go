@@ -147,6 +147,20 @@ func generated(tb testing.TB, accounts, events int, seed uint64) ([]source, *con
 	return out, cfg
 }
 
+// mixedSources produces a generated history (see generated) into a new
+// cluster of 4 native partitions, on source topics of 5, 3, 7 and 1
+// partitions.
+func mixedSources(tb testing.TB, accounts, events int, seed uint64) ([]string, *config.Config, map[string]int32, []positioned) {
+	tb.Helper()
+	recs, cfg := generated(tb, accounts, events, seed)
+	counts := map[string]int32{}
+	for i, topic := range []string{"crmdb.public.orders", "crmdb.public.opportunities", "crmdb.public.activities", "crmdb.public.accounts"} {
+		counts[topic] = []int32{5, 3, 7, 1}[i]
+	}
+	addrs := newCluster(tb, 4, counts).ListenAddrs()
+	return addrs, cfg, counts, produceSources(tb, addrs, counts, recs)
+}
+
 // sourceCounts gives every topic of recs n partitions.
 func sourceCounts(recs []source, n int32) map[string]int32 {
 	m := map[string]int32{}

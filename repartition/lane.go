@@ -2,31 +2,61 @@ package repartition
 
 import (
 	"context"
+	"math"
+	"slices"
 	"sync"
+	"time"
 
 	"github.com/pyramid-crm/pyramid/kafkaio"
 )
 
 // lane writes, for one generation, the records that every task sends to
 // one partition of one repartition topic: one request at a time, carrying
-// all that the tasks handed it meanwhile, so that many source partitions
-// share few, large requests instead of each sending its own small ones.
-// A task hands each lane its round's records and waits for every lane
-// before its next round, and a lane writes what it was handed in order,
-// so each source partition's events keep their order in the partition.
+// what the tasks handed it meanwhile, so that many source partitions share
+// few, large requests instead of each sending its own small ones.
+//
+// It writes them in event-time order. A CDC topic is keyed by primary key,
+// so one account's orders lie in many source partitions, and the pipeline
+// applies a repartition topic in log order: written as each source
+// partition was read, an account would see its orders of February before
+// those of January from another source partition, and a history would
+// leave other tier changes and alerts than the same history read natively.
+// So a lane merges what the tasks handed it by occurred_at, each task's
+// records in their order (the consumer's copy check relies on a source
+// partition's order), and writes a record only once no task of its topic
+// can still hand it an older one: its time is at most the watermark, the
+// lowest time up to which every task that has more to read has handed its
+// records (task.through; a task read to its end does not count). The task
+// with the lowest mark has all its records written, so it always goes on,
+// and with it the watermark. A task that cannot read (its partition has no
+// leader) would hold the others: past Options.OrderWait, a lane writes what
+// it holds.
+// Order is per instance: the tasks of other members are not seen.
 type lane struct {
 	topic string
 	part  int
+	tasks []*task // of the generation, writing to topic; set before run
 
 	mu      sync.Mutex
-	queue   []*laneReq
-	stopped error // set once the lane stopped: later requests fail with it
+	queue   []*laneReq // handed over, not all written, in the order handed
+	stopped error      // set once the lane stopped: later requests fail with it
 	wake    chan struct{}
+}
+
+// holdPoll is how often a lane holding records looks at the watermark
+// again.
+const holdPoll = 5 * time.Millisecond
+
+// timed is a record to write and its event's occurred_at.
+type timed struct {
+	at int64
+	kafkaio.Record
 }
 
 // laneReq is one task's records for a lane, and where the result goes.
 type laneReq struct {
-	recs []kafkaio.Record
+	recs []timed
+	next int        // records written so far; the lane's
 	done chan error // buffered: the lane never waits for the task
 }
 
@@ -34,8 +64,9 @@ func newLane(topic string, part int) *lane {
 	return &lane{topic: topic, part: part, wake: make(chan struct{}, 1)}
 }
 
-// submit hands recs to the lane; the result comes on req.done once they
-// are acknowledged (or failed). The lane reads recs until then.
+// submit hands req's records to the lane; the result comes on req.done
+// once they are all acknowledged (or failed). The lane reads them until
+// then.
 func (l *lane) submit(req *laneReq) {
 	l.mu.Lock()
 	if l.stopped != nil {
@@ -43,6 +74,7 @@ func (l *lane) submit(req *laneReq) {
 		req.done <- l.stopped
 		return
 	}
+	req.next = 0
 	l.queue = append(l.queue, req)
 	l.mu.Unlock()
 	select {
@@ -51,14 +83,36 @@ func (l *lane) submit(req *laneReq) {
 	}
 }
 
+// watermark is the time up to which every task of the lane's topic that
+// has more to read has handed over its records.
+func (l *lane) watermark() int64 {
+	w := int64(math.MaxInt64)
+	for _, t := range l.tasks {
+		if !t.readToEnd() {
+			w = min(w, t.through.Load())
+		}
+	}
+	return w
+}
+
 // run writes what is handed to the lane until ctx ends; then every request
 // waiting, and every later one, fails with ctx's error.
 func (l *lane) run(ctx context.Context, r *Repartitioner) {
 	var recs []kafkaio.Record
-	var reqs []*laneReq
+	var reqs, sent []*laneReq
+	var heldSince time.Time // when the lane last wrote, or started holding
+	poll := time.NewTicker(holdPoll)
+	defer poll.Stop()
 	for {
 		select {
 		case <-l.wake:
+		case <-poll.C:
+			l.mu.Lock()
+			holding := len(l.queue) > 0
+			l.mu.Unlock()
+			if !holding {
+				continue
+			}
 		case <-ctx.Done():
 			l.mu.Lock()
 			l.stopped = ctx.Err()
@@ -70,20 +124,73 @@ func (l *lane) run(ctx context.Context, r *Repartitioner) {
 			return
 		}
 		l.mu.Lock()
-		reqs, l.queue = l.queue, reqs[:0]
+		reqs = append(reqs[:0], l.queue...)
 		l.mu.Unlock()
 		if len(reqs) == 0 {
 			continue
 		}
-		recs = recs[:0]
-		for _, q := range reqs {
-			recs = append(recs, q.recs...)
+		if heldSince.IsZero() {
+			heldSince = time.Now()
+		}
+		w := l.watermark()
+		if time.Since(heldSince) > r.opts.OrderWait {
+			w = math.MaxInt64
+		}
+		recs, sent = mergeUpTo(recs[:0], sent[:0], reqs, w)
+		if len(recs) == 0 {
+			continue
 		}
 		err := kafkaio.Produce(ctx, r.stage, r.kafka, l.topic, l.part, recs, kafkaio.DefaultMaxMessageBytes)
-		for _, q := range reqs {
-			q.done <- err
-		}
 		clear(recs)
+		heldSince = time.Time{}
+		l.mu.Lock()
+		for _, q := range sent {
+			if err != nil || q.next == len(q.recs) {
+				// Written, or failed: the task gets its answer and takes
+				// its records back; a failed one's rest is not written.
+				q.done <- err
+				l.remove(q)
+			}
+		}
+		l.mu.Unlock()
+		clear(sent)
 		clear(reqs)
 	}
+}
+
+// remove takes q out of the queue; l.mu is held.
+func (l *lane) remove(q *laneReq) {
+	if i := slices.Index(l.queue, q); i >= 0 {
+		l.queue = slices.Delete(l.queue, i, i+1)
+	}
+}
+
+// mergeUpTo appends to recs, oldest first, the records of reqs not written
+// yet whose time is at most w, each request's in its order (a k-way merge
+// of the requests' next records; ties go to the request handed over
+// first), moving each request's next past them; sent gets the requests
+// that gave records.
+func mergeUpTo(recs []kafkaio.Record, sent []*laneReq, reqs []*laneReq, w int64) ([]kafkaio.Record, []*laneReq) {
+	gave := make([]bool, len(reqs))
+	for {
+		best := -1
+		for i, q := range reqs {
+			if q.next < len(q.recs) && (best < 0 || q.recs[q.next].at < reqs[best].recs[reqs[best].next].at) {
+				best = i
+			}
+		}
+		if best < 0 || reqs[best].recs[reqs[best].next].at > w {
+			break
+		}
+		q := reqs[best]
+		recs = append(recs, q.recs[q.next].Record)
+		q.next++
+		gave[best] = true
+	}
+	for i, q := range reqs {
+		if gave[i] {
+			sent = append(sent, q)
+		}
+	}
+	return recs, sent
 }

@@ -64,6 +64,9 @@ type Options struct {
 	// records are committed; default 1s. A crash writes again at most what
 	// was read in one interval, which the pipeline then drops.
 	CommitInterval time.Duration
+	// OrderWait bounds how long a repartition partition holds records for
+	// a source partition that lags in event time (see lane); default 1s.
+	OrderWait time.Duration
 	// ShutdownTimeout bounds the last writes, commit and group leave when
 	// the context is cancelled; default 10s.
 	ShutdownTimeout time.Duration
@@ -107,6 +110,9 @@ func (o *Options) withDefaults() (Options, error) {
 	}
 	if c.CommitInterval <= 0 {
 		c.CommitInterval = time.Second
+	}
+	if c.OrderWait <= 0 {
+		c.OrderWait = time.Second
 	}
 	if c.ShutdownTimeout <= 0 {
 		c.ShutdownTimeout = 10 * time.Second
@@ -331,14 +337,24 @@ func (r *Repartitioner) generation(ctx context.Context, gen *kafka.Generation) e
 		out := Topic(typ)
 		if lanes[out] == nil && len(gen.Assignments[t]) > 0 {
 			for q := range r.lay.partitions {
-				l := newLane(out, q)
-				lanes[out] = append(lanes[out], l)
-				lwg.Add(1)
-				go func() { defer lwg.Done(); l.run(lctx, r) }()
+				lanes[out] = append(lanes[out], newLane(out, q))
 			}
 		}
 		for _, pa := range gen.Assignments[t] {
 			tasks = append(tasks, newTask(r, t, pa.ID, pa.Offset, lanes))
+		}
+	}
+	for out, ls := range lanes {
+		var writers []*task
+		for _, t := range tasks {
+			if t.outTopic == out {
+				writers = append(writers, t)
+			}
+		}
+		for _, l := range ls {
+			l.tasks = writers
+			lwg.Add(1)
+			go func() { defer lwg.Done(); l.run(lctx, r) }()
 		}
 	}
 	r.log.Info("generation started", "generation", gen.ID, "member", gen.MemberID, "source_partitions", len(tasks))

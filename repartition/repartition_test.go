@@ -131,14 +131,7 @@ func itoa(i int) string { return string(kafkaio.AppendSource(nil, "", 0, int64(i
 // in order. The test kills the repartitioner after each of several produce
 // counts and checks the fault hit: copies are in the topics.
 func TestCrashWritesAgain(t *testing.T) {
-	recs, cfg := generated(t, 300, 6000, 1)
-	counts := map[string]int32{}
-	for i, topic := range []string{"crmdb.public.orders", "crmdb.public.opportunities", "crmdb.public.activities", "crmdb.public.accounts"} {
-		counts[topic] = []int32{5, 3, 7, 1}[i]
-	}
-	c := newCluster(t, 4, counts)
-	addrs := c.ListenAddrs()
-	pos := produceSources(t, addrs, counts, recs)
+	addrs, cfg, counts, pos := mixedSources(t, 300, 6000, 1)
 	want, rejected := expected(t, cfg, pos, 4)
 	if len(rejected) == 0 {
 		t.Fatal("the history should have records the mapper refuses")

@@ -3,6 +3,7 @@ package repartition
 import (
 	"context"
 	"errors"
+	"math"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -39,8 +40,12 @@ type task struct {
 	// committed. -1: none.
 	acked, committed atomic.Int64
 	hwm              atomic.Int64 // the partition's high-water mark, -1 until known
+	from             atomic.Int64 // the offset reading started from, -1 until known
+	// through is the latest occurred_at the task has handed the lanes
+	// (see lane); the lowest time until its first round.
+	through atomic.Int64
 
-	merged [][]kafkaio.Record // a round's records per partition, when it has several batches
+	merged [][]timed // a round's records per partition, when it has several batches
 	dlq    []kafkaio.Record
 	errs   []error
 	lanes  []*lane   // of outTopic, by partition: the generation's
@@ -51,7 +56,8 @@ type task struct {
 // partition, and dead letters. Batches are reused, with their arrays.
 type batch struct {
 	next    int64 // offset after the last source record in the batch
-	parts   [][]kafkaio.Record
+	parts   [][]timed
+	last    int64 // the latest occurred_at of its events
 	dlq     []kafkaio.Record
 	arena   []byte         // keys and header values
 	headers []kafka.Header // the records' headers, one each
@@ -64,7 +70,7 @@ func newTask(r *Repartitioner, topic string, part int, start int64, lanes map[st
 	m, _ := inputs.New(r.opts.Config) // compiled once already in New: cannot fail
 	typ, _ := m.Type(topic)
 	t := &task{r: r, topic: topic, part: part, start: start, outTopic: Topic(typ), met: r.perTopic[topic], mapper: m,
-		merged: make([][]kafkaio.Record, r.lay.partitions), errs: make([]error, r.lay.partitions+1),
+		merged: make([][]timed, r.lay.partitions), errs: make([]error, r.lay.partitions+1),
 		reqs: make([]laneReq, r.lay.partitions)}
 	t.lanes = lanes[t.outTopic]
 	for q := range t.reqs {
@@ -77,6 +83,8 @@ func newTask(r *Repartitioner, topic string, part int, start int64, lanes map[st
 		t.committed.Store(start)
 	}
 	t.hwm.Store(-1)
+	t.from.Store(-1)
+	t.through.Store(math.MinInt64)
 	return t
 }
 
@@ -102,7 +110,7 @@ func (t *task) run(ctx, gctx context.Context) error {
 	mapped := make(chan *batch, 2)
 	free := make(chan *batch, 4)
 	for range cap(free) {
-		free <- &batch{parts: make([][]kafkaio.Record, t.r.lay.partitions)}
+		free <- &batch{parts: make([][]timed, t.r.lay.partitions)}
 	}
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -130,6 +138,9 @@ func (t *task) run(ctx, gctx context.Context) error {
 			case fr = <-fetched:
 			case <-wctx.Done():
 				return
+			}
+			if fr.Start > t.from.Load() {
+				t.from.Store(fr.Start)
 			}
 			if fr.HWM > t.hwm.Load() {
 				t.hwm.Store(fr.HWM)
@@ -204,6 +215,7 @@ func (t *task) fill(b *batch, msgs []kafka.Message, hwm int64) {
 	clear(b.dlq)
 	b.dlq, b.arena, b.headers = b.dlq[:0], b.arena[:0], b.headers[:0]
 	b.records, b.events = len(msgs), 0
+	b.last = math.MinInt64
 	clear(b.reasons)
 	hash := t.r.hash
 	backlog := max(hwm-(msgs[len(msgs)-1].Offset+1), 0)
@@ -225,13 +237,14 @@ func (t *task) fill(b *batch, msgs []kafka.Message, hwm int64) {
 		}
 		for k := range evs {
 			e := &evs[k]
+			b.last = max(b.last, e.OccurredAt)
 			s := len(b.arena)
 			b.arena = append(b.arena, e.AccountID...)
 			key := b.arena[s:len(b.arena):len(b.arena)]
 			q := hash.Partition(key)
 			h := len(b.headers)
 			b.headers, b.arena = kafkaio.AppendSourceHeader(b.headers, b.arena, t.topic, t.part, m.Offset, k, backlog)
-			b.parts[q] = append(b.parts[q], kafkaio.Record{Key: key, Value: e.JSON, Headers: b.headers[h:len(b.headers):len(b.headers)], Time: m.Time})
+			b.parts[q] = append(b.parts[q], timed{e.OccurredAt, kafkaio.Record{Key: key, Value: e.JSON, Headers: b.headers[h:len(b.headers):len(b.headers)], Time: m.Time}})
 		}
 		b.events += len(evs)
 	}
@@ -258,6 +271,11 @@ func (t *task) write(ctx context.Context, round []*batch) error {
 	}
 	r := t.r
 	clear(t.errs)
+	for _, b := range round {
+		if b.last > t.through.Load() {
+			t.through.Store(b.last)
+		}
+	}
 	n := 0
 	for q, recs := range parts {
 		if len(recs) > 0 {
@@ -290,6 +308,13 @@ func (t *task) write(ctx context.Context, round []*batch) error {
 	}
 	clear(t.dlq)
 	return errors.Join(t.errs...)
+}
+
+// readToEnd reports whether the task has written everything its source
+// partition held as of its last fetch.
+func (t *task) readToEnd() bool {
+	hwm := t.hwm.Load()
+	return hwm >= 0 && max(t.acked.Load(), t.from.Load()) >= hwm
 }
 
 // acknowledged records a written round: its source offsets may be
