@@ -42,6 +42,24 @@ type flushing struct {
 	done     chan error // the result of writing it
 }
 
+// backfillFlushes spaces the interval flushes of a partition that
+// backfills: each snapshots every account changed since the last one,
+// and while a history streams in at the events' own clocks those
+// snapshots are superseded seconds later, so flushing every second would
+// mostly rewrite the same accounts (a history repartitioned from declared
+// inputs, which arrives at the repartitioner's pace, wrote twice the
+// snapshot rows of the same history read natively). Size flushes, and the
+// flush at the end of the backfill, are not delayed.
+const backfillFlushes = 5
+
+// intervalDue reports whether the interval flush of a tick at now is
+// due: always, but while the partition backfills, only every
+// backfillFlushes ticks (half a tick early, for a ticker's jitter).
+func (w *worker) intervalDue(now time.Time) bool {
+	every := w.p.opts.FlushInterval
+	return !w.clk.backfill || now.Sub(w.fl.sealedAt) >= backfillFlushes*every-every/2
+}
+
 // flush seals a flush for reason now, or, while a job is being written,
 // once it is done (a size flush outranks the others).
 func (w *worker) flush(reason string) error {

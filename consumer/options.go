@@ -39,8 +39,10 @@ type Options struct {
 
 	// A partition flushes (sink, then changelog, then offsets) every
 	// FlushInterval and whenever FlushSize events were read since its last
-	// flush. While a flush is being written the next one gathers; past
-	// 4 × FlushSize pending events the partition stops reading.
+	// flush; while it backfills, every BackfillFlushes × FlushInterval
+	// (see backfillFlushes). While a flush is being written the next one
+	// gathers; past 4 × FlushSize pending events the partition stops
+	// reading.
 	FlushInterval time.Duration // default 1s
 	FlushSize     int           // events per partition; default 100,000
 	// CaughtUpFlush: a partition that has read and applied all of its input

@@ -123,7 +123,9 @@ func (w *worker) run(ctx, gctx context.Context, starts []int64) error {
 		case f := <-fetched:
 			err = w.process(f)
 		case <-flushT.C:
-			err = w.flush("interval")
+			if w.intervalDue(time.Now()) {
+				err = w.flush("interval")
+			}
 		case <-reevalT.C:
 			w.reevaluate(false)
 			w.rank(true)
