@@ -40,7 +40,7 @@ type task struct {
 	// committed. -1: none.
 	acked, committed atomic.Int64
 	hwm              atomic.Int64 // the partition's high-water mark, -1 until known
-	from             atomic.Int64 // the offset reading started from, -1 until known
+	from             atomic.Int64 // the offset the first fetch started from, -1 until known
 	// through is the latest occurred_at the task has handed the lanes
 	// (see lane); the lowest time until its first round.
 	through atomic.Int64
@@ -139,7 +139,10 @@ func (t *task) run(ctx, gctx context.Context) error {
 			case <-wctx.Done():
 				return
 			}
-			if fr.Start > t.from.Load() {
+			if fr.Start >= 0 && t.from.Load() < 0 {
+				// The first connection's start only: a reconnection starts
+				// where fetching stopped, before what was fetched is
+				// written.
 				t.from.Store(fr.Start)
 			}
 			if fr.HWM > t.hwm.Load() {
@@ -271,17 +274,18 @@ func (t *task) write(ctx context.Context, round []*batch) error {
 	}
 	r := t.r
 	clear(t.errs)
-	for _, b := range round {
-		if b.last > t.through.Load() {
-			t.through.Store(b.last)
-		}
-	}
-	n := 0
 	for q, recs := range parts {
 		if len(recs) > 0 {
 			t.reqs[q].recs = recs
 			t.lanes[q].submit(&t.reqs[q])
-			n++
+		}
+	}
+	// Only once every lane holds the round may the watermark pass it: a
+	// lane that saw the new mark first would write newer records of
+	// other tasks before this round's.
+	for _, b := range round {
+		if b.last > t.through.Load() {
+			t.through.Store(b.last)
 		}
 	}
 	var wg sync.WaitGroup
