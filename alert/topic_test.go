@@ -77,7 +77,7 @@ func TestTopicWritesAlerts(t *testing.T) {
 		if string(g.Key) != a.AccountID {
 			t.Errorf("record %d key %q, want %q", i, g.Key, a.AccountID)
 		}
-		if header(g, HeaderAlertStatus) != a.Status || header(g, HeaderAlertID) != a.AlertID || header(g, HeaderAlertKind) != a.Kind {
+		if testenv.Header(g, HeaderAlertStatus) != a.Status || testenv.Header(g, HeaderAlertID) != a.AlertID || testenv.Header(g, HeaderAlertKind) != a.Kind {
 			t.Errorf("record %d headers %+v", i, g.Headers)
 		}
 	}
@@ -185,7 +185,7 @@ func TestWebhookDLQOnKafka(t *testing.T) {
 	if string(got.Value) != string(a.AppendJSON(nil)) || string(got.Key) != a.AccountID {
 		t.Errorf("dead letter %q: %s", got.Key, got.Value)
 	}
-	if header(got, HeaderDLQReason) != ReasonGaveUp || header(got, HeaderAlertID) != a.AlertID {
+	if testenv.Header(got, HeaderDLQReason) != ReasonGaveUp || testenv.Header(got, HeaderAlertID) != a.AlertID {
 		t.Errorf("dead letter headers %+v", got.Headers)
 	}
 	eventually(t, "AlertDLQ", func() bool { return count(m.AlertDLQ) == 1 })

@@ -20,6 +20,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/pyramid-crm/pyramid/internal/retry"
+	"github.com/pyramid-crm/pyramid/internal/testenv"
 	"github.com/pyramid-crm/pyramid/metrics"
 	"github.com/pyramid-crm/pyramid/money"
 	"github.com/pyramid-crm/pyramid/scoring"
@@ -137,15 +138,6 @@ func (f *fakeDLQ) messages() []kafka.Message {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return append([]kafka.Message(nil), f.msgs...)
-}
-
-func header(m kafka.Message, key string) string {
-	for _, h := range m.Headers {
-		if h.Key == key {
-			return string(h.Value)
-		}
-	}
-	return ""
 }
 
 // fastRetry shortens the backoff of the tests' stages.
@@ -283,13 +275,13 @@ func TestWebhookRejectedGoesToDLQAtOnce(t *testing.T) {
 		t.Fatalf("%d dead letters, want 1", len(msgs))
 	}
 	dl := msgs[0]
-	if got := header(dl, HeaderDLQReason); got != ReasonRejected {
+	if got := testenv.Header(dl, HeaderDLQReason); got != ReasonRejected {
 		t.Errorf("reason %q, want %q", got, ReasonRejected)
 	}
-	if got := header(dl, HeaderDLQAttempts); got != "1" {
+	if got := testenv.Header(dl, HeaderDLQAttempts); got != "1" {
 		t.Errorf("attempts %q, want 1", got)
 	}
-	if header(dl, HeaderDLQError) == "" || header(dl, HeaderAlertID) != a.AlertID || string(dl.Key) != a.AccountID {
+	if testenv.Header(dl, HeaderDLQError) == "" || testenv.Header(dl, HeaderAlertID) != a.AlertID || string(dl.Key) != a.AccountID {
 		t.Errorf("dead letter headers/key: %+v key %q", dl.Headers, dl.Key)
 	}
 	if string(dl.Value) != string(a.AppendJSON(nil)) {
@@ -333,12 +325,12 @@ func TestWebhookReceiverDownNeverStallsWrite(t *testing.T) {
 
 	reasons := map[string]int{}
 	for _, dl := range dlq.messages() {
-		id := header(dl, HeaderAlertID)
+		id := testenv.Header(dl, HeaderAlertID)
 		if !want[id] {
 			t.Errorf("unexpected or repeated dead letter %q", id)
 		}
 		delete(want, id)
-		reasons[header(dl, HeaderDLQReason)]++
+		reasons[testenv.Header(dl, HeaderDLQReason)]++
 	}
 	if len(want) != 0 {
 		t.Errorf("alerts missing from the DLQ: %v", want)
@@ -375,8 +367,8 @@ func TestWebhookCloseIsBounded(t *testing.T) {
 		t.Fatalf("%d dead letters (counter %v), want 3", len(msgs), count(m.AlertDLQ))
 	}
 	for _, dl := range msgs {
-		if got := header(dl, HeaderDLQReason); got != ReasonShutdown {
-			t.Errorf("%s: reason %q, want %q", header(dl, HeaderAlertID), got, ReasonShutdown)
+		if got := testenv.Header(dl, HeaderDLQReason); got != ReasonShutdown {
+			t.Errorf("%s: reason %q, want %q", testenv.Header(dl, HeaderAlertID), got, ReasonShutdown)
 		}
 	}
 }
@@ -501,7 +493,7 @@ func TestWebhookBurstLosesNothing(t *testing.T) {
 	}
 	seen := map[string]int{}
 	for _, dl := range dlq.messages() {
-		seen[header(dl, HeaderAlertID)]++
+		seen[testenv.Header(dl, HeaderAlertID)]++
 	}
 	for _, a := range all {
 		if seen[a.AlertID] != 1 {
@@ -551,10 +543,10 @@ func TestWebhookRedirectIsAFailure(t *testing.T) {
 			}
 			eventually(t, "dead letter", func() bool { return count(m.AlertDLQ) == 1 })
 			dl := dlq.messages()[0]
-			if got := header(dl, HeaderDLQReason); got != ReasonGaveUp {
+			if got := testenv.Header(dl, HeaderDLQReason); got != ReasonGaveUp {
 				t.Errorf("reason %q, want %q", got, ReasonGaveUp)
 			}
-			if e := header(dl, HeaderDLQError); !strings.Contains(e, other.URL+"/new-hook") || !strings.Contains(e, strconv.Itoa(code)) {
+			if e := testenv.Header(dl, HeaderDLQError); !strings.Contains(e, other.URL+"/new-hook") || !strings.Contains(e, strconv.Itoa(code)) {
 				t.Errorf("dead letter error %q lacks the status and the Location", e)
 			}
 			if hits.Load() < 2 {

@@ -18,6 +18,7 @@ import (
 	"github.com/pyramid-crm/pyramid/config"
 	"github.com/pyramid-crm/pyramid/event"
 	"github.com/pyramid-crm/pyramid/gen"
+	"github.com/pyramid-crm/pyramid/internal/testenv"
 	"github.com/pyramid-crm/pyramid/kafkaio"
 	"github.com/pyramid-crm/pyramid/repartition"
 	"github.com/pyramid-crm/pyramid/replay"
@@ -222,8 +223,8 @@ func testBackfill(t *testing.T, perType, junk, repartitioned bool) {
 	diff(t, "alert", gotAlerts, wantAlerts)
 	if junk {
 		var got []string
-		for _, d := range readTopic(t, addrs, kafkaio.DeadLetters, 4) {
-			got = append(got, header(d, "pyramid-reason"))
+		for _, d := range testenv.ReadTopic(t, addrs, kafkaio.DeadLetters, 4) {
+			got = append(got, testenv.Header(d, "pyramid-reason"))
 		}
 		sort.Strings(got)
 		sort.Strings(junkReasons)

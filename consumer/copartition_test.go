@@ -9,6 +9,7 @@ import (
 	"github.com/pyramid-crm/pyramid/config"
 	"github.com/pyramid-crm/pyramid/event"
 	"github.com/pyramid-crm/pyramid/gen"
+	"github.com/pyramid-crm/pyramid/internal/testenv"
 	"github.com/pyramid-crm/pyramid/kafkaio"
 )
 
@@ -47,7 +48,7 @@ func TestNativePartitionChecked(t *testing.T) {
 			waitCommitted(t, addrs, "pyramid", endOffsets(msgs), 60*time.Second)
 			r.Stop(t)
 
-			dl := readTopic(t, addrs, kafkaio.DeadLetters, 4)
+			dl := testenv.ReadTopic(t, addrs, kafkaio.DeadLetters, 4)
 			if !declared {
 				if len(dl) != 0 || len(s.latest()) != 40 {
 					t.Fatalf("without declared inputs: %d dead letters, %d accounts; want 0 and 40", len(dl), len(s.latest()))
@@ -58,8 +59,8 @@ func TestNativePartitionChecked(t *testing.T) {
 				t.Fatalf("%d dead letters and %d accounts, want %d and %d", len(dl), len(s.latest()), misplaced, 40-misplaced)
 			}
 			for _, d := range dl {
-				if header(d, kafkaio.HeaderReason) != event.ReasonBadKey || !strings.Contains(header(d, kafkaio.HeaderError), "murmur2 partitioner puts it in partition") {
-					t.Errorf("dead letter %s: %s / %s", d.Key, header(d, kafkaio.HeaderReason), header(d, kafkaio.HeaderError))
+				if testenv.Header(d, kafkaio.HeaderReason) != event.ReasonBadKey || !strings.Contains(testenv.Header(d, kafkaio.HeaderError), "murmur2 partitioner puts it in partition") {
+					t.Errorf("dead letter %s: %s / %s", d.Key, testenv.Header(d, kafkaio.HeaderReason), testenv.Header(d, kafkaio.HeaderError))
 				}
 			}
 		})

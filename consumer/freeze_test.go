@@ -14,6 +14,7 @@ import (
 
 	"github.com/pyramid-crm/pyramid/config"
 	"github.com/pyramid-crm/pyramid/event"
+	"github.com/pyramid-crm/pyramid/internal/testenv"
 	"github.com/pyramid-crm/pyramid/kafkaio"
 	"github.com/pyramid-crm/pyramid/metrics"
 	"github.com/pyramid-crm/pyramid/scoring"
@@ -102,15 +103,15 @@ func TestOversizedAccountIsFrozen(t *testing.T) {
 	}
 	r.Stop(t)
 
-	dl := readTopic(t, addrs, kafkaio.DeadLetters, parts)
+	dl := testenv.ReadTopic(t, addrs, kafkaio.DeadLetters, parts)
 	if len(dl) < 100 || len(dl) > 600 {
 		t.Fatalf("%d dead letters; want the opportunities from the one that would not fit on", len(dl))
 	}
 	for _, d := range dl {
-		e := header(d, "pyramid-error")
-		if string(d.Key) != acc || header(d, "pyramid-reason") != event.ReasonLimit ||
+		e := testenv.Header(d, "pyramid-error")
+		if string(d.Key) != acc || testenv.Header(d, "pyramid-reason") != event.ReasonLimit ||
 			!strings.Contains(e, "frozen") || !strings.Contains(e, "max.message.bytes") || !strings.Contains(e, strconv.Itoa(stateMax)) {
-			t.Fatalf("dead letter of %s: reason %q, error %q; want limit naming the state topic's max.message.bytes", d.Key, header(d, "pyramid-reason"), e)
+			t.Fatalf("dead letter of %s: reason %q, error %q; want limit naming the state topic's max.message.bytes", d.Key, testenv.Header(d, "pyramid-reason"), e)
 		}
 	}
 	snaps := s.latest()
@@ -121,7 +122,7 @@ func TestOversizedAccountIsFrozen(t *testing.T) {
 		t.Errorf("%s, in the same partition: version %d, current value %s; want all 300 orders", neighbour, n.Version, n.CurrentValue)
 	}
 	largest := 0
-	for _, rec := range readTopic(t, addrs, kafkaio.State, parts) {
+	for _, rec := range testenv.ReadTopic(t, addrs, kafkaio.State, parts) {
 		largest = max(largest, len(rec.Key)+len(rec.Value))
 	}
 	if largest == 0 || largest > stateMax {
@@ -139,7 +140,7 @@ func TestOversizedAccountIsFrozen(t *testing.T) {
 		t.Errorf("after the restart pyramid_accounts_frozen = %v, want 1", got)
 	}
 	r2.Stop(t)
-	if n := len(readTopic(t, addrs, kafkaio.DeadLetters, parts)); n != len(dl)+1 {
+	if n := len(testenv.ReadTopic(t, addrs, kafkaio.DeadLetters, parts)); n != len(dl)+1 {
 		t.Errorf("after the restart %d dead letters, want %d", n, len(dl)+1)
 	}
 	if got := testutil.ToFloat64(m2.AccountsFrozen); got != 0 {
@@ -174,7 +175,7 @@ func TestOversizedAccountIsFrozen(t *testing.T) {
 	if n := s3.latest()[neighbour]; n.Version <= 301 {
 		t.Errorf("%s: version %d; want its order applied and the end of the backfill re-emitting it", neighbour, n.Version)
 	}
-	if n := len(readTopic(t, addrs, kafkaio.DeadLetters, parts)); n != len(dl)+2 {
+	if n := len(testenv.ReadTopic(t, addrs, kafkaio.DeadLetters, parts)); n != len(dl)+2 {
 		t.Errorf("with the lower limit %d dead letters, want %d", n, len(dl)+2)
 	}
 
@@ -228,19 +229,19 @@ func TestBigAccountsDoNotStopThePipeline(t *testing.T) {
 	waitCommitted(t, addrs, "pyramid", ends, 120*time.Second)
 	r.Stop(t)
 
-	dl := readTopic(t, addrs, kafkaio.DeadLetters, parts)
+	dl := testenv.ReadTopic(t, addrs, kafkaio.DeadLetters, parts)
 	if len(dl) != 3 {
 		t.Fatalf("%d dead letters, want the 3 opportunities with 400 KB ids", len(dl))
 	}
 	for _, d := range dl {
-		if header(d, "pyramid-reason") != event.ReasonInvalidField || !strings.Contains(header(d, "pyramid-error"), "opportunity_id must be 1 to 128 bytes") {
-			t.Errorf("dead letter: reason %q, error %q", header(d, "pyramid-reason"), header(d, "pyramid-error"))
+		if testenv.Header(d, "pyramid-reason") != event.ReasonInvalidField || !strings.Contains(testenv.Header(d, "pyramid-error"), "opportunity_id must be 1 to 128 bytes") {
+			t.Errorf("dead letter: reason %q, error %q", testenv.Header(d, "pyramid-reason"), testenv.Header(d, "pyramid-error"))
 		}
 	}
 	if v := s.latest()["acc-many-lost"].Version; v != 25_000 {
 		t.Errorf("acc-many-lost: version %d, want the 25,000 applied", v)
 	}
-	for _, rec := range readTopic(t, addrs, kafkaio.State, parts) {
+	for _, rec := range testenv.ReadTopic(t, addrs, kafkaio.State, parts) {
 		if string(rec.Key) == "acc-many-lost" && len(rec.Value) > 1<<20 {
 			t.Errorf("state record of acc-many-lost takes %d bytes", len(rec.Value))
 		}

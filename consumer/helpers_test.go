@@ -446,49 +446,6 @@ func sources(msgs []msg) []string {
 	return out
 }
 
-// readTopic returns every message of a topic, all partitions.
-func readTopic(tb testing.TB, addrs []string, topic string, partitions int) []kafka.Message {
-	tb.Helper()
-	var all []kafka.Message
-	d := &kafka.Dialer{Timeout: 5 * time.Second}
-	for p := 0; p < partitions; p++ {
-		conn, err := d.DialLeader(context.Background(), "tcp", addrs[0], topic, p)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		first, last, err := conn.ReadOffsets()
-		if err != nil {
-			tb.Fatal(err)
-		}
-		off := first
-		for off < last {
-			conn.Seek(off, kafka.SeekAbsolute|kafka.SeekDontCheck)
-			conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-			b := conn.ReadBatchWith(kafka.ReadBatchConfig{MinBytes: 1, MaxBytes: 1 << 20, MaxWait: 100 * time.Millisecond})
-			for {
-				m, err := b.ReadMessage()
-				if err != nil {
-					break
-				}
-				all = append(all, m)
-				off = m.Offset + 1
-			}
-			b.Close()
-		}
-		conn.Close()
-	}
-	return all
-}
-
-func header(m kafka.Message, key string) string {
-	for _, h := range m.Headers {
-		if h.Key == key {
-			return string(h.Value)
-		}
-	}
-	return ""
-}
-
 // committedTotal sums the group's committed offsets over want's partitions.
 func committedTotal(tb testing.TB, addrs []string, group string, want map[string]map[int]int64) (got, total int64) {
 	tb.Helper()

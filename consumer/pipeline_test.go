@@ -172,8 +172,8 @@ func TestPoison(t *testing.T) {
 	compare(t, s.latest(), w.golden(t), true)
 
 	dlq := map[string]kafka.Message{}
-	for _, m := range readTopic(t, addrs, kafkaio.DeadLetters, 4) {
-		dlq[header(m, "pyramid-source")] = m
+	for _, m := range testenv.ReadTopic(t, addrs, kafkaio.DeadLetters, 4) {
+		dlq[testenv.Header(m, "pyramid-source")] = m
 	}
 	src := sources(w.msgs)
 	bad := 0
@@ -181,7 +181,7 @@ func TestPoison(t *testing.T) {
 		d, ok := dlq[src[i]]
 		if m.bad == "" {
 			if ok {
-				t.Errorf("valid event %s in the DLQ: %s", src[i], header(d, "pyramid-error"))
+				t.Errorf("valid event %s in the DLQ: %s", src[i], testenv.Header(d, "pyramid-error"))
 			}
 			continue
 		}
@@ -189,13 +189,13 @@ func TestPoison(t *testing.T) {
 		switch {
 		case !ok:
 			t.Errorf("malformed event %s (%s) not in the DLQ", src[i], m.bad)
-		case header(d, "pyramid-reason") != m.bad:
-			t.Errorf("event %s: reason %q, want %q", src[i], header(d, "pyramid-reason"), m.bad)
-		case header(d, "pyramid-error") == "" || strings.Contains(header(d, "pyramid-error"), "\n"):
-			t.Errorf("event %s: pyramid-error %q is not one line", src[i], header(d, "pyramid-error"))
+		case testenv.Header(d, "pyramid-reason") != m.bad:
+			t.Errorf("event %s: reason %q, want %q", src[i], testenv.Header(d, "pyramid-reason"), m.bad)
+		case testenv.Header(d, "pyramid-error") == "" || strings.Contains(testenv.Header(d, "pyramid-error"), "\n"):
+			t.Errorf("event %s: pyramid-error %q is not one line", src[i], testenv.Header(d, "pyramid-error"))
 		case m.bad == event.ReasonTooLarge:
-			if len(d.Value) != kafkaio.TruncatedDeadLetter || header(d, "pyramid-truncated") != strconv.Itoa(len(m.value)) {
-				t.Errorf("too large event %s: dead letter of %d bytes, truncated header %q", src[i], len(d.Value), header(d, "pyramid-truncated"))
+			if len(d.Value) != kafkaio.TruncatedDeadLetter || testenv.Header(d, "pyramid-truncated") != strconv.Itoa(len(m.value)) {
+				t.Errorf("too large event %s: dead letter of %d bytes, truncated header %q", src[i], len(d.Value), testenv.Header(d, "pyramid-truncated"))
 			}
 		case string(d.Value) != string(m.value) || string(d.Key) != m.key:
 			t.Errorf("event %s: DLQ record does not carry the original key and value", src[i])

@@ -12,6 +12,7 @@ import (
 
 	"github.com/pyramid-crm/pyramid/config"
 	"github.com/pyramid-crm/pyramid/event"
+	"github.com/pyramid-crm/pyramid/internal/testenv"
 	"github.com/pyramid-crm/pyramid/kafkaio"
 	"github.com/pyramid-crm/pyramid/metrics"
 	"github.com/pyramid-crm/pyramid/repartition"
@@ -258,7 +259,7 @@ func TestRepartitionedCopiesDropped(t *testing.T) {
 	// One sources record per partition of the state topic, the newest
 	// naming every source partition.
 	srcs := 0
-	for _, rec := range readTopic(t, addrs, kafkaio.State, 2) {
+	for _, rec := range testenv.ReadTopic(t, addrs, kafkaio.State, 2) {
 		if string(rec.Key) == sourcesKey {
 			srcs++
 		}

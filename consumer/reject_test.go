@@ -8,6 +8,7 @@ import (
 
 	"github.com/pyramid-crm/pyramid/config"
 	"github.com/pyramid-crm/pyramid/event"
+	"github.com/pyramid-crm/pyramid/internal/testenv"
 	"github.com/pyramid-crm/pyramid/kafkaio"
 )
 
@@ -44,10 +45,10 @@ func TestScoringRejectionsAreDeadLettered(t *testing.T) {
 	r.Stop(t)
 
 	reasons := map[string]int{}
-	for _, d := range readTopic(t, addrs, kafkaio.DeadLetters, 2) {
-		reasons[header(d, "pyramid-reason")]++
-		if r := header(d, "pyramid-reason"); r == event.ReasonLimit && !strings.Contains(header(d, "pyramid-error"), "limits.max_open_opportunities") {
-			t.Errorf("limit dead letter without the limit's name: %q", header(d, "pyramid-error"))
+	for _, d := range testenv.ReadTopic(t, addrs, kafkaio.DeadLetters, 2) {
+		reasons[testenv.Header(d, "pyramid-reason")]++
+		if r := testenv.Header(d, "pyramid-reason"); r == event.ReasonLimit && !strings.Contains(testenv.Header(d, "pyramid-error"), "limits.max_open_opportunities") {
+			t.Errorf("limit dead letter without the limit's name: %q", testenv.Header(d, "pyramid-error"))
 		}
 	}
 	if reasons[event.ReasonLimit] != 1 || reasons[event.ReasonOutOfRange] != 1 || len(reasons) != 2 {

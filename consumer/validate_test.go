@@ -9,6 +9,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/pyramid-crm/pyramid/event"
+	"github.com/pyramid-crm/pyramid/internal/testenv"
 	"github.com/pyramid-crm/pyramid/kafkaio"
 )
 
@@ -74,13 +75,13 @@ func TestMessagesNotKeyedByAccountAreDeadLettered(t *testing.T) {
 	waitCommitted(t, addrs, "pyramid", map[string]map[int]int64{orders: {home: 2, other: 2}}, 60*time.Second)
 	r.Stop(t)
 
-	dl := readTopic(t, addrs, kafkaio.DeadLetters, parts)
+	dl := testenv.ReadTopic(t, addrs, kafkaio.DeadLetters, parts)
 	if len(dl) != 3 {
 		t.Fatalf("%d dead letters, want the 3 messages not keyed by account_id", len(dl))
 	}
 	for _, d := range dl {
-		if got := header(d, "pyramid-reason"); got != event.ReasonBadKey {
-			t.Errorf("dead letter %s (%s): reason %q, want %q", d.Value, header(d, "pyramid-error"), got, event.ReasonBadKey)
+		if got := testenv.Header(d, "pyramid-reason"); got != event.ReasonBadKey {
+			t.Errorf("dead letter %s (%s): reason %q, want %q", d.Value, testenv.Header(d, "pyramid-error"), got, event.ReasonBadKey)
 		}
 	}
 	snap, ok := s.latest()[acc]
@@ -88,7 +89,7 @@ func TestMessagesNotKeyedByAccountAreDeadLettered(t *testing.T) {
 		t.Fatalf("snapshot of %s: %+v, want version 1 with the one keyed order (20.00)", acc, snap)
 	}
 	// One state: the account's changelog records are all in its partition.
-	for _, rec := range readTopic(t, addrs, kafkaio.State, parts) {
+	for _, rec := range testenv.ReadTopic(t, addrs, kafkaio.State, parts) {
 		if string(rec.Key) == acc && rec.Partition != home {
 			t.Errorf("state of %s written to partition %d, its events' partition is %d", acc, rec.Partition, home)
 		}

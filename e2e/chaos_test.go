@@ -190,15 +190,6 @@ func readPartition(tb testing.TB, addrs []string, topic string, partition int) [
 	return out
 }
 
-func header(m kafka.Message, key string) string {
-	for _, h := range m.Headers {
-		if h.Key == key {
-			return string(h.Value)
-		}
-	}
-	return ""
-}
-
 // startChild runs the pipeline as a child process of the test binary (see
 // runChild), which the test may kill.
 func startChild(t *testing.T, addrs []string, dsn, group string) (*exec.Cmd, *testenv.Buffer) {
@@ -349,18 +340,18 @@ func TestChaos(t *testing.T) {
 	for p := range partitions {
 		for _, d := range readPartition(t, addrs, kafkaio.DeadLetters, p) {
 			dead++
-			l, reason := letter{string(d.Key), string(d.Value)}, header(d, "pyramid-reason")
+			l, reason := letter{string(d.Key), string(d.Value)}, testenv.Header(d, "pyramid-reason")
 			if h, ok := want[l]; ok {
 				found[l] = true
 				if h.reason != reason {
-					t.Errorf("%s (%.80s): dead-lettered with reason %q (%s), want %q", h.what, h.value, reason, header(d, "pyramid-error"), h.reason)
+					t.Errorf("%s (%.80s): dead-lettered with reason %q (%s), want %q", h.what, h.value, reason, testenv.Header(d, "pyramid-error"), h.reason)
 				}
 				continue
 			}
 			if r, ok := genBad[l.value]; ok && r == reason {
 				continue
 			}
-			t.Errorf("unexpected dead letter %.120q with reason %q: %s", l.value, reason, header(d, "pyramid-error"))
+			t.Errorf("unexpected dead letter %.120q with reason %q: %s", l.value, reason, testenv.Header(d, "pyramid-error"))
 		}
 	}
 	refused := 0

@@ -370,21 +370,30 @@ func (x *scanner) array() bool {
 		if !x.value(0) {
 			return false
 		}
-		x.i = skipWS(x.s, x.i)
-		if x.i >= len(x.s) {
-			return false
-		}
-		switch x.s[x.i] {
-		case ',':
-			x.i = skipWS(x.s, x.i+1)
-		case ']':
-			x.i++
-			x.depth--
-			return true
-		default:
-			return false
+		if done, ok := x.sep(']'); !ok || done {
+			return ok
 		}
 	}
+}
+
+// sep reads what follows a value inside a container that end closes: a
+// comma, after which another value follows, or end, which closes it (done).
+// ok is false for anything else.
+func (x *scanner) sep(end byte) (done, ok bool) {
+	x.i = skipWS(x.s, x.i)
+	if x.i >= len(x.s) {
+		return false, false
+	}
+	switch x.s[x.i] {
+	case ',':
+		x.i = skipWS(x.s, x.i+1)
+		return false, true
+	case end:
+		x.i++
+		x.depth--
+		return true, true
+	}
+	return false, false
 }
 
 func (x *scanner) object(level int) bool {
@@ -443,19 +452,8 @@ func (x *scanner) object(level int) bool {
 			m.indexed = next > 0 && x.s[vfrom] == '{'
 			m.valEsc = x.s[vfrom] == '"' && x.esc
 		}
-		x.i = skipWS(x.s, x.i)
-		if x.i >= len(x.s) {
-			return false
-		}
-		switch x.s[x.i] {
-		case ',':
-			x.i = skipWS(x.s, x.i+1)
-		case '}':
-			x.i++
-			x.depth--
-			return true
-		default:
-			return false
+		if done, ok := x.sep('}'); !ok || done {
+			return ok
 		}
 	}
 }

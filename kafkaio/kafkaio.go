@@ -56,6 +56,20 @@ func InputTopicFor(prefix, typ string) string {
 	return prefix + "activities"
 }
 
+// Dialer returns Pyramid's dialer without TLS or SASL: a 10 s timeout,
+// both IP families, client id "pyramid".
+func Dialer() *kafka.Dialer {
+	return &kafka.Dialer{Timeout: 10 * time.Second, DualStack: true, ClientID: "pyramid"}
+}
+
+// The fetch bounds of the pipeline and the repartitioner, unless set: the
+// long-poll wait of a fetch, and the bytes one fetch of one partition
+// brings.
+const (
+	DefaultFetchMaxWait  = 250 * time.Millisecond
+	DefaultFetchMaxBytes = 512 << 10
+)
+
 // Transport returns the producer and admin transport matching d's TLS,
 // SASL and client id. Metadata is cached for a second only, so a topic the
 // pipeline has just created is seen by the next produce.

@@ -97,16 +97,16 @@ func (o *Options) withDefaults() (Options, error) {
 	}
 	c.Logger = c.Logger.With("component", "repartition")
 	if c.Dialer == nil {
-		c.Dialer = &kafka.Dialer{Timeout: 10 * time.Second, DualStack: true, ClientID: "pyramid"}
+		c.Dialer = kafkaio.Dialer()
 	}
 	if c.Transport == nil {
 		c.Transport = kafkaio.Transport(c.Dialer)
 	}
 	if c.FetchMaxWait <= 0 {
-		c.FetchMaxWait = 250 * time.Millisecond
+		c.FetchMaxWait = kafkaio.DefaultFetchMaxWait
 	}
 	if c.FetchMaxBytes <= 0 {
-		c.FetchMaxBytes = 512 << 10
+		c.FetchMaxBytes = kafkaio.DefaultFetchMaxBytes
 	}
 	if c.CommitInterval <= 0 {
 		c.CommitInterval = time.Second

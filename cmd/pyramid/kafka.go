@@ -7,12 +7,13 @@ import (
 	"fmt"
 	"os"
 	"strings"
-	"time"
 
 	"github.com/segmentio/kafka-go"
 	"github.com/segmentio/kafka-go/sasl"
 	"github.com/segmentio/kafka-go/sasl/plain"
 	"github.com/segmentio/kafka-go/sasl/scram"
+
+	"github.com/pyramid-crm/pyramid/kafkaio"
 )
 
 // kafkaFlags are the connection options shared by every command that talks
@@ -36,7 +37,7 @@ func (k *kafkaFlags) register(fs *flag.FlagSet) {
 
 // dialer builds the kafka-go dialer for these options.
 func (k *kafkaFlags) dialer() (*kafka.Dialer, error) {
-	d := &kafka.Dialer{Timeout: 10 * time.Second, DualStack: true, ClientID: "pyramid"}
+	d := kafkaio.Dialer()
 	if k.tls || k.caFile != "" {
 		cfg := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: k.skipVerify} //nolint:gosec // opt-in flag
 		if k.caFile != "" {

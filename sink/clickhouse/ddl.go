@@ -95,42 +95,23 @@ func parseStmt(s string) (stmt, error) {
 // parseColumns splits a CREATE TABLE column list on the commas outside
 // parentheses and quotes.
 func parseColumns(list string) ([]column, error) {
+	defs, ok := splitTopLevel(list)
+	if !ok {
+		return nil, fmt.Errorf("unbalanced parentheses or quotes in the column list")
+	}
 	var out []column
-	depth, quoted, start := 0, false, 0
-	flush := func(end int) error {
-		def := strings.TrimSpace(list[start:end])
+	for _, def := range defs {
+		def = strings.TrimSpace(def)
 		if def == "" {
-			return nil
+			continue
 		}
 		name, rest, ok := strings.Cut(def, " ")
 		if !ok {
-			return fmt.Errorf("column %q has no type", def)
+			return nil, fmt.Errorf("column %q has no type", def)
 		}
 		out = append(out, newColumn(strings.Trim(name, "`"), rest))
-		return nil
 	}
-	for i := 0; i < len(list); i++ {
-		switch c := list[i]; {
-		case c == '\\' && quoted:
-			i++
-		case c == '\'':
-			quoted = !quoted
-		case quoted:
-		case c == '(':
-			depth++
-		case c == ')':
-			depth--
-		case c == ',' && depth == 0:
-			if err := flush(i); err != nil {
-				return nil, err
-			}
-			start = i + 1
-		}
-	}
-	if depth != 0 || quoted {
-		return nil, fmt.Errorf("unbalanced parentheses or quotes in the column list")
-	}
-	return out, flush(len(list))
+	return out, nil
 }
 
 func newColumn(name, def string) column {
@@ -178,7 +159,7 @@ func normEngine(e string) string {
 		if rest, ok := strings.CutPrefix(e, p); ok && strings.Contains(rest, "MergeTree") {
 			name, args, _ := strings.Cut(rest, "(")
 			args = strings.TrimSuffix(args, ")")
-			parts := splitTopLevel(args)
+			parts, _ := splitTopLevel(args)
 			if len(parts) >= 2 {
 				parts = parts[2:]
 			}
@@ -195,18 +176,23 @@ func normEngine(e string) string {
 // spaces: "(account_id, version)" → "account_id,version".
 func normKey(k string) string {
 	k = normType(k)
-	if strings.HasPrefix(k, "(") && strings.HasSuffix(k, ")") && len(splitTopLevel(k[1:len(k)-1])) > 1 {
-		k = k[1 : len(k)-1]
+	if strings.HasPrefix(k, "(") && strings.HasSuffix(k, ")") {
+		if parts, _ := splitTopLevel(k[1 : len(k)-1]); len(parts) > 1 {
+			k = k[1 : len(k)-1]
+		}
 	}
 	return k
 }
 
-// splitTopLevel splits on commas outside parentheses and quotes.
-func splitTopLevel(s string) []string {
+// splitTopLevel splits on commas outside parentheses and quotes; balanced
+// is false when a parenthesis or quote is left open.
+func splitTopLevel(s string) (parts []string, balanced bool) {
 	var out []string
 	depth, quoted, start := 0, false, 0
 	for i := 0; i < len(s); i++ {
 		switch c := s[i]; {
+		case c == '\\' && quoted:
+			i++
 		case c == '\'':
 			quoted = !quoted
 		case quoted:
@@ -222,5 +208,5 @@ func splitTopLevel(s string) []string {
 	if s != "" {
 		out = append(out, s[start:])
 	}
-	return out
+	return out, depth == 0 && !quoted
 }
