@@ -101,18 +101,14 @@ func (l *lane) run(ctx context.Context, r *Repartitioner) {
 	var recs []kafkaio.Record
 	var reqs, sent []*laneReq
 	var heldSince time.Time // when the lane last wrote, or started holding
-	poll := time.NewTicker(holdPoll)
+	// poll runs only while the lane holds records: an idle lane sleeps.
+	poll := time.NewTimer(holdPoll)
+	poll.Stop()
 	defer poll.Stop()
 	for {
 		select {
 		case <-l.wake:
 		case <-poll.C:
-			l.mu.Lock()
-			holding := len(l.queue) > 0
-			l.mu.Unlock()
-			if !holding {
-				continue
-			}
 		case <-ctx.Done():
 			l.mu.Lock()
 			l.stopped = ctx.Err()
@@ -137,24 +133,30 @@ func (l *lane) run(ctx context.Context, r *Repartitioner) {
 			w = math.MaxInt64
 		}
 		recs, sent = mergeUpTo(recs[:0], sent[:0], reqs, w)
-		if len(recs) == 0 {
-			continue
-		}
-		err := kafkaio.Produce(ctx, r.stage, r.kafka, l.topic, l.part, recs, kafkaio.DefaultMaxMessageBytes)
-		clear(recs)
-		heldSince = time.Time{}
-		l.mu.Lock()
-		for _, q := range sent {
-			if err != nil || q.next == len(q.recs) {
-				// Written, or failed: the task gets its answer and takes
-				// its records back; a failed one's rest is not written.
-				q.done <- err
-				l.remove(q)
+		if len(recs) > 0 {
+			err := kafkaio.Produce(ctx, r.stage, r.kafka, l.topic, l.part, recs, kafkaio.DefaultMaxMessageBytes)
+			clear(recs)
+			heldSince = time.Time{}
+			l.mu.Lock()
+			for _, q := range sent {
+				if err != nil || q.next == len(q.recs) {
+					// Written, or failed: the task gets its answer and
+					// takes its records back; a failed one's rest is not
+					// written.
+					q.done <- err
+					l.remove(q)
+				}
 			}
+			l.mu.Unlock()
+			clear(sent)
 		}
-		l.mu.Unlock()
-		clear(sent)
 		clear(reqs)
+		l.mu.Lock()
+		holding := len(l.queue) > 0
+		l.mu.Unlock()
+		if holding {
+			poll.Reset(holdPoll)
+		}
 	}
 }
 
