@@ -33,7 +33,8 @@ const (
 // decoder and appends it. suffix tells apart the events of one change.
 func (b *builder) emit(vals []value, suffix string, md mode) ([]Event, error) {
 	in := b.v.in
-	buf := append(b.m.json[:0], `{"event_id":"`...)
+	start := len(b.m.arena)
+	buf := append(b.m.arena, `{"event_id":"`...)
 	buf, err := b.appendEventID(buf, suffix)
 	if err != nil {
 		return b.out, err
@@ -55,26 +56,26 @@ func (b *builder) emit(vals []value, suffix string, md mode) ([]Event, error) {
 		buf = append(buf, `,"deleted":true`...)
 	}
 	buf = append(buf, '}')
-	b.m.json = buf
-	if err := b.m.dec.DecodeTo(buf, &b.m.ev); err != nil {
+	if err := b.m.dec.DecodeTo(buf[start:], &b.m.ev); err != nil {
+		b.m.arena = buf[:start]
 		return b.out, b.decorate(err)
 	}
-	e := newEvent(buf, b.m.ev.AccountID)
-	e.OccurredAt = b.m.ev.OccurredAt
-	b.out = append(b.out, e)
+	b.m.arena = buf
+	b.out = append(b.out, b.m.newEvent(start, b.m.ev.AccountID, b.m.ev.OccurredAt))
 	return b.out, nil
 }
 
-// newEvent copies an event out of the scratch buffer into one allocation
-// that holds both its JSON and its account. JSON's capacity ends where the
-// account starts, so appending to it cannot overwrite the account.
-func newEvent(json []byte, account string) Event {
-	mem := make([]byte, len(json)+len(account))
-	n := copy(mem, json)
-	copy(mem[n:], account)
-	e := Event{JSON: mem[:n:n]}
+// newEvent completes the event whose JSON the arena holds from start: its
+// account follows it in the arena. JSON's capacity ends where the account
+// starts, so appending to it cannot overwrite the account. An event stays
+// valid until the arena is reset, at the next record: the arena may move
+// meanwhile, the events keep the memory they were written in.
+func (m *Mapper) newEvent(start int, account string, at int64) Event {
+	n := len(m.arena)
+	m.arena = append(m.arena, account...)
+	e := Event{JSON: m.arena[start:n:n], OccurredAt: at}
 	if account != "" { // never, for a valid event
-		e.AccountID = unsafe.String(&mem[n], len(account))
+		e.AccountID = unsafe.String(&m.arena[n], len(account))
 	}
 	return e
 }

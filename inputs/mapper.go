@@ -58,7 +58,7 @@ type Mapper struct {
 	v      view
 	vals   []value // the field values of the images being compared
 	id     idParts // what an event id is hashed from
-	json   []byte  // the event being written
+	arena  []byte  // the events of the record being mapped (see newEvent)
 }
 
 // input is one compiled declaration.
@@ -155,7 +155,8 @@ func compile(in config.Input) (*input, error) {
 // Map maps one record of a declared input and appends the events it
 // produces to out. It appends nothing for a tombstone and for changes that
 // mean nothing to Pyramid; an error is an *event.Error for the dead-letter
-// topic. Nothing it returns refers to r's memory.
+// topic. Nothing it returns refers to r's memory; the events are the
+// mapper's until its next call: copy what you keep.
 func (m *Mapper) Map(r Record, out []Event) ([]Event, error) {
 	in := m.inputs[r.Topic]
 	if in == nil {
@@ -194,9 +195,10 @@ func (m *Mapper) Map(r Record, out []Event) ([]Event, error) {
 	}
 	v.key = m.keyDoc.parseKey(r.Key, &in.keySchema)
 	m.vals = m.vals[:0]
-	if cap(m.json) > maxScratch || cap(m.id.b) > maxScratch { // one huge record does not stay in memory
-		m.json, m.id.b = nil, nil
+	if cap(m.arena) > maxScratch || cap(m.id.b) > maxScratch { // one huge record does not stay in memory
+		m.arena, m.id.b = nil, nil
 	}
+	m.arena = m.arena[:0]
 	b := builder{m: m, v: v, out: out}
 	if in.debezium {
 		return b.debezium()

@@ -33,6 +33,10 @@ type Fetcher struct {
 	MaxWait   time.Duration // long-poll wait of a fetch
 	MaxBytes  int           // bytes per fetch
 	Log       *slog.Logger
+	// Spare, when set, takes back slices of messages the caller is done
+	// with (their keys and values stay the caller's): a response is read
+	// into one when one waits, saving a large allocation per response.
+	Spare chan []kafka.Message
 }
 
 // Run fetches from offset (absolute, or kafka.FirstOffset) until ctx ends
@@ -41,7 +45,7 @@ type Fetcher struct {
 // (long-polled) fetch answers: a caller that waits until it has read every
 // input to its end needs it even from an empty partition. Every later one
 // carries messages, each response in its own slice: the caller may keep
-// them.
+// them, or hand the slice back through Spare.
 func (f *Fetcher) Run(ctx context.Context, offset int64, deliver func(Fetched) bool) {
 	bo := ReconnectBackOff()
 	for attempt := 0; ctx.Err() == nil; attempt++ {
@@ -111,7 +115,12 @@ func (f *Fetcher) session(ctx context.Context, conn *kafka.Conn, offset int64, d
 				break
 			}
 			if msgs == nil {
-				msgs = make([]kafka.Message, 0, max(prev, 16))
+				select {
+				case msgs = <-f.Spare:
+					msgs = msgs[:0]
+				default:
+					msgs = make([]kafka.Message, 0, max(prev, 16))
+				}
 			}
 			msgs = append(msgs, m)
 		}

@@ -1,13 +1,15 @@
 package kafkaio
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
-	"io"
 	"strconv"
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	"github.com/segmentio/kafka-go/protocol"
 
 	"github.com/pyramid-crm/pyramid/internal/retry"
 )
@@ -67,20 +69,27 @@ type Writer interface {
 type Client struct{ *kafka.Client }
 
 func (k Client) Produce(ctx context.Context, topic string, partition int, recs []Record) error {
-	batch := make([]kafka.Record, len(recs))
-	views := make([]bytesView, 2*len(recs))
-	for i := range batch {
-		r := &recs[i]
-		batch[i] = kafka.Record{Key: views[2*i].of(r.Key), Value: views[2*i+1].of(r.Value), Headers: r.Headers, Time: r.Time}
+	if len(recs) == 0 {
+		return nil
 	}
+	bp := batchPool.Get().(*[]byte)
+	// A raw record set is the batch after its size.
+	buf := appendBatch(append((*bp)[:0], 0, 0, 0, 0), recs, time.Now().UnixMilli())
+	binary.BigEndian.PutUint32(buf, uint32(len(buf)-4))
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	resp, err := k.Client.Produce(ctx, &kafka.ProduceRequest{
+	resp, err := k.Client.RawProduce(ctx, &kafka.RawProduceRequest{
 		Topic: topic, Partition: partition, RequiredAcks: kafka.RequireAll,
-		Records: kafka.NewRecordReader(batch...),
+		RawRecords: protocol.RawRecordSet{Reader: bytes.NewReader(buf)},
 	})
 	if err == nil && resp != nil && resp.Error != nil {
 		err = resp.Error
+	}
+	// A failed request may still be on its way to the broker when the
+	// call returns: its buffer is not reused.
+	if err == nil && cap(buf) <= 2*MaxProduceBytes {
+		*bp = buf[:0]
+		batchPool.Put(bp)
 	}
 	return err
 }
@@ -88,35 +97,6 @@ func (k Client) Produce(ctx context.Context, topic string, partition int, recs [
 func (Client) Commit(gen *kafka.Generation, offsets map[string]map[int]int64) error {
 	return gen.CommitOffsets(offsets)
 }
-
-// bytesView is kafka.Bytes over a slice, allocated with its request's
-// others in one array instead of one kafka.NewBytes per key and value.
-type bytesView struct {
-	b   []byte
-	off int
-}
-
-// of points v at b; nil stays nil (a null key or value).
-func (v *bytesView) of(b []byte) kafka.Bytes {
-	if b == nil {
-		return nil
-	}
-	v.b, v.off = b, 0
-	return v
-}
-
-func (v *bytesView) Len() int { return len(v.b) - v.off }
-
-func (v *bytesView) Read(p []byte) (int, error) {
-	if v.off >= len(v.b) {
-		return 0, io.EOF
-	}
-	n := copy(p, v.b[v.off:])
-	v.off += n
-	return n, nil
-}
-
-func (v *bytesView) Close() error { return nil }
 
 // Produce writes records to one partition through w, in requests of
 // bounded size, each retried by stage while its error can heal and ctx

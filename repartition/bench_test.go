@@ -104,7 +104,7 @@ func benchRun(b *testing.B, opts gen.Options, debezium bool) float64 {
 	defer fs.Close(context.Background())
 	popts := consumer.Options{Brokers: addrs, Topics: native, Group: "bench", Config: cfg, Sink: fs}
 	ropts := repartition.Options{Brokers: addrs, Config: cfg, Group: "bench", NativeTopics: native}
-	if path := os.Getenv("PYRAMID_BENCH_CPUPROFILE"); path != "" && debezium {
+	if path := os.Getenv("PYRAMID_BENCH_CPUPROFILE"); path != "" && debezium == (os.Getenv("PYRAMID_BENCH_PROFILE_NATIVE") == "") {
 		f, err := os.Create(path)
 		if err != nil {
 			b.Fatal(err)
@@ -151,6 +151,14 @@ func benchRun(b *testing.B, opts gen.Options, debezium bool) float64 {
 	cancel()
 	if err := eg.Wait(); err != nil {
 		b.Fatal(err)
+	}
+	if path := os.Getenv("PYRAMID_BENCH_MEMPROFILE"); path != "" && debezium {
+		f, err := os.Create(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		pprof.Lookup("allocs").WriteTo(f, 0)
+		f.Close()
 	}
 	c.Close() // its records are garbage for the next run's collector
 	rate := float64(opts.Events) / elapsed.Seconds()

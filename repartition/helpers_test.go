@@ -318,7 +318,7 @@ func expected(tb testing.TB, cfg *config.Config, recs []positioned, partitions i
 		}
 		for i, e := range evs {
 			events = append(events, mappedEvent{src: fmt.Sprintf("%s/%d/%d", r.topic, r.partition, r.offset), index: i,
-				account: e.AccountID, json: string(e.JSON), partition: bal.Balance(kafka.Message{Key: []byte(e.AccountID)}, parts...)})
+				account: strings.Clone(e.AccountID), json: string(e.JSON), partition: bal.Balance(kafka.Message{Key: []byte(e.AccountID)}, parts...)})
 		}
 	}
 	return events, rejected

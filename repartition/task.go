@@ -116,7 +116,7 @@ func (t *task) run(ctx, gctx context.Context) error {
 	defer wg.Wait()
 	defer cancel()
 	f := &kafkaio.Fetcher{Dialer: o.Dialer, Brokers: o.Brokers, Topic: t.topic, Partition: t.part,
-		MaxWait: o.FetchMaxWait, MaxBytes: o.FetchMaxBytes, Log: t.r.log}
+		MaxWait: o.FetchMaxWait, MaxBytes: o.FetchMaxBytes, Log: t.r.log, Spare: make(chan []kafka.Message, 1)}
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
@@ -158,6 +158,10 @@ func (t *task) run(ctx, gctx context.Context) error {
 				return
 			}
 			t.fill(b, fr.Msgs, fr.HWM)
+			select { // the batch holds copies of what it needs
+			case f.Spare <- fr.Msgs:
+			default:
+			}
 			select {
 			case mapped <- b:
 			case <-wctx.Done():
@@ -247,7 +251,10 @@ func (t *task) fill(b *batch, msgs []kafka.Message, hwm int64) {
 			q := hash.Partition(key)
 			h := len(b.headers)
 			b.headers, b.arena = kafkaio.AppendSourceHeader(b.headers, b.arena, t.topic, t.part, m.Offset, k, backlog)
-			b.parts[q] = append(b.parts[q], timed{e.OccurredAt, kafkaio.Record{Key: key, Value: e.JSON, Headers: b.headers[h:len(b.headers):len(b.headers)], Time: m.Time}})
+			s = len(b.arena)
+			b.arena = append(b.arena, e.JSON...) // the mapper's until its next record
+			value := b.arena[s:len(b.arena):len(b.arena)]
+			b.parts[q] = append(b.parts[q], timed{e.OccurredAt, kafkaio.Record{Key: key, Value: value, Headers: b.headers[h:len(b.headers):len(b.headers)], Time: m.Time}})
 		}
 		b.events += len(evs)
 	}
