@@ -43,7 +43,8 @@ import (
 // for after the clock stops). Each run has a broker of its own, closed
 // before the next starts. PYRAMID_BENCH_EVENTS (default 1,000,000, for a
 // tenth as many accounts) sizes the history; PYRAMID_BENCH_CPUPROFILE
-// profiles the repartitioned run.
+// profiles the repartitioned run, or the native one with
+// PYRAMID_BENCH_PROFILE_NATIVE=1.
 //
 // Run it once: go test ./repartition -run '^$' -bench Repartition -benchtime 1x
 func BenchmarkRepartition(b *testing.B) {
