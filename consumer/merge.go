@@ -52,8 +52,8 @@ func (q *topicQueue) compact() {
 // topic stays in log order, and among the topics' heads the oldest goes
 // first. A topic with input still unread on the broker but nothing queued
 // is starved: its next event may be older than every queued head, so the
-// merge waits for it, up to wait; past that, or with max messages queued,
-// or when forced, it goes on without it. Without this, a small topic read
+// merge waits for it, up to wait; past that (until it brings something),
+// or with max messages queued, or when forced, it goes on without it. Without this, a small topic read
 // to its end first (account updates from today) would run an account's
 // clock ahead of its own touches still queued in another topic.
 //
@@ -73,13 +73,17 @@ type merger struct {
 	// for a repartition topic, what its source partitions still hold
 	// (sourcePositions.upstream). A topic with nothing queued but some
 	// upstream is starved too.
-	upstream  []int64
-	waitSince time.Time // when the merge started waiting for a starved topic
+	upstream []int64
+	// since is, per topic, when it was found starved; zero while it is not.
+	// A topic is waited for once per starvation: until it brings something
+	// or stops being starved, the merge does not wait for it again.
+	since []time.Time
 }
 
 func newMerger(topics int, wait time.Duration, now func() time.Time) *merger {
 	g := &merger{wait: wait, max: maxQueued, now: now,
-		queue: make([]topicQueue, topics), hwm: make([]int64, topics), read: make([]int64, topics)}
+		queue: make([]topicQueue, topics), hwm: make([]int64, topics), read: make([]int64, topics),
+		since: make([]time.Time, topics)}
 	for i := range g.hwm {
 		g.hwm[i] = -1
 	}
@@ -105,6 +109,7 @@ func (g *merger) add(f fetched, decode func(*queued)) {
 		tq.items = append(tq.items, queued{m: m, at: math.MinInt64})
 		decode(&tq.items[len(tq.items)-1])
 		g.queued++
+		g.since[ti] = time.Time{} // it brought something: its next starvation is waited for anew
 	}
 }
 
@@ -120,18 +125,11 @@ func (g *merger) next(force bool) (int, *queued) {
 		}
 	}
 	if best < 0 {
-		g.waitSince = time.Time{}
 		return -1, nil
 	}
-	if !force && g.queued < g.max && g.starved() {
-		if g.waitSince.IsZero() {
-			g.waitSince = g.now()
-		}
-		if g.now().Sub(g.waitSince) < g.wait {
-			return -1, nil
-		}
+	if !force && g.queued < g.max && g.waiting() {
+		return -1, nil
 	}
-	g.waitSince = time.Time{}
 	tq := &g.queue[best]
 	q := &tq.items[tq.head]
 	tq.head++
@@ -157,12 +155,36 @@ func (g *merger) drained() bool {
 	return true
 }
 
-// starved reports whether some input has nothing queued but more to read.
-func (g *merger) starved() bool {
+// waiting reports whether the merge holds back for a starved input: one
+// with nothing queued but more to read, found so less than the merge wait
+// ago. As Kafka Streams' max.task.idle.ms, the wait is per starvation,
+// not per message: once it has passed, the other inputs go on until the
+// starved one brings something. Waiting anew for every message would let
+// one through per wait while a topic stays starved, such as a repartition
+// topic whose source partitions' last records to reach it still count a
+// backlog that went to other partitions.
+func (g *merger) waiting() bool {
+	var now time.Time
+	wait := false
 	for i := range g.queue {
-		if g.queue[i].len() == 0 && (g.hwm[i] < 0 || g.read[i] < g.hwm[i]-1 || g.upstream != nil && g.upstream[i] > 0) {
-			return true
+		if !g.starved(i) {
+			g.since[i] = time.Time{}
+			continue
+		}
+		if now.IsZero() {
+			now = g.now()
+		}
+		if g.since[i].IsZero() {
+			g.since[i] = now
+		}
+		if now.Sub(g.since[i]) < g.wait {
+			wait = true
 		}
 	}
-	return false
+	return wait
+}
+
+// starved reports whether input i has nothing queued but more to read.
+func (g *merger) starved(i int) bool {
+	return g.queue[i].len() == 0 && (g.hwm[i] < 0 || g.read[i] < g.hwm[i]-1 || g.upstream != nil && g.upstream[i] > 0)
 }

@@ -122,6 +122,38 @@ func TestMergeWaitsForUpstream(t *testing.T) {
 	}
 }
 
+// A topic that stays starved (here: its source partitions' backlog never
+// reaches it) holds the merge back once, for the merge wait: then the
+// other topics go on, message after message and fetch after fetch, until
+// it brings something; running dry again, it is waited for anew.
+func TestMergeWaitsOncePerStarvation(t *testing.T) {
+	g, now := testMerger(2)
+	g.upstream = []int64{0, 500}
+	g.add(fetchOf(1, 0, 0), decodeAt) // read to its end, but its sources hold more
+	g.add(fetchOf(0, 0, 2, "10", "20"), decodeAt)
+	if got := drainAll(g, false); len(got) != 0 {
+		t.Fatalf("handed out %v before the merge wait passed", got)
+	}
+	*now = now.Add(200 * time.Millisecond)
+	if got, want := fmt.Sprint(drainAll(g, false)), "[0:10 0:20]"; got != want {
+		t.Fatalf("after the wait: %s, want %s", got, want)
+	}
+	*now = now.Add(time.Millisecond)
+	g.add(fetchOf(0, 2, 4, "30", "40"), decodeAt)
+	if got, want := fmt.Sprint(drainAll(g, false)), "[0:30 0:40]"; got != want {
+		t.Fatalf("a later fetch of the other topic, topic 1 still starved: %s, want %s", got, want)
+	}
+	g.add(fetchOf(1, 0, 1, "35"), decodeAt)
+	g.add(fetchOf(0, 4, 5, "50"), decodeAt)
+	if got, want := fmt.Sprint(drainAll(g, false)), "[1:35]"; got != want {
+		t.Fatalf("topic 1 brought an event and ran dry again: %s, want %s (then wait for it anew)", got, want)
+	}
+	*now = now.Add(200 * time.Millisecond)
+	if got, want := fmt.Sprint(drainAll(g, false)), "[0:50]"; got != want {
+		t.Errorf("after the second wait: %s, want %s", got, want)
+	}
+}
+
 // Force and a full queue do not wait for a starved topic.
 func TestMergeGoesOnWhenForcedOrFull(t *testing.T) {
 	g, _ := testMerger(2)
