@@ -61,7 +61,8 @@ type Options struct {
 	BackfillLag time.Duration
 	// MergeWait bounds how long a worker waits for an input topic that has
 	// more to read but nothing fetched, before applying the other topics'
-	// older-or-newer events without it (see merger). Default 200ms.
+	// older-or-newer events without it until it brings something (see
+	// merger). Default 200ms.
 	MergeWait time.Duration
 
 	Metrics *metrics.Metrics // default: unregistered metrics
