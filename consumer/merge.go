@@ -53,9 +53,10 @@ func (q *topicQueue) compact() {
 // first. A topic with input still unread on the broker but nothing queued
 // is starved: its next event may be older than every queued head, so the
 // merge waits for it, up to wait; past that (until it brings something),
-// or with max messages queued, or when forced, it goes on without it. Without this, a small topic read
-// to its end first (account updates from today) would run an account's
-// clock ahead of its own touches still queued in another topic.
+// or with max messages queued, or when forced, it goes on without it.
+// Without this, a small topic read to its end first (account updates from
+// today) would run an account's clock ahead of its own touches still
+// queued in another topic.
 //
 // The merger also knows how far each input has been read, which tells the
 // partition whether it has caught up.
@@ -100,6 +101,7 @@ func (g *merger) add(f fetched, decode func(*queued)) {
 	g.hwm[ti] = max(g.hwm[ti], f.hwm)
 	tq := &g.queue[ti]
 	tq.compact()
+	before := tq.len()
 	for i := range f.msgs {
 		m := &f.msgs[i]
 		if m.Offset <= g.read[ti] {
@@ -109,6 +111,8 @@ func (g *merger) add(f fetched, decode func(*queued)) {
 		tq.items = append(tq.items, queued{m: m, at: math.MinInt64})
 		decode(&tq.items[len(tq.items)-1])
 		g.queued++
+	}
+	if tq.len() > before {
 		g.since[ti] = time.Time{} // it brought something: its next starvation is waited for anew
 	}
 }
