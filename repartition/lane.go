@@ -171,23 +171,36 @@ func (l *lane) remove(q *laneReq) {
 // yet whose time is at most w, each request's in its order (a k-way merge
 // of the requests' next records; ties go to the request handed over
 // first), moving each request's next past them; sent gets the requests
-// that gave records.
+// that gave records. The requests whose next record is due wait in a
+// binary heap ordered by that record's time, then by their place in reqs:
+// a lane may hold a request of every task of its topic.
 func mergeUpTo(recs []kafkaio.Record, sent []*laneReq, reqs []*laneReq, w int64) ([]kafkaio.Record, []*laneReq) {
+	due := func(i int) bool {
+		q := reqs[i]
+		return q.next < len(q.recs) && q.recs[q.next].at <= w
+	}
+	h := mergeHeap{reqs: reqs, idx: make([]int, 0, len(reqs))}
+	for i := range reqs {
+		if due(i) {
+			h.idx = append(h.idx, i)
+		}
+	}
+	for i := len(h.idx)/2 - 1; i >= 0; i-- {
+		h.down(i)
+	}
 	gave := make([]bool, len(reqs))
-	for {
-		best := -1
-		for i, q := range reqs {
-			if q.next < len(q.recs) && (best < 0 || q.recs[q.next].at < reqs[best].recs[reqs[best].next].at) {
-				best = i
-			}
-		}
-		if best < 0 || reqs[best].recs[reqs[best].next].at > w {
-			break
-		}
-		q := reqs[best]
+	for len(h.idx) > 0 {
+		i := h.idx[0]
+		q := reqs[i]
 		recs = append(recs, q.recs[q.next].Record)
 		q.next++
-		gave[best] = true
+		gave[i] = true
+		if !due(i) {
+			last := len(h.idx) - 1
+			h.idx[0] = h.idx[last]
+			h.idx = h.idx[:last]
+		}
+		h.down(0)
 	}
 	for i, q := range reqs {
 		if gave[i] {
@@ -195,4 +208,36 @@ func mergeUpTo(recs []kafkaio.Record, sent []*laneReq, reqs []*laneReq, w int64)
 		}
 	}
 	return recs, sent
+}
+
+// mergeHeap is a min-heap of indexes into reqs, by the time of the
+// request's next record, then by index.
+type mergeHeap struct {
+	reqs []*laneReq
+	idx  []int
+}
+
+func (h *mergeHeap) less(a, b int) bool {
+	qa, qb := h.reqs[a], h.reqs[b]
+	ta, tb := qa.recs[qa.next].at, qb.recs[qb.next].at
+	return ta < tb || ta == tb && a < b
+}
+
+func (h *mergeHeap) down(i int) {
+	n := len(h.idx)
+	for {
+		l := 2*i + 1
+		if l >= n {
+			return
+		}
+		c := l
+		if r := l + 1; r < n && h.less(h.idx[r], h.idx[l]) {
+			c = r
+		}
+		if !h.less(h.idx[c], h.idx[i]) {
+			return
+		}
+		h.idx[i], h.idx[c] = h.idx[c], h.idx[i]
+		i = c
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
@@ -54,6 +55,66 @@ func TestMergeUpTo(t *testing.T) {
 	if recs, _ := mergeUpTo(recs[:0], nil, reqs, math.MaxInt64); len(recs) != 0 {
 		t.Errorf("written twice: %s", values(recs))
 	}
+}
+
+// The heap merge gives exactly what the plain k-way merge it replaced
+// gives (the least next time first, ties to the request handed over
+// first), for many requests with many equal times, at any watermark.
+func TestMergeUpToMatchesLinearMerge(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 13))
+	for round := range 200 {
+		n := 1 + rng.IntN(40)
+		var a, b []*laneReq
+		for i := range n {
+			ats := make([]int64, rng.IntN(30))
+			for j := range ats {
+				ats[j] = rng.Int64N(20) // many ties; a request's times go back too
+			}
+			a = append(a, laneReqOf(fmt.Sprint(i, "/"), ats...))
+			b = append(b, laneReqOf(fmt.Sprint(i, "/"), ats...))
+		}
+		for _, w := range []int64{-1, 5, 12, math.MaxInt64} {
+			got, gotSent := mergeUpTo(nil, nil, a, w)
+			want, wantSent := linearMerge(b, w)
+			if values(got) != values(want) {
+				t.Fatalf("round %d, watermark %d:\n got %s\nwant %s", round, w, values(got), values(want))
+			}
+			if len(gotSent) != len(wantSent) {
+				t.Fatalf("round %d, watermark %d: %d requests gave records, want %d", round, w, len(gotSent), len(wantSent))
+			}
+			for i := range gotSent {
+				if gotSent[i].recs[0].Value == nil || string(gotSent[i].recs[0].Value) != string(wantSent[i].recs[0].Value) {
+					t.Fatalf("round %d, watermark %d: request %d of those that gave differs", round, w, i)
+				}
+			}
+		}
+	}
+}
+
+// linearMerge is the merge by a scan of every request per record.
+func linearMerge(reqs []*laneReq, w int64) (recs []kafkaio.Record, sent []*laneReq) {
+	gave := make([]bool, len(reqs))
+	for {
+		best := -1
+		for i, q := range reqs {
+			if q.next < len(q.recs) && (best < 0 || q.recs[q.next].at < reqs[best].recs[reqs[best].next].at) {
+				best = i
+			}
+		}
+		if best < 0 || reqs[best].recs[reqs[best].next].at > w {
+			break
+		}
+		q := reqs[best]
+		recs = append(recs, q.recs[q.next].Record)
+		q.next++
+		gave[best] = true
+	}
+	for i, q := range reqs {
+		if gave[i] {
+			sent = append(sent, q)
+		}
+	}
+	return recs, sent
 }
 
 // Source partitions read at different speeds (topics of 5, 3, 7 and 1

@@ -45,7 +45,11 @@ type task struct {
 	// (see lane); the lowest time until its first round.
 	through atomic.Int64
 
-	merged [][]timed // a round's records per partition, when it has several batches
+	// perRecord is the arena bytes a source record took in the last
+	// batch filled: the next batch's arena is sized from it, so that it is
+	// not grown (copied) record by record.
+	perRecord int
+	merged    [][]timed // a round's records per partition, when it has several batches
 	dlq    []kafkaio.Record
 	errs   []error
 	lanes  []*lane   // of outTopic, by partition: the generation's
@@ -224,6 +228,7 @@ func (t *task) fill(b *batch, msgs []kafka.Message, hwm int64) {
 	b.records, b.events = len(msgs), 0
 	b.last = math.MinInt64
 	clear(b.reasons)
+	t.reserve(b, len(msgs))
 	hash := t.r.hash
 	backlog := max(hwm-(msgs[len(msgs)-1].Offset+1), 0)
 	for i := range msgs {
@@ -259,6 +264,29 @@ func (t *task) fill(b *batch, msgs []kafka.Message, hwm int64) {
 		b.events += len(evs)
 	}
 	b.next = msgs[len(msgs)-1].Offset + 1
+	t.perRecord = (len(b.arena) + len(msgs) - 1) / len(msgs)
+}
+
+// reserve makes room in b for n source records of the size the last batch
+// had (the first batch grows as it must), with an eighth to spare: the
+// arena is replaced rather than grown, since what was filled before is
+// not kept.
+func (t *task) reserve(b *batch, n int) {
+	if t.perRecord == 0 {
+		return
+	}
+	if need := n * t.perRecord * 9 / 8; cap(b.arena) < need {
+		b.arena = make([]byte, 0, need)
+	}
+	if need := n * 9 / 8; cap(b.headers) < need {
+		b.headers = make([]kafka.Header, 0, need)
+	}
+	per := n*9/8/len(b.parts) + 16
+	for q := range b.parts {
+		if cap(b.parts[q]) < per {
+			b.parts[q] = make([]timed, 0, per)
+		}
+	}
 }
 
 // write writes a round: each partition's records through its lane, and
