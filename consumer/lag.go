@@ -2,6 +2,8 @@ package consumer
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -85,7 +87,8 @@ func (p *Pipeline) unregisterLag(ps *positions) {
 }
 
 // lagLoop refreshes the lag gauges every LagInterval, and when a worker
-// starts, until ctx ends.
+// starts, until ctx ends; with declared inputs, it also learns how far
+// the repartitioner has read them (upstream.go).
 func (p *Pipeline) lagLoop(ctx context.Context) {
 	t := time.NewTicker(p.opts.LagInterval)
 	defer t.Stop()
@@ -97,10 +100,14 @@ func (p *Pipeline) lagLoop(ctx context.Context) {
 		case <-t.C:
 		case <-p.lag.kick:
 		}
-		if err := p.refreshLag(ctx); err != nil && ctx.Err() == nil {
+		err := p.refreshLag(ctx)
+		if uerr := p.refreshUpstream(ctx); uerr != nil && ctx.Err() == nil {
+			err = errors.Join(err, fmt.Errorf("the declared inputs' ends and the repartitioner's commits: %w", uerr))
+		}
+		if err != nil && ctx.Err() == nil {
 			// The gauges keep their last values; say so now and then.
 			if failures++; failures%10 == 1 {
-				p.log.Warn("cannot read the input partitions' end offsets; the lag gauges are not refreshed", "err", err)
+				p.log.Warn("cannot read the input partitions' end offsets; the lag gauges (or how far the repartitioner has read) are not refreshed", "err", err)
 			}
 		} else {
 			failures = 0

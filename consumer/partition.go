@@ -35,6 +35,8 @@ type worker struct {
 	gauges partitionGauges      // the partition's share of the tier gauges
 	rk     ranking              // its part in the capacity ranking (ranking.go)
 	lagPos *positions           // published for the lag gauges (lag.go)
+	// upstream is the lag goroutine's answer last settled (upstream.go).
+	upstream *upstreamEnds
 
 	wall   int64          // the wall clock as of the fetch response being queued
 	src    kafkaio.Source // scratch: the source position of the message being applied
@@ -132,8 +134,14 @@ func (w *worker) run(ctx, gctx context.Context, starts []int64) error {
 		case <-mergeT.C:
 			w.rank(false)
 			w.st.src.expire(w.p.opts.Now().UnixNano())
-			// A starved topic may have waited long enough.
-			if w.in.queued > 0 {
+			if u := w.p.upstream.Load(); u != nil && u != w.upstream {
+				w.st.src.settle(u)
+				w.upstream = u
+			}
+			// A starved topic may have waited long enough; a backfill
+			// may have ended with the backlog upstream, with no message
+			// to tell.
+			if w.in.queued > 0 || w.clk.backfill {
 				err = w.drain(false)
 			}
 			if err == nil {

@@ -8,6 +8,7 @@ import (
 	"maps"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -51,6 +52,9 @@ type Pipeline struct {
 	capPub   *capacityPublisher
 	capStage *retry.Stage
 	lag      *lagBoard // the workers' positions, for the lag gauges (lag.go)
+	// upstream is how far the repartitioner had read the declared inputs
+	// at the lag goroutine's last look (upstream.go); nil before.
+	upstream atomic.Pointer[upstreamEnds]
 }
 
 // New checks opts and returns a pipeline ready to Run.
