@@ -198,51 +198,13 @@ func (p *Pipeline) Run(parent context.Context) error {
 	go func() { defer close(sinkDone); p.sinkLoop(sinkQuit) }()
 	defer func() { stopCancel(); close(sinkQuit); <-sinkDone }()
 
-	cg, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
-		ID: o.Group, Brokers: o.Brokers, Dialer: o.Dialer, Topics: o.Topics,
-		GroupBalancers:    []kafka.GroupBalancer{copartitioned{}},
+	p.log.Info("joining consumer group", "group", o.Group, "topics", o.Topics, "partitions", lay.partitions)
+	m := &kafkaio.Member{Who: "consumer", Group: o.Group, Brokers: o.Brokers, Dialer: o.Dialer, Topics: o.Topics,
+		Balancer:          copartitioned{},
 		HeartbeatInterval: o.HeartbeatInterval, SessionTimeout: o.SessionTimeout,
 		RebalanceTimeout: o.RebalanceTimeout, JoinGroupBackoff: o.JoinGroupBackoff,
-		StartOffset: kafka.FirstOffset, Timeout: 10 * time.Second,
-		ErrorLogger: kafka.LoggerFunc(func(msg string, args ...any) {
-			p.log.Debug("kafka-go: " + fmt.Sprintf(msg, args...))
-		}),
-	})
-	if err != nil {
-		return fmt.Errorf("consumer: %w", err)
-	}
-	p.log.Info("joining consumer group", "group", o.Group, "topics", o.Topics, "partitions", lay.partitions)
-
-	var fatal error
-	for {
-		gen, err := cg.Next(ctx)
-		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, kafka.ErrGroupClosed) {
-				break
-			}
-			if isConfigError(err) {
-				// Retrying cannot fix these: say what to change.
-				fatal = fmt.Errorf("consumer: joining group %q: %w (check the consumer group settings and the broker's group.min/max.session.timeout.ms and ACLs)", o.Group, err)
-				break
-			}
-			p.log.Warn("joining consumer group failed; retrying", "group", o.Group, "err", err)
-			continue
-		}
-		if fatal = p.generation(ctx, gen); fatal != nil || ctx.Err() != nil {
-			break
-		}
-	}
-	p.setStatus(false, nil)
-
-	// Leaving the group lets the partitions move at once instead of after
-	// the session timeout; bound it in case the coordinator is gone.
-	left := make(chan struct{})
-	go func() { cg.Close(); close(left) }()
-	select {
-	case <-left:
-	case <-stop.Done():
-		p.log.Warn("leaving the consumer group timed out")
-	}
+		Log: p.log, Leaving: func() { p.setStatus(false, nil) }}
+	fatal := m.Run(ctx, stop, p.generation)
 	cancel()
 	<-layoutDone
 	switch {
@@ -374,16 +336,4 @@ func (p *Pipeline) watchLayout(ctx context.Context, lay topicLayout) error {
 			return fmt.Errorf("consumer: %w", err)
 		}
 	}
-}
-
-// isConfigError reports group errors that come from configuration, which
-// no retry can heal.
-func isConfigError(err error) bool {
-	for _, e := range []kafka.Error{kafka.InvalidSessionTimeout, kafka.GroupAuthorizationFailed,
-		kafka.InconsistentGroupProtocol, kafka.InvalidGroupId, kafka.TopicAuthorizationFailed, kafka.SASLAuthenticationFailed} {
-		if errors.Is(err, e) {
-			return true
-		}
-	}
-	return false
 }

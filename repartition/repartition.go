@@ -272,45 +272,15 @@ func (r *Repartitioner) Run(parent context.Context) error {
 
 	sources := r.mapper.Topics()
 	slices.Sort(sources)
-	cg, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
-		ID: r.group(), Brokers: o.Brokers, Dialer: o.Dialer, Topics: sources,
+	r.log.Info("joining consumer group", "group", r.group(), "topics", sources, "partitions", r.lay.partitions)
+	m := &kafkaio.Member{Who: "repartition", Group: r.group(), Brokers: o.Brokers, Dialer: o.Dialer, Topics: sources,
 		// Source topics have any partition counts: spread their partitions
 		// over the members one by one.
-		GroupBalancers:        []kafka.GroupBalancer{kafka.RoundRobinGroupBalancer{}},
-		WatchPartitionChanges: true,
-		HeartbeatInterval:     o.HeartbeatInterval, SessionTimeout: o.SessionTimeout,
+		Balancer: kafka.RoundRobinGroupBalancer{}, WatchPartitionChanges: true,
+		HeartbeatInterval: o.HeartbeatInterval, SessionTimeout: o.SessionTimeout,
 		RebalanceTimeout: o.RebalanceTimeout, JoinGroupBackoff: o.JoinGroupBackoff,
-		StartOffset: kafka.FirstOffset, Timeout: 10 * time.Second,
-		ErrorLogger: kafka.LoggerFunc(func(msg string, args ...any) {
-			r.log.Debug("kafka-go: " + fmt.Sprintf(msg, args...))
-		}),
-	})
-	if err != nil {
-		return fmt.Errorf("repartition: %w", err)
-	}
-	r.log.Info("joining consumer group", "group", r.group(), "topics", sources, "partitions", r.lay.partitions)
-	var fatal error
-	for {
-		gen, err := cg.Next(ctx)
-		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, kafka.ErrGroupClosed) {
-				break
-			}
-			r.log.Warn("joining consumer group failed; retrying", "group", r.group(), "err", err)
-			continue
-		}
-		if fatal = r.generation(ctx, gen); fatal != nil || ctx.Err() != nil {
-			break
-		}
-	}
-	r.setInGroup(false)
-	left := make(chan struct{})
-	go func() { cg.Close(); close(left) }()
-	select {
-	case <-left:
-	case <-stop.Done():
-		r.log.Warn("leaving the consumer group timed out")
-	}
+		Log: r.log, Leaving: func() { r.setInGroup(false) }}
+	fatal := m.Run(ctx, stop, r.generation)
 	if fatal != nil {
 		return fatal
 	}

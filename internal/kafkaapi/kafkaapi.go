@@ -133,6 +133,8 @@ var Requests = []Request{
 	{Key: OffsetFetch, Via: viaConn, For: "consumer group: committed offsets", how: fixed, versions: []int16{1}},
 	{Key: OffsetCommit, Via: viaConn, For: "consumer group: committing offsets", how: fixed, versions: []int16{2}},
 	{Key: LeaveGroup, Via: viaConn, For: "consumer group: leaving at shutdown", how: fixed, versions: []int16{0}},
+	{Key: FindCoordinator, Via: viaTransport, For: "the repartitioner group's coordinator, with the lag refresh (with inputs:)", how: negotiated},
+	{Key: OffsetFetch, Via: viaTransport, For: "how far the repartitioner has committed the declared inputs, with the lag refresh (with inputs:)", how: negotiated},
 }
 
 // Version returns the version kafka-go sends r at to a broker advertising
