@@ -290,7 +290,17 @@ func TestAutoCreatedTopicSurvivesCrash(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := consumeAll(t, b, "auto", len(records))
-	time.Sleep(time.Second) // a few checkpoint intervals
+	// The checkpointer saves the topic list within an interval or so.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if b, err := os.ReadFile(filepath.Join(dir, "topics.json")); err == nil && strings.Contains(string(b), `"auto"`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the topic list saved in the data directory never held the auto-created topic")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 
 	crashed := t.TempDir()
 	copyDir(t, dir, crashed)
