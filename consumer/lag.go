@@ -2,8 +2,6 @@ package consumer
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -92,7 +90,7 @@ func (p *Pipeline) unregisterLag(ps *positions) {
 func (p *Pipeline) lagLoop(ctx context.Context) {
 	t := time.NewTicker(p.opts.LagInterval)
 	defer t.Stop()
-	failures := 0
+	failures, upFailures := 0, 0
 	for {
 		select {
 		case <-ctx.Done():
@@ -100,17 +98,22 @@ func (p *Pipeline) lagLoop(ctx context.Context) {
 		case <-t.C:
 		case <-p.lag.kick:
 		}
-		err := p.refreshLag(ctx)
-		if uerr := p.refreshUpstream(ctx); uerr != nil && ctx.Err() == nil {
-			err = errors.Join(err, fmt.Errorf("the declared inputs' ends and the repartitioner's commits: %w", uerr))
-		}
-		if err != nil && ctx.Err() == nil {
+		if err := p.refreshLag(ctx); err != nil && ctx.Err() == nil {
 			// The gauges keep their last values; say so now and then.
 			if failures++; failures%10 == 1 {
-				p.log.Warn("cannot read the input partitions' end offsets; the lag gauges (or how far the repartitioner has read) are not refreshed", "err", err)
+				p.log.Warn("cannot read the input partitions' end offsets; the lag gauges are not refreshed", "err", err)
 			}
 		} else {
 			failures = 0
+		}
+		if err := p.refreshUpstream(ctx); err != nil && ctx.Err() == nil {
+			// A backlog left by the repartitioner's last records then
+			// ends after upstreamQuiet instead.
+			if upFailures++; upFailures%10 == 1 {
+				p.log.Warn("cannot read how far the repartitioner has read the declared inputs", "err", err)
+			}
+		} else {
+			upFailures = 0
 		}
 	}
 }

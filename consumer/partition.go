@@ -134,7 +134,7 @@ func (w *worker) run(ctx, gctx context.Context, starts []int64) error {
 		case <-mergeT.C:
 			w.rank(false)
 			w.st.src.expire(w.p.opts.Now().UnixNano())
-			if u := w.p.upstream.Load(); u != nil && u != w.upstream {
+			if u := w.p.upstream.Load(); u != nil && u != w.upstream && w.settled(u) {
 				w.st.src.settle(u)
 				w.upstream = u
 			}

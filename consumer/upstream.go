@@ -3,6 +3,8 @@ package consumer
 import (
 	"context"
 	"errors"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -30,10 +32,16 @@ import (
 
 // upstreamEnds is one answer: as of at (the wall clock when the question
 // was asked, ns), the partitions of each declared input that the
-// repartitioner has committed to their end.
+// repartitioner has committed to their end, and the ends of the
+// repartition topics read after the commits. A worker settles only once
+// it has applied its repartition partitions to those ends: what the
+// repartitioner wrote before committing may still be on its way to the
+// worker, and its backlog would otherwise end the backfill before the
+// events it holds are applied.
 type upstreamEnds struct {
-	at     int64
-	caught map[string][]bool // source topic -> by partition
+	at      int64
+	caught  map[string][]bool  // source topic -> by partition
+	written map[string][]int64 // repartition topic -> end by partition
 }
 
 // caughtUp reports whether partition of topic was read to its end.
@@ -58,14 +66,21 @@ func (p *Pipeline) refreshUpstream(ctx context.Context) error {
 	if len(topics) == 0 {
 		return nil
 	}
+	var repart []string
+	for _, t := range p.opts.Topics {
+		if strings.HasPrefix(t, repartition.TopicPrefix) {
+			repart = append(repart, t)
+		}
+	}
 	at := p.opts.Now().UnixNano()
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	md, err := p.client.Metadata(ctx, &kafka.MetadataRequest{Topics: topics})
+	md, err := p.client.Metadata(ctx, &kafka.MetadataRequest{Topics: append(slices.Clone(topics), repart...)})
 	if err != nil {
 		return err
 	}
 	ends := &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{}}
+	written := &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{}}
 	commits := &kafka.OffsetFetchRequest{GroupID: p.opts.Group + repartition.GroupSuffix, Topics: map[string][]int{}}
 	counts := map[string]int{}
 	for _, t := range md.Topics {
@@ -74,11 +89,15 @@ func (p *Pipeline) refreshUpstream(ctx context.Context) error {
 		}
 		counts[t.Name] = len(t.Partitions)
 		for _, part := range t.Partitions {
+			if slices.Contains(repart, t.Name) {
+				written.Topics[t.Name] = append(written.Topics[t.Name], kafka.LastOffsetOf(part.ID))
+				continue
+			}
 			ends.Topics[t.Name] = append(ends.Topics[t.Name], kafka.FirstOffsetOf(part.ID), kafka.LastOffsetOf(part.ID))
 			commits.Topics[t.Name] = append(commits.Topics[t.Name], part.ID)
 		}
 	}
-	if len(counts) == 0 {
+	if len(ends.Topics) == 0 || len(written.Topics) == 0 {
 		return nil
 	}
 	offs, err := p.client.ListOffsets(ctx, ends)
@@ -86,40 +105,90 @@ func (p *Pipeline) refreshUpstream(ctx context.Context) error {
 		return err
 	}
 	committed, err := p.client.OffsetFetch(ctx, commits)
-	if err == nil && committed.Error != nil {
-		err = committed.Error
+	if err == nil && committed.Error != nil && !errors.Is(committed.Error, kafka.GroupIdNotFound) {
+		err = committed.Error // a group that never committed has nothing committed
 	}
 	if err != nil {
 		return err
 	}
-	type bounds struct{ first, last int64 }
-	logs := map[string]map[int]bounds{}
+	// After the commits: every record they cover is below these ends.
+	wrote, err := p.client.ListOffsets(ctx, written)
+	if err != nil {
+		return err
+	}
+	u := &upstreamEnds{at: at, caught: map[string][]bool{}, written: map[string][]int64{}}
+	for t, parts := range wrote.Topics {
+		ends := make([]int64, counts[t])
+		for i := range ends {
+			ends[i] = -1 // unknown: no settling on it
+		}
+		for _, po := range parts {
+			if po.Error != nil || po.Partition >= len(ends) {
+				err = errors.Join(err, po.Error)
+				continue
+			}
+			ends[po.Partition] = po.LastOffset
+		}
+		u.written[t] = ends
+	}
+	logs := map[string]map[int]kafka.PartitionOffsets{}
 	for t, parts := range offs.Topics {
-		logs[t] = map[int]bounds{}
+		logs[t] = map[int]kafka.PartitionOffsets{}
 		for _, po := range parts {
 			if po.Error != nil {
 				err = errors.Join(err, po.Error)
 				continue
 			}
-			logs[t][po.Partition] = bounds{po.FirstOffset, po.LastOffset}
+			logs[t][po.Partition] = po
 		}
 	}
-	u := &upstreamEnds{at: at, caught: map[string][]bool{}}
+	done := map[string]map[int]int64{}
 	for t, parts := range committed.Topics {
-		caught := make([]bool, counts[t])
+		done[t] = map[int]int64{}
 		for _, c := range parts {
-			b, ok := logs[t][c.Partition]
-			if c.Error != nil || !ok || c.Partition >= len(caught) {
-				continue
+			if c.Error == nil {
+				done[t][c.Partition] = c.CommittedOffset
 			}
-			// An empty log (first == last) has nothing to read whatever
-			// was committed; otherwise the commit must have reached the end.
-			caught[c.Partition] = b.first == b.last || c.CommittedOffset >= b.last
+		}
+	}
+	for t, parts := range logs {
+		caught := make([]bool, counts[t])
+		for part, po := range parts {
+			c, ok := done[t][part]
+			if !ok {
+				c = -1 // nothing committed
+			}
+			if part < len(caught) {
+				caught[part] = readToEnd(po.FirstOffset, po.LastOffset, c)
+			}
 		}
 		u.caught[t] = caught
 	}
 	p.upstream.Store(u)
 	return err
+}
+
+// readToEnd reports whether a partition whose log holds [first, last) was
+// read to its end by a group that committed committed (-1: nothing): an
+// empty log always was; otherwise the commit must be at the end (a commit
+// beyond it means the topic was made anew, and is read again).
+func readToEnd(first, last, committed int64) bool {
+	return first >= last || committed == last
+}
+
+// settled reports whether the worker has applied each of its repartition
+// partitions up to where u found it after the repartitioner's commits.
+func (w *worker) settled(u *upstreamEnds) bool {
+	for ti, t := range w.topics {
+		ends, ok := u.written[t]
+		if !ok || !w.lagPos.assigned[ti] {
+			continue
+		}
+		if w.part >= len(ends) || ends[w.part] < 0 || w.pos[ti]+1 < ends[w.part] {
+			return false
+		}
+	}
+	return true
 }
 
 // settle drops the backlog of every source partition that u says was read

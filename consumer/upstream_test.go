@@ -54,12 +54,59 @@ func TestSettle(t *testing.T) {
 // intervals, not after upstreamQuiet (a minute). Without a commit, it ends
 // once the source partition has been quiet for upstreamQuiet (on a clock
 // run 200 times faster here). Either way no new message comes to say so.
+// A commit short of the end ends nothing.
 func TestUpstreamEndsStaleBacklog(t *testing.T) {
-	t.Run("the repartitioner committed the source's end", func(t *testing.T) { testStaleBacklog(t, true, 1) })
-	t.Run("the source partition went quiet", func(t *testing.T) { testStaleBacklog(t, false, 200) })
+	t.Run("the repartitioner committed the source's end", func(t *testing.T) { testStaleBacklog(t, 3, 1) })
+	t.Run("the source partition went quiet", func(t *testing.T) { testStaleBacklog(t, -1, 200) })
+	t.Run("a commit short of the end, then the end", func(t *testing.T) { testStaleBacklog(t, 2, 1) })
 }
 
-func testStaleBacklog(t *testing.T, commit bool, speed time.Duration) {
+// The worker settles with an answer only once it has applied its
+// repartition partitions to the ends the answer read after the commits.
+func TestSettledWaitsForWhatWasWritten(t *testing.T) {
+	const topic = repartition.TopicPrefix + "order"
+	w := &worker{topics: []string{topic, "crm.orders"}, part: 1, pos: []int64{4, 100},
+		lagPos: &positions{assigned: []bool{true, true}}}
+	for _, c := range []struct {
+		ends map[string][]int64
+		want bool
+	}{
+		{map[string][]int64{topic: {10, 5}}, true},   // applied through offset 4: the end is 5
+		{map[string][]int64{topic: {10, 6}}, false},  // offset 5 is still on its way
+		{map[string][]int64{topic: {10, -1}}, false}, // its end is unknown
+		{map[string][]int64{topic: {10}}, false},     // the partition is unknown
+		{map[string][]int64{}, true},                 // a topic the answer does not cover
+	} {
+		if got := w.settled(&upstreamEnds{written: c.ends}); got != c.want {
+			t.Errorf("ends %v: settled = %v, want %v", c.ends, got, c.want)
+		}
+	}
+}
+
+func TestReadToEnd(t *testing.T) {
+	for _, c := range []struct {
+		first, last, committed int64
+		want                   bool
+	}{
+		{0, 0, -1, true},     // empty, never committed
+		{100, 100, -1, true}, // emptied by retention
+		{0, 3, -1, false},    // never committed
+		{0, 3, 2, false},     // short of the end
+		{0, 3, 3, true},
+		{100, 150, 50, false}, // committed before the log start
+		{0, 3, 5, false},      // beyond the end: the topic was made anew
+	} {
+		if got := readToEnd(c.first, c.last, c.committed); got != c.want {
+			t.Errorf("readToEnd(%d, %d, %d) = %v, want %v", c.first, c.last, c.committed, got, c.want)
+		}
+	}
+}
+
+// testStaleBacklog commits offset commit (-1: none) of the source's three
+// records for the repartitioner, and runs the clock speed times faster.
+// Short of the end, it waits a while to see the backfill hold, then
+// commits the end.
+func testStaleBacklog(t *testing.T, commit int64, speed time.Duration) {
 	topic := repartition.TopicPrefix + "order"
 	source := gen.DefaultDebeziumPrefix + "orders"
 	c := newCluster(t, 4, []string{topic, source})
@@ -74,8 +121,8 @@ func testStaleBacklog(t *testing.T, commit bool, speed time.Duration) {
 		srcMsgs = append(srcMsgs, kafka.Message{Topic: source, Partition: 0, Key: []byte(fmt.Sprint(i)), Value: []byte("{}")})
 	}
 	produceMessages(t, addrs, srcMsgs)
-	if commit {
-		commitRepartitioner(t, addrs, source, 3)
+	if commit >= 0 {
+		commitRepartitioner(t, addrs, source, commit)
 	}
 	// ...but the three orders that reached this partition came from an
 	// early fetch, when 5,000 records were still to read.
@@ -107,6 +154,20 @@ func testStaleBacklog(t *testing.T, commit bool, speed time.Duration) {
 	r := start(t, opts)
 	defer r.Stop(t)
 
+	if commit >= 0 && commit < 3 {
+		// Ten lag intervals, and the merge tick's checks in between.
+		held := time.Now().Add(10 * opts.LagInterval)
+		for time.Now().Before(held) {
+			if asOf := latestAsOf(t, filepath.Join(dir, sink.SnapshotsFile), account); !asOf.Before(wall) {
+				t.Fatalf("the backfill ended with the source committed to %d of 3", commit)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		if latestAsOf(t, filepath.Join(dir, sink.SnapshotsFile), account).IsZero() {
+			t.Fatal("nothing was applied while the backfill held")
+		}
+		commitRepartitioner(t, addrs, source, 3)
+	}
 	// The end of the backfill writes the account again, judged at the
 	// wall clock.
 	deadline := time.Now().Add(20 * time.Second) // upstreamQuiet is a minute

@@ -45,15 +45,15 @@ type task struct {
 	// (see lane); the lowest time until its first round.
 	through atomic.Int64
 
-	// perRecord is the arena bytes a source record took in the last
-	// batch filled: the next batch's arena is sized from it, so that it is
-	// not grown (copied) record by record.
-	perRecord int
-	merged    [][]timed // a round's records per partition, when it has several batches
-	dlq    []kafkaio.Record
-	errs   []error
-	lanes  []*lane   // of outTopic, by partition: the generation's
-	reqs   []laneReq // the requests handed to them, by partition
+	// The last batch filled, measured: arena bytes per KiB of its records
+	// (keys, values and 64 bytes each), and events per 1024 records. The
+	// next batch's memory is reserved from them (reserve).
+	arenaPerKiB, eventsPerK int
+	merged                  [][]timed // a round's records per partition, when it has several batches
+	dlq                     []kafkaio.Record
+	errs                    []error
+	lanes                   []*lane   // of outTopic, by partition: the generation's
+	reqs                    []laneReq // the requests handed to them, by partition
 }
 
 // batch is one fetch response mapped: records to write per repartition
@@ -228,7 +228,7 @@ func (t *task) fill(b *batch, msgs []kafka.Message, hwm int64) {
 	b.records, b.events = len(msgs), 0
 	b.last = math.MinInt64
 	clear(b.reasons)
-	t.reserve(b, len(msgs))
+	in := t.reserve(b, msgs)
 	hash := t.r.hash
 	backlog := max(hwm-(msgs[len(msgs)-1].Offset+1), 0)
 	for i := range msgs {
@@ -264,29 +264,39 @@ func (t *task) fill(b *batch, msgs []kafka.Message, hwm int64) {
 		b.events += len(evs)
 	}
 	b.next = msgs[len(msgs)-1].Offset + 1
-	t.perRecord = (len(b.arena) + len(msgs) - 1) / len(msgs)
+	t.arenaPerKiB = max(len(b.arena)*1024/in, 1)
+	t.eventsPerK = max(b.events*1024/len(msgs), 1)
 }
 
-// reserve makes room in b for n source records of the size the last batch
-// had (the first batch grows as it must), with an eighth to spare: the
+// reserve makes room in b for msgs at the rates the last batch had, with
+// an eighth to spare, and returns msgs' size as the rates count it. The
 // arena is replaced rather than grown, since what was filled before is
-// not kept.
-func (t *task) reserve(b *batch, n int) {
-	if t.perRecord == 0 {
-		return
+// not kept. Sizing by bytes, not records, keeps a response of many
+// tombstones after one of large records from reserving much: what is
+// reserved stays within the rates times the response's size (bounded by
+// the fetch size).
+func (t *task) reserve(b *batch, msgs []kafka.Message) int {
+	in := 0
+	for i := range msgs {
+		in += len(msgs[i].Key) + len(msgs[i].Value) + 64
 	}
-	if need := n * t.perRecord * 9 / 8; cap(b.arena) < need {
+	if t.arenaPerKiB == 0 {
+		return in // the first batch grows as it must
+	}
+	if need := in * t.arenaPerKiB / 1024 * 9 / 8; cap(b.arena) < need {
 		b.arena = make([]byte, 0, need)
 	}
-	if need := n * 9 / 8; cap(b.headers) < need {
-		b.headers = make([]kafka.Header, 0, need)
+	events := len(msgs) * t.eventsPerK / 1024 * 9 / 8
+	if cap(b.headers) < events {
+		b.headers = make([]kafka.Header, 0, events)
 	}
-	per := n*9/8/len(b.parts) + 16
+	per := events*5/4/len(b.parts) + 1
 	for q := range b.parts {
 		if cap(b.parts[q]) < per {
 			b.parts[q] = make([]timed, 0, per)
 		}
 	}
+	return in
 }
 
 // write writes a round: each partition's records through its lane, and

@@ -3,6 +3,7 @@ package repartition
 import (
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/segmentio/kafka-go"
 
@@ -58,24 +59,43 @@ func TestFillReservesFromTheLastBatch(t *testing.T) {
 	b := &batch{parts: make([][]timed, parts)}
 	task.fill(b, msgs, int64(len(msgs)))
 	first := content(b)
-	if task.perRecord == 0 {
-		t.Fatal("the first batch left no size for the next")
+	if task.arenaPerKiB == 0 {
+		t.Fatal("the first batch left no rates for the next")
 	}
-	// A fresh batch now takes one arena, one header array and one array
-	// per partition; growing them as records come would take dozens.
-	fresh := make([]*batch, 6)
-	for i := range fresh {
-		fresh[i] = &batch{parts: make([][]timed, parts)}
+	// A fresh batch gets its memory once, before the first record: filling
+	// it moves none of its arrays (growing would).
+	fresh := &batch{parts: make([][]timed, parts)}
+	task.reserve(fresh, msgs)
+	arena, headers := unsafe.SliceData(fresh.arena), unsafe.SliceData(fresh.headers)
+	partArrays := make([]*timed, parts)
+	for q := range parts {
+		partArrays[q] = unsafe.SliceData(fresh.parts[q])
 	}
-	n := 0
-	allocs := testing.AllocsPerRun(len(fresh)-1, func() {
-		task.fill(fresh[n], msgs, int64(len(msgs)))
-		n++
-	})
-	if got := content(fresh[0]); got != first {
+	if arena == nil || headers == nil {
+		t.Fatal("nothing was reserved")
+	}
+	task.fill(fresh, msgs, int64(len(msgs)))
+	if unsafe.SliceData(fresh.arena) != arena || unsafe.SliceData(fresh.headers) != headers {
+		t.Error("the arena or the headers grew while the batch was filled")
+	}
+	for q := range parts {
+		if unsafe.SliceData(fresh.parts[q]) != partArrays[q] {
+			t.Errorf("partition %d's records grew while the batch was filled", q)
+		}
+	}
+	if got := content(fresh); got != first {
 		t.Error("a batch filled into reserved memory differs from the first")
 	}
-	if max := float64(2 + parts); allocs > max {
-		t.Errorf("filling a fresh batch took %.0f allocations, want at most %.0f", allocs, max)
+
+	// A response of tombstones after it reserves little: the rates go by
+	// bytes, and the keys are all there is.
+	tombs := make([]kafka.Message, 5000)
+	for i := range tombs {
+		tombs[i] = kafka.Message{Offset: int64(i), Key: []byte(`{"id":"o-1"}`)}
+	}
+	small := &batch{parts: make([][]timed, parts)}
+	task.reserve(small, tombs)
+	if max := 2 * 5000 * (12 + 64); cap(small.arena) > max { // twice their bytes, with framing
+		t.Errorf("reserved %d bytes for 5,000 tombstones, want at most %d", cap(small.arena), max)
 	}
 }
