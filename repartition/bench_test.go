@@ -44,7 +44,12 @@ import (
 // before the next starts. PYRAMID_BENCH_EVENTS (default 1,000,000, for a
 // tenth as many accounts) sizes the history; PYRAMID_BENCH_CPUPROFILE
 // profiles the repartitioned run, or the native one with
-// PYRAMID_BENCH_PROFILE_NATIVE=1.
+// PYRAMID_BENCH_PROFILE_NATIVE=1. PYRAMID_BENCH_SPLIT=1 runs the two
+// stages of the repartitioned run one after the other, and reports each
+// one's seconds: the repartitioner until the repartition topics hold every
+// event, then the pipeline, started only then, until it has committed
+// them. The ratio is then of the two stages' sum, which tells what each
+// stage costs, and how much running them at once adds.
 //
 // Run it once: go test ./repartition -run '^$' -bench Repartition -benchtime 1x
 func BenchmarkRepartition(b *testing.B) {
@@ -58,17 +63,26 @@ func BenchmarkRepartition(b *testing.B) {
 	}
 	opts := gen.Options{Accounts: max(events/10, 10), Events: events, Seed: 11,
 		Start: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC), Months: 12}
+	split := os.Getenv("PYRAMID_BENCH_SPLIT") == "1"
 	for range b.N {
-		native := benchRun(b, opts, false)
-		repartitioned := benchRun(b, opts, true)
+		native, _ := benchRun(b, opts, false, false)
+		repartitioned, stages := benchRun(b, opts, true, split)
 		b.ReportMetric(native, "native_events/s")
 		b.ReportMetric(repartitioned, "repartitioned_events/s")
 		b.ReportMetric(repartitioned/native, "ratio")
-		line, _ := json.Marshal(map[string]any{
+		fields := map[string]any{
 			"benchmark": "repartition", "events": events, "accounts": opts.Accounts, "partitions": benchPartitions,
 			"native_events_per_s": int(native), "repartitioned_events_per_s": int(repartitioned),
 			"ratio": float64(int(repartitioned/native*1000)) / 1000,
-		})
+		}
+		if split {
+			b.ReportMetric(stages[0], "repartitioner_s")
+			b.ReportMetric(stages[1], "pipeline_s")
+			fields["split"] = true
+			fields["native_s"] = float64(events) / native
+			fields["repartitioner_s"], fields["pipeline_s"] = stages[0], stages[1]
+		}
+		line, _ := json.Marshal(fields)
 		fmt.Println(string(line))
 	}
 }
@@ -77,8 +91,10 @@ const benchPartitions = 12
 
 // benchRun produces the history (as Debezium records when debezium is
 // set) into a fresh broker, then runs the pipeline (and the repartitioner)
-// until everything is committed, and returns events per second.
-func benchRun(b *testing.B, opts gen.Options, debezium bool) float64 {
+// until everything is committed, and returns events per second. With
+// split, the pipeline starts once the repartitioner has written
+// everything; stages are then the seconds of each.
+func benchRun(b *testing.B, opts gen.Options, debezium, split bool) (rate float64, stages [2]float64) {
 	b.StopTimer()
 	native := kafkaio.InputTopics(kafkaio.DefaultInputPrefix)
 	sources := gen.DebeziumTopics(gen.DefaultDebeziumPrefix)
@@ -133,13 +149,20 @@ func benchRun(b *testing.B, opts gen.Options, debezium bool) float64 {
 	if err != nil {
 		b.Fatal(err)
 	}
-	eg.Go(func() error { return p.Run(ectx) })
+	if !split {
+		eg.Go(func() error { return p.Run(ectx) })
+	}
 	if debezium {
 		// Every event of the history maps to one record (none is bad).
 		st := g.Stats()
 		waitRecords(b, addrs, repartition.Topics(cfg), int64(st.Events-st.Bad))
-		b.Logf("repartitioned in %v", time.Since(t1).Round(time.Millisecond))
+		stages[0] = time.Since(t1).Seconds()
+		b.Logf("repartitioned in %.3fs", stages[0])
+		if split {
+			eg.Go(func() error { return p.Run(ectx) })
+		}
 		waitAllCommitted(b, addrs, "bench", repartition.Topics(cfg))
+		stages[1] = time.Since(t1).Seconds() - stages[0]
 	} else {
 		waitAllCommitted(b, addrs, "bench", native)
 	}
@@ -162,9 +185,9 @@ func benchRun(b *testing.B, opts gen.Options, debezium bool) float64 {
 		f.Close()
 	}
 	c.Close() // its records are garbage for the next run's collector
-	rate := float64(opts.Events) / elapsed.Seconds()
+	rate = float64(opts.Events) / elapsed.Seconds()
 	b.Logf("debezium %v: %d events end to end in %v: %.0f events/s, %.2f cores busy", debezium, opts.Events, elapsed.Round(time.Millisecond), rate, cores)
-	return rate
+	return rate, stages
 }
 
 // waitRecords waits until topics hold n records.
