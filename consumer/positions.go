@@ -172,13 +172,18 @@ func (s *sourcePositions) setBacklog(p *srcPos, ti int, b int64) {
 // expire stops counting the backlog of source partitions that sent
 // nothing for upstreamQuiet before wall.
 func (s *sourcePositions) expire(wall int64) {
+	s.drop(func(p *srcPos) bool { return wall-p.at > int64(upstreamQuiet) })
+}
+
+// drop stops counting the backlog of the source partitions behind that
+// gone picks.
+func (s *sourcePositions) drop(gone func(*srcPos) bool) {
 	for i := 0; i < len(s.behind); {
-		p := s.behind[i]
-		if wall-p.at <= int64(upstreamQuiet) {
-			i++
+		if p := s.behind[i]; gone(p) {
+			s.setBacklog(p, p.ti, 0) // removes p from behind
 			continue
 		}
-		s.setBacklog(p, p.ti, 0) // removes p from behind
+		i++
 	}
 }
 

@@ -131,17 +131,6 @@ func (p *Pipeline) refreshUpstream(ctx context.Context) error {
 		}
 		u.written[t] = ends
 	}
-	logs := map[string]map[int]kafka.PartitionOffsets{}
-	for t, parts := range offs.Topics {
-		logs[t] = map[int]kafka.PartitionOffsets{}
-		for _, po := range parts {
-			if po.Error != nil {
-				err = errors.Join(err, po.Error)
-				continue
-			}
-			logs[t][po.Partition] = po
-		}
-	}
 	done := map[string]map[int]int64{}
 	for t, parts := range committed.Topics {
 		done[t] = map[int]int64{}
@@ -151,16 +140,18 @@ func (p *Pipeline) refreshUpstream(ctx context.Context) error {
 			}
 		}
 	}
-	for t, parts := range logs {
+	for t, parts := range offs.Topics {
 		caught := make([]bool, counts[t])
-		for part, po := range parts {
-			c, ok := done[t][part]
+		for _, po := range parts {
+			if po.Error != nil || po.Partition >= len(caught) {
+				err = errors.Join(err, po.Error)
+				continue
+			}
+			c, ok := done[t][po.Partition]
 			if !ok {
 				c = -1 // nothing committed
 			}
-			if part < len(caught) {
-				caught[part] = readToEnd(po.FirstOffset, po.LastOffset, c)
-			}
+			caught[po.Partition] = readToEnd(po.FirstOffset, po.LastOffset, c)
 		}
 		u.caught[t] = caught
 	}
@@ -194,12 +185,5 @@ func (w *worker) settled(u *upstreamEnds) bool {
 // settle drops the backlog of every source partition that u says was read
 // to its end, unless its latest record was read after u's question.
 func (s *sourcePositions) settle(u *upstreamEnds) {
-	for i := 0; i < len(s.behind); {
-		p := s.behind[i]
-		if p.at >= u.at || !u.caughtUp(s.names[p.tp.topic], p.tp.partition) {
-			i++
-			continue
-		}
-		s.setBacklog(p, p.ti, 0) // removes p from behind
-	}
+	s.drop(func(p *srcPos) bool { return p.at < u.at && u.caughtUp(s.names[p.tp.topic], p.tp.partition) })
 }
