@@ -29,34 +29,64 @@ const (
 	deleted       // an opportunity removed
 )
 
-// emit writes one native event from vals, validates it with the event
-// decoder and appends it. suffix tells apart the events of one change.
+// emit writes one native event from vals, validates it as the event
+// decoder would and appends it. suffix tells apart the events of one
+// change. The members are validated as the values they are written from
+// (event.Members), which is the decoder's answer for the text without
+// reading it back; a text that may not read back as them (a string that
+// is not UTF-8, a number outside JSON's grammar, an event over the size
+// limit) is decoded instead.
 func (b *builder) emit(vals []value, suffix string, md mode) ([]Event, error) {
 	in := b.v.in
+	mem := &b.m.members
+	mem.Reset()
 	start := len(b.m.arena)
 	buf := append(b.m.arena, `{"event_id":"`...)
+	idAt := len(buf)
 	buf, err := b.appendEventID(buf, suffix)
 	if err != nil {
 		return b.out, err
 	}
+	mem.String("event_id", alias(buf[idAt:]))
 	buf = append(buf, `","type":"`...)
 	buf = append(buf, in.typ.String()...)
 	buf = append(buf, '"')
+	mem.String("type", in.typ.String())
 	for i := range in.fields {
 		f := &in.fields[i]
-		if vals[i].kind == vAbsent {
+		val := &vals[i]
+		if val.kind == vAbsent {
 			continue
 		}
 		buf = append(buf, ',', '"')
 		buf = append(buf, f.name...) // field names are plain ASCII
 		buf = append(buf, '"', ':')
-		buf = appendValue(buf, vals[i], md == reversed && f.name == "amount")
+		at := len(buf)
+		buf = appendValue(buf, *val, md == reversed && f.name == "amount")
+		// Strings and numbers alias the text just written where it is
+		// not the value itself; buf may move later, the text stays.
+		switch val.kind {
+		case vNull:
+			mem.Null(f.name)
+		case vText:
+			mem.String(f.name, val.text)
+		case vNumber:
+			mem.Number(f.name, alias(buf[at:]))
+		case vTime:
+			mem.String(f.name, alias(buf[at+1:len(buf)-1])) // RFC 3339 needs no escapes
+		}
 	}
 	if md == deleted && in.typ == event.Opportunity {
 		buf = append(buf, `,"deleted":true`...)
+		mem.Bool("deleted", true)
 	}
 	buf = append(buf, '}')
-	if err := b.m.dec.DecodeTo(buf[start:], &b.m.ev); err != nil {
+	if mem.Exact() && len(buf)-start <= event.MaxSize && !forceDecode {
+		err = b.m.dec.Build(mem, &b.m.ev)
+	} else {
+		err = b.m.dec.DecodeTo(buf[start:], &b.m.ev)
+	}
+	if err != nil {
 		b.m.arena = buf[:start]
 		return b.out, b.decorate(err)
 	}
@@ -64,6 +94,10 @@ func (b *builder) emit(vals []value, suffix string, md mode) ([]Event, error) {
 	b.out = append(b.out, b.m.newEvent(start, b.m.ev.AccountID, b.m.ev.OccurredAt))
 	return b.out, nil
 }
+
+// forceDecode makes emit decode every event it writes (tests compare the
+// two ways).
+var forceDecode = false
 
 // newEvent completes the event whose JSON the arena holds from start: its
 // account follows it in the arena. JSON's capacity ends where the account

@@ -52,13 +52,14 @@ type Mapper struct {
 	dec    *event.Decoder
 	// Scratch reused from record to record, so that mapping allocates
 	// little more than the events it returns.
-	ev     event.Event // for validation
-	doc    doc         // the record's value
-	keyDoc doc         // the record's key
-	v      view
-	vals   []value // the field values of the images being compared
-	id     idParts // what an event id is hashed from
-	arena  []byte  // the events of the record being mapped (see newEvent)
+	ev      event.Event   // for validation
+	members event.Members // the event being written, as values
+	doc     doc           // the record's value
+	keyDoc  doc           // the record's key
+	v       view
+	vals    []value // the field values of the images being compared
+	id      idParts // what an event id is hashed from
+	arena   []byte  // the events of the record being mapped (see newEvent)
 }
 
 // input is one compiled declaration.
