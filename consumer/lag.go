@@ -42,10 +42,20 @@ type lagBoard struct {
 	mu    sync.Mutex
 	parts map[int]*positions
 	kick  chan struct{} // a worker started: refresh without waiting
+	ask   chan struct{} // a worker waits on news from upstream (askUpstream)
 }
 
 func newLagBoard() *lagBoard {
-	return &lagBoard{parts: map[int]*positions{}, kick: make(chan struct{}, 1)}
+	return &lagBoard{parts: map[int]*positions{}, kick: make(chan struct{}, 1), ask: make(chan struct{}, 1)}
+}
+
+// askUpstream asks the lag goroutine for news of the repartitioner
+// (upstream.go) sooner than the next LagInterval.
+func (b *lagBoard) askUpstream() {
+	select {
+	case b.ask <- struct{}{}:
+	default:
+	}
 }
 
 // register publishes the positions of a worker starting at starts (the
@@ -86,26 +96,47 @@ func (p *Pipeline) unregisterLag(ps *positions) {
 
 // lagLoop refreshes the lag gauges every LagInterval, and when a worker
 // starts, until ctx ends; with declared inputs, it also learns how far
-// the repartitioner has read them (upstream.go).
+// the repartitioner has read them (upstream.go), and again when a worker
+// asks, at most every upstreamAskEvery.
 func (p *Pipeline) lagLoop(ctx context.Context) {
 	t := time.NewTicker(p.opts.LagInterval)
 	defer t.Stop()
+	soon := time.NewTimer(time.Hour)
+	soon.Stop()
+	defer soon.Stop()
+	var lastUp time.Time // the last question upstream
+	armed := false       // soon is set for an answer asked for
 	failures, upFailures := 0, 0
 	for {
+		gauges := true
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		case <-p.lag.kick:
-		}
-		if err := p.refreshLag(ctx); err != nil && ctx.Err() == nil {
-			// The gauges keep their last values; say so now and then.
-			if failures++; failures%10 == 1 {
-				p.log.Warn("cannot read the input partitions' end offsets; the lag gauges are not refreshed", "err", err)
+		case <-p.lag.ask:
+			gauges = false
+			if wait := upstreamAskEvery - time.Since(lastUp); wait > 0 {
+				if !armed {
+					soon.Reset(wait)
+					armed = true
+				}
+				continue
 			}
-		} else {
-			failures = 0
+		case <-soon.C:
+			gauges, armed = false, false
 		}
+		if gauges {
+			if err := p.refreshLag(ctx); err != nil && ctx.Err() == nil {
+				// The gauges keep their last values; say so now and then.
+				if failures++; failures%10 == 1 {
+					p.log.Warn("cannot read the input partitions' end offsets; the lag gauges are not refreshed", "err", err)
+				}
+			} else {
+				failures = 0
+			}
+		}
+		lastUp = time.Now()
 		if err := p.refreshUpstream(ctx); err != nil && ctx.Err() == nil {
 			// A backlog left by the repartitioner's last records then
 			// ends after upstreamQuiet instead.

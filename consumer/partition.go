@@ -138,6 +138,11 @@ func (w *worker) run(ctx, gctx context.Context, starts []int64) error {
 				w.st.src.settle(u)
 				w.upstream = u
 			}
+			if w.clk.backfill && w.in.drained() && w.st.src.pending() {
+				// Everything fetched is applied: only the source backlog
+				// holds the backfill. Ask whether it is still true.
+				w.p.lag.askUpstream()
+			}
 			// A starved topic may have waited long enough; a backfill
 			// may have ended with the backlog upstream, with no message
 			// to tell.

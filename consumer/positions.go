@@ -175,6 +175,9 @@ func (s *sourcePositions) expire(wall int64) {
 	s.drop(func(p *srcPos) bool { return wall-p.at > int64(upstreamQuiet) })
 }
 
+// pending reports whether a source partition still counts a backlog.
+func (s *sourcePositions) pending() bool { return len(s.behind) > 0 }
+
 // drop stops counting the backlog of the source partitions behind that
 // gone picks.
 func (s *sourcePositions) drop(gone func(*srcPos) bool) {

@@ -30,6 +30,13 @@ import (
 // read after the question started may carry news the answer does not
 // know of, and keeps its backlog until the next answer.
 
+// A worker that has applied everything it fetched but still backfills on
+// a source backlog alone asks for an answer at once (lagBoard.askUpstream)
+// rather than at the next LagInterval: the end of a backfill is then a
+// question away, not up to a LagInterval late. Questions go at most every
+// upstreamAskEvery, however many workers ask.
+const upstreamAskEvery = 250 * time.Millisecond
+
 // upstreamEnds is one answer: as of at (the wall clock when the question
 // was asked, ns), the partitions of each declared input that the
 // repartitioner has committed to their end, and the ends of the

@@ -56,9 +56,15 @@ func TestSettle(t *testing.T) {
 // run 200 times faster here). Either way no new message comes to say so.
 // A commit short of the end ends nothing.
 func TestUpstreamEndsStaleBacklog(t *testing.T) {
-	t.Run("the repartitioner committed the source's end", func(t *testing.T) { testStaleBacklog(t, 3, 1) })
-	t.Run("the source partition went quiet", func(t *testing.T) { testStaleBacklog(t, -1, 200) })
-	t.Run("a commit short of the end, then the end", func(t *testing.T) { testStaleBacklog(t, 2, 1) })
+	const lag = 200 * time.Millisecond
+	t.Run("the repartitioner committed the source's end", func(t *testing.T) { testStaleBacklog(t, 3, 1, lag) })
+	t.Run("the source partition went quiet", func(t *testing.T) { testStaleBacklog(t, -1, 200, lag) })
+	t.Run("a commit short of the end, then the end", func(t *testing.T) { testStaleBacklog(t, 2, 1, lag) })
+	// A worker that has applied everything but the stale backlog asks:
+	// the answer does not wait for the next refresh, a minute away (the
+	// first, when the worker starts, comes before it has applied its
+	// partition, and cannot settle).
+	t.Run("asked for, not waited for", func(t *testing.T) { testStaleBacklog(t, 3, 1, time.Minute) })
 }
 
 // The worker settles with an answer only once it has applied its
@@ -103,10 +109,10 @@ func TestReadToEnd(t *testing.T) {
 }
 
 // testStaleBacklog commits offset commit (-1: none) of the source's three
-// records for the repartitioner, and runs the clock speed times faster.
-// Short of the end, it waits a while to see the backfill hold, then
-// commits the end.
-func testStaleBacklog(t *testing.T, commit int64, speed time.Duration) {
+// records for the repartitioner, runs the clock speed times faster and
+// refreshes the lag every lag. Short of the end, it waits a while to see
+// the backfill hold, then commits the end.
+func testStaleBacklog(t *testing.T, commit int64, speed, lag time.Duration) {
 	topic := repartition.TopicPrefix + "order"
 	source := gen.DefaultDebeziumPrefix + "orders"
 	c := newCluster(t, 4, []string{topic, source})
@@ -149,14 +155,15 @@ func testStaleBacklog(t *testing.T, commit int64, speed time.Duration) {
 	opts.Topics = []string{topic}
 	opts.Config = cfg
 	opts.BackfillLag = 0 // the default: the orders are a year old
-	opts.LagInterval = 200 * time.Millisecond
+	opts.LagInterval = lag
 	opts.Now = func() time.Time { return wall.Add(speed * time.Since(began)) }
 	r := start(t, opts)
 	defer r.Stop(t)
 
 	if commit >= 0 && commit < 3 {
-		// Ten lag intervals, and the merge tick's checks in between.
-		held := time.Now().Add(10 * opts.LagInterval)
+		// Ten lag intervals (or questions), and the merge tick's checks
+		// in between.
+		held := time.Now().Add(10 * max(opts.LagInterval, upstreamAskEvery))
 		for time.Now().Before(held) {
 			if asOf := latestAsOf(t, filepath.Join(dir, sink.SnapshotsFile), account); !asOf.Before(wall) {
 				t.Fatalf("the backfill ended with the source committed to %d of 3", commit)

@@ -61,8 +61,11 @@ type Options struct {
 	FetchMaxWait  time.Duration // long-poll wait of a fetch; default 250ms
 	FetchMaxBytes int           // bytes per fetch per source partition; default 512 KiB
 	// CommitInterval is how often the source offsets of acknowledged
-	// records are committed; default 1s. A crash writes again at most what
-	// was read in one interval, which the pipeline then drops.
+	// records are committed; default 200ms. A crash writes again at most
+	// what was read in one interval, which the pipeline then drops. The
+	// pipeline learns from these commits that a source partition was read
+	// to its end (the end of a backfill, see consumer's upstream.go): a
+	// long interval delays it.
 	CommitInterval time.Duration
 	// OrderWait bounds how long a repartition partition holds records for
 	// a source partition that lags in event time (see lane); default 1s.
@@ -109,7 +112,7 @@ func (o *Options) withDefaults() (Options, error) {
 		c.FetchMaxBytes = kafkaio.DefaultFetchMaxBytes
 	}
 	if c.CommitInterval <= 0 {
-		c.CommitInterval = time.Second
+		c.CommitInterval = 200 * time.Millisecond
 	}
 	if c.OrderWait <= 0 {
 		c.OrderWait = time.Second
