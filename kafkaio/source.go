@@ -18,11 +18,13 @@ import (
 // topic/partition/offset name the source record, as in a dead letter;
 // index is which of the record's events it is (0, 1, ...); backlog is how
 // many records of the source partition were still unread when the
-// repartitioner had fetched the response holding this one: the consumer
-// counts them as its own input still to come, so that it judges a history
-// being repartitioned at the events' own clocks, as it judges a native
-// backlog (see consumer's backfilling), even though it keeps up with the
-// repartition topics themselves.
+// repartitioner had fetched the response holding this one, plus the
+// events of that response that follow it in its repartition partition
+// (which may be written later): the consumer counts them as its own input
+// still to come, so that it judges a history being repartitioned at the
+// events' own clocks, as it judges a native backlog (see consumer's
+// backfilling), even though it keeps up with the repartition topics
+// themselves.
 
 // Source is the position of a repartitioned record's origin.
 type Source struct {
@@ -30,7 +32,7 @@ type Source struct {
 	Partition int
 	Offset    int64
 	Index     int   // the event's number within its source record
-	Backlog   int64 // source records unread after the fetch response holding it
+	Backlog   int64 // source records unread after the fetch response holding it, and its events after this one
 }
 
 // AppendSourceHeader appends the source header to hs, its value to arena,

@@ -47,10 +47,13 @@ type lane struct {
 // again.
 const holdPoll = 5 * time.Millisecond
 
-// timed is a record to write and its event's occurred_at.
+// timed is a record to write, its event's occurred_at, and where it
+// comes from (its source record's offset, and which of its events it is).
 type timed struct {
 	at int64
 	kafkaio.Record
+	src   int64
+	index int32
 }
 
 // laneReq is one task's records for a lane, and where the result goes.

@@ -17,7 +17,7 @@ import (
 func laneReqOf(name string, ats ...int64) *laneReq {
 	q := &laneReq{}
 	for i, at := range ats {
-		q.recs = append(q.recs, timed{at, kafkaio.Record{Value: []byte(fmt.Sprintf("%s%d", name, i))}})
+		q.recs = append(q.recs, timed{at: at, Record: kafkaio.Record{Value: []byte(fmt.Sprintf("%s%d", name, i))}})
 	}
 	return q
 }

@@ -215,9 +215,10 @@ func (t *task) run(ctx, gctx context.Context) error {
 
 // fill maps msgs, a fetch response of the partition whose high-water
 // mark was hwm, into b. Every record carries the source backlog after the
-// response (kafkaio.Source): not after its own record, so that records
-// at the end of the response that map to no event (tombstones, dead
-// letters) cannot leave the consumer believing more is to come.
+// response (kafkaio.Source), plus the response's events after it in its
+// repartition partition: not the backlog after its own record, so that
+// records at the end of the response that map to no event (tombstones,
+// dead letters) cannot leave the consumer believing more is to come.
 func (t *task) fill(b *batch, msgs []kafka.Message, hwm int64) {
 	for q := range b.parts {
 		clear(b.parts[q])
@@ -254,14 +255,26 @@ func (t *task) fill(b *batch, msgs []kafka.Message, hwm int64) {
 			b.arena = append(b.arena, e.AccountID...)
 			key := b.arena[s:len(b.arena):len(b.arena)]
 			q := hash.Partition(key)
-			h := len(b.headers)
-			b.headers, b.arena = kafkaio.AppendSourceHeader(b.headers, b.arena, t.topic, t.part, m.Offset, k, backlog)
 			s = len(b.arena)
 			b.arena = append(b.arena, e.JSON...) // the mapper's until its next record
 			value := b.arena[s:len(b.arena):len(b.arena)]
-			b.parts[q] = append(b.parts[q], timed{e.OccurredAt, kafkaio.Record{Key: key, Value: value, Headers: b.headers[h:len(b.headers):len(b.headers)], Time: m.Time}})
+			b.parts[q] = append(b.parts[q], timed{at: e.OccurredAt, src: m.Offset, index: int32(k),
+				Record: kafkaio.Record{Key: key, Value: value, Time: m.Time}})
 		}
 		b.events += len(evs)
+	}
+	// A partition's events of the response each count the ones after them
+	// as still to come: a lane may write the first before the rest (it
+	// holds events newer than other tasks have reached), and the consumer
+	// must not take the source partition as read before the last one.
+	for q := range b.parts {
+		recs := b.parts[q]
+		for i := range recs {
+			r := &recs[i]
+			h := len(b.headers)
+			b.headers, b.arena = kafkaio.AppendSourceHeader(b.headers, b.arena, t.topic, t.part, r.src, int(r.index), backlog+int64(len(recs)-1-i))
+			r.Headers = b.headers[h:len(b.headers):len(b.headers)]
+		}
 	}
 	b.next = msgs[len(msgs)-1].Offset + 1
 	t.arenaPerKiB = max(len(b.arena)*1024/in, 1)

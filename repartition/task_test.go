@@ -16,34 +16,8 @@ import (
 // keys, headers and values go into memory reserved once per fetch, not
 // grown (and copied) record by record, and what was filled is the same.
 func TestFillReservesFromTheLastBatch(t *testing.T) {
-	cfg := config.Default()
-	cfg.Inputs = gen.DebeziumInputs(gen.DefaultDebeziumPrefix)
-	r, err := New(Options{Brokers: []string{"127.0.0.1:1"}, Config: cfg, Group: "g"})
-	if err != nil {
-		t.Fatal(err)
-	}
 	const parts = 4
-	r.lay = &layout{partitions: parts}
-	r.hash = kafkaio.NewPartitioner(cfg.Partitioner, parts)
-
-	g, err := gen.New(gen.Options{Accounts: 300, Events: 3000, Seed: 3,
-		Start: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC), Months: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	const topic = gen.DefaultDebeziumPrefix + "orders"
-	var d gen.Debezium
-	var msgs []kafka.Message
-	for len(msgs) < 400 {
-		rec, ok := g.Next()
-		if !ok {
-			t.Fatal("the history ran out")
-		}
-		if tp, key, value := d.Record(rec); tp == topic {
-			msgs = append(msgs, kafka.Message{Offset: int64(len(msgs)), Key: key, Value: value, Time: time.Unix(0, rec.Time)})
-		}
-	}
-	task := newTask(r, topic, 0, -1, map[string][]*lane{})
+	task, msgs := orderTask(t, parts, 3, 400)
 	content := func(b *batch) string {
 		var s []byte
 		for q, recs := range b.parts {
@@ -98,4 +72,73 @@ func TestFillReservesFromTheLastBatch(t *testing.T) {
 	if max := 2 * 5000 * (12 + 64); cap(small.arena) > max { // twice their bytes, with framing
 		t.Errorf("reserved %d bytes for 5,000 tombstones, want at most %d", cap(small.arena), max)
 	}
+}
+
+// Each of a response's events counts the response's events after it in
+// its repartition partition as still to come, on top of the source
+// backlog: a lane may write the first ones while it holds the rest, and
+// the consumer must not take the source partition as read before the
+// last one, which alone carries the source backlog itself (0 for the
+// partition's last response).
+func TestFillCountsTheEventsStillToCome(t *testing.T) {
+	const parts = 3
+	task, msgs := orderTask(t, parts, 5, 60)
+	for _, backlog := range []int64{0, 100} {
+		b := &batch{parts: make([][]timed, parts)}
+		task.fill(b, msgs, int64(len(msgs))+backlog)
+		events := 0
+		for q, recs := range b.parts {
+			events += len(recs)
+			prev := kafkaio.Source{Offset: -1}
+			for i, rec := range recs {
+				src, ok := kafkaio.ParseSource(rec.Headers)
+				if !ok {
+					t.Fatalf("partition %d record %d: no source header", q, i)
+				}
+				if want := backlog + int64(len(recs)-1-i); src.Backlog != want {
+					t.Errorf("backlog %d, partition %d, record %d of %d: header says %d, want %d", backlog, q, i, len(recs), src.Backlog, want)
+				}
+				if src.Offset < prev.Offset || src.Offset == prev.Offset && src.Index <= prev.Index {
+					t.Errorf("partition %d record %d: %d/%d after %d/%d", q, i, src.Offset, src.Index, prev.Offset, prev.Index)
+				}
+				prev = src
+			}
+		}
+		if events < 2*parts {
+			t.Fatalf("%d events over %d partitions: too few to tell", events, parts)
+		}
+	}
+}
+
+// orderTask is a task of a repartitioner with parts repartition
+// partitions for the generated history's orders (seed), and n of its
+// records as Debezium wrote them.
+func orderTask(t *testing.T, parts, seed, n int) (*task, []kafka.Message) {
+	t.Helper()
+	cfg := config.Default()
+	cfg.Inputs = gen.DebeziumInputs(gen.DefaultDebeziumPrefix)
+	r, err := New(Options{Brokers: []string{"127.0.0.1:1"}, Config: cfg, Group: "g"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.lay = &layout{partitions: parts}
+	r.hash = kafkaio.NewPartitioner(cfg.Partitioner, parts)
+	g, err := gen.New(gen.Options{Accounts: 300, Events: 3000, Seed: uint64(seed),
+		Start: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC), Months: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const topic = gen.DefaultDebeziumPrefix + "orders"
+	var d gen.Debezium
+	var msgs []kafka.Message
+	for len(msgs) < n {
+		rec, ok := g.Next()
+		if !ok {
+			t.Fatal("the history ran out")
+		}
+		if tp, key, value := d.Record(rec); tp == topic {
+			msgs = append(msgs, kafka.Message{Offset: int64(len(msgs)), Key: key, Value: value, Time: time.Unix(0, rec.Time)})
+		}
+	}
+	return newTask(r, topic, 0, -1, map[string][]*lane{}), msgs
 }
